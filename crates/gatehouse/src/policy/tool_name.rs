@@ -1,0 +1,1 @@
+//! Finding the tool a `tools/call` request targets (being written).
