@@ -234,12 +234,26 @@ impl Caller {
         self.expires_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
+    /// Checks, inside a tool, that the token grants every scope in `required` (exact names; the
+    /// route-level policy is where hierarchies apply). Defence in depth: the edge has already
+    /// checked the tool's scopes before the tool runs.
+    pub fn require_scopes(&self, required: &[&str]) -> Result<(), MissingScopes> {
+        let missing: Vec<String> =
+            required.iter().filter(|r| !self.scopes.contains_str(r)).map(|r| (*r).to_owned()).collect();
+        if missing.is_empty() { Ok(()) } else { Err(MissingScopes(missing)) }
+    }
+
     /// The principal key used to bind sessions: issuer, subject and client id. Two tokens of the
     /// same principal (for example before and after a refresh) have the same key.
     pub fn principal_key(&self) -> (Arc<str>, Option<String>, Option<String>) {
         (self.issuer.clone(), self.subject.clone(), self.client_id.clone())
     }
 }
+
+/// Scopes a tool needed that the caller's token does not grant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("missing scopes: {}", .0.join(" "))]
+pub struct MissingScopes(pub Vec<String>);
 
 impl Deref for Caller {
     type Target = Principal;

@@ -24,3 +24,30 @@ impl<C: AsRequestContext> FromContextPart<C> for Caller {
 pub fn caller_from_extensions(ext: &rmcp::model::Extensions) -> Option<Caller> {
     ext.get::<http::request::Parts>().and_then(|p| p.extensions.get::<Caller>()).cloned()
 }
+
+/// The request id of the HTTP request that carried an MCP message (`x-request-id`, set or
+/// propagated by the edge), for audit records. `None` when the edge assigned none.
+///
+/// Tools take it as an argument like [`Caller`]; it is the only piece of the HTTP request a tool
+/// needs, so tools never read headers themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestId(pub Option<String>);
+
+/// Header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+impl<C: AsRequestContext> FromContextPart<C> for RequestId {
+    fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
+        Ok(request_id_from_extensions(&context.as_request_context().extensions))
+    }
+}
+
+/// The request id of an MCP request (see [`RequestId`]).
+pub fn request_id_from_extensions(ext: &rmcp::model::Extensions) -> RequestId {
+    RequestId(
+        ext.get::<http::request::Parts>()
+            .and_then(|p| p.headers.get(REQUEST_ID_HEADER))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    )
+}
