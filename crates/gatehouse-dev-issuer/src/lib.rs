@@ -1,1 +1,179 @@
-//! (being written)
+//! # gatehouse-dev-issuer — a development-only OAuth 2.1 authorization server
+//!
+//! **Never use this in production.** It exists so that the Gatehouse demo and tests have a
+//! real, standards-shaped token issuer on loopback without installing Keycloak or Node.
+//!
+//! What it does:
+//! - `POST /token`: the `client_credentials` grant (RFC 6749 §4.4) with `client_secret_basic`
+//!   or `client_secret_post`; the RFC 8707 `resource` parameter is **required** and becomes the
+//!   token's `aud`; `scope` defaults to all scopes the client may have, and asking for more is
+//!   `invalid_scope`.
+//! - Tokens are RFC 9068 JWT access tokens shaped like oidc-provider's: header
+//!   `{alg, typ: "at+jwt", kid}`, claims `iss, sub, aud, client_id, scope, iat, exp, jti` and an
+//!   optional tenant claim. ES256 by default, RS256 on request.
+//! - `GET /jwks`, RFC 8414 metadata at `/.well-known/oauth-authorization-server` and the same
+//!   document at `/.well-known/openid-configuration`.
+//! - `POST /introspect` (RFC 7662) for configured resource servers, for its own tokens.
+//!
+//! What it deliberately does not do: no authorization endpoint, no user login, no refresh
+//! tokens, no revocation, no dynamic client registration. It binds loopback addresses only.
+//!
+//! ```no_run
+//! use gatehouse_dev_issuer::{DevClient, DevIssuerConfig, banner, serve};
+//! # async fn demo() -> Result<(), gatehouse_dev_issuer::DevIssuerError> {
+//! let config = DevIssuerConfig {
+//!     clients: vec![DevClient::new("agent", "dev-secret", ["invoices:read"]).with_tenant("acme")],
+//!     ..DevIssuerConfig::default()
+//! };
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+//! eprintln!("{}", banner("http://127.0.0.1:9000"));
+//! serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod config;
+mod http;
+mod issuer;
+mod keys;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
+
+pub use config::{
+    ClientSecret, DEFAULT_TENANT_CLAIM, DEFAULT_TOKEN_TTL, DevClient, DevIssuerConfig,
+    DevResourceServer, SigningAlg,
+};
+pub use http::router;
+pub use issuer::{DevIssuer, IssuedToken, TokenError};
+pub use keys::{KeyError, SigningKey};
+
+/// Why the development issuer could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DevIssuerError {
+    /// A configuration value is invalid; `key` names it.
+    #[error("invalid dev-issuer configuration `{key}`: {why}")]
+    Config {
+        /// The offending configuration key.
+        key: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The listener is bound to a non-loopback address.
+    #[error(
+        "refusing to serve on {0}: the development issuer binds loopback addresses only \
+         (127.0.0.1 or ::1)"
+    )]
+    NotLoopback(SocketAddr),
+    /// The signing key could not be generated or loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Socket error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The warning printed at start-up. Loud on purpose: a development issuer reachable by others
+/// would mint valid tokens for anyone who reads its configuration.
+pub fn banner(issuer: &str) -> String {
+    let lines = [
+        "WARNING: gatehouse-dev-issuer is a DEVELOPMENT authorization server.",
+        "It holds client secrets in plain configuration, generates throwaway keys",
+        "and has no user login. NEVER use it in production.",
+        &format!("Issuer: {issuer}"),
+    ];
+    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let rule = "!".repeat(width + 6);
+    let mut out = format!("{rule}\n");
+    for l in lines {
+        out.push_str(&format!("!! {l:<width$} !!\n"));
+    }
+    out.push_str(&rule);
+    out
+}
+
+/// Returns the listener's address if it is a loopback address, otherwise an error.
+pub fn ensure_loopback(listener: &tokio::net::TcpListener) -> Result<SocketAddr, DevIssuerError> {
+    let addr = listener.local_addr()?;
+    check_loopback(addr)
+}
+
+fn check_loopback(addr: SocketAddr) -> Result<SocketAddr, DevIssuerError> {
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(DevIssuerError::NotLoopback(addr))
+    }
+}
+
+/// Builds the issuer for `listener` from `config` and serves it until `shutdown` completes.
+/// Refuses non-loopback listeners; the issuer defaults to `http://<listener address>`.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    config: DevIssuerConfig,
+    shutdown: F,
+) -> Result<(), DevIssuerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let issuer = DevIssuer::for_listener(&listener, config)?;
+    serve_issuer(listener, issuer, shutdown).await
+}
+
+/// Serves an already built issuer (e.g. one the caller also uses to [`DevIssuer::mint`]).
+pub async fn serve_issuer<F>(
+    listener: tokio::net::TcpListener,
+    issuer: DevIssuer,
+    shutdown: F,
+) -> Result<(), DevIssuerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    ensure_loopback(&listener)?;
+    for line in banner(issuer.issuer()).lines() {
+        tracing::warn!("{line}");
+    }
+    let listener = listener.tap_io(|tcp| {
+        // Small request/response exchanges: do not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(issuer))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_check() {
+        assert!(check_loopback("127.0.0.1:1".parse().unwrap()).is_ok());
+        assert!(check_loopback("[::1]:1".parse().unwrap()).is_ok());
+        for a in ["0.0.0.0:1", "192.168.1.2:1", "[::]:1", "10.0.0.1:80"] {
+            assert!(
+                matches!(
+                    check_loopback(a.parse().unwrap()),
+                    Err(DevIssuerError::NotLoopback(_))
+                ),
+                "{a}"
+            );
+        }
+    }
+
+    #[test]
+    fn banner_is_loud_and_names_the_issuer() {
+        let b = banner("http://127.0.0.1:9");
+        assert!(b.contains("NEVER use it in production"));
+        assert!(b.contains("http://127.0.0.1:9"));
+        let widths: Vec<_> = b.lines().map(|l| l.chars().count()).collect();
+        assert!(
+            widths.windows(2).all(|w| w[0] == w[1]),
+            "box lines have equal width"
+        );
+    }
+}

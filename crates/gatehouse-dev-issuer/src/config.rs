@@ -1,0 +1,218 @@
+//! Configuration of the development issuer: its clients, token lifetime and signing key.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default access-token lifetime: five minutes, short enough that a leaked demo token expires soon.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// Default name of the tenant claim put into tokens of clients that have a tenant.
+pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
+
+/// Everything the development issuer needs to run.
+///
+/// Loadable from TOML/JSON (`serde`), e.g.
+///
+/// ```toml
+/// token_ttl = 300            # seconds
+/// signing_alg = "ES256"      # or "RS256"
+///
+/// [[clients]]
+/// id = "billing-agent"
+/// secret = "dev-secret"
+/// allowed_scopes = ["invoices:read", "invoices:write"]
+/// tenant = "acme"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevIssuerConfig {
+    /// The issuer identifier (RFC 8414 §2 `issuer`): an `http`/`https` origin with no path,
+    /// query or fragment. Default (`None`): `http://<bound address>` of the listener.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The clients allowed to obtain tokens with `client_credentials`.
+    #[serde(default)]
+    pub clients: Vec<DevClient>,
+    /// Resource servers allowed to call the RFC 7662 introspection endpoint. Empty (the
+    /// default) disables `/introspect` and leaves it out of the metadata.
+    #[serde(default)]
+    pub resource_servers: Vec<DevResourceServer>,
+    /// Lifetime of issued access tokens (seconds in TOML). Default: [`DEFAULT_TOKEN_TTL`].
+    #[serde(default = "default_ttl", with = "duration_secs")]
+    pub token_ttl: Duration,
+    /// Signature algorithm. Default: ES256.
+    #[serde(default)]
+    pub signing_alg: SigningAlg,
+    /// A PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`) PEM file
+    /// holding the signing key, so tokens survive a restart. Default (`None`): a fresh key is
+    /// generated at start-up, which invalidates every earlier token.
+    #[serde(default)]
+    pub signing_key_pem: Option<PathBuf>,
+    /// Name of the tenant claim. Default: [`DEFAULT_TENANT_CLAIM`].
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+}
+
+impl Default for DevIssuerConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            clients: Vec::new(),
+            resource_servers: Vec::new(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            signing_alg: SigningAlg::default(),
+            signing_key_pem: None,
+            tenant_claim: DEFAULT_TENANT_CLAIM.to_owned(),
+        }
+    }
+}
+
+fn default_ttl() -> Duration {
+    DEFAULT_TOKEN_TTL
+}
+
+fn default_tenant_claim() -> String {
+    DEFAULT_TENANT_CLAIM.to_owned()
+}
+
+mod duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// A confidential client that may use the `client_credentials` grant (RFC 6749 §4.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevClient {
+    /// The `client_id`.
+    pub id: String,
+    /// The client secret (compared in constant time).
+    pub secret: ClientSecret,
+    /// Scopes this client may obtain; a token request without `scope` gets all of them.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// Tenant put into the tenant claim of this client's tokens; no claim when `None`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The `sub` of this client's tokens. Default (`None`): the client id, as oidc-provider
+    /// does for `client_credentials`.
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+impl DevClient {
+    /// A client with the given id, secret and allowed scopes, no tenant, `sub` = id.
+    pub fn new(
+        id: impl Into<String>,
+        secret: impl Into<String>,
+        allowed_scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            secret: ClientSecret::new(secret),
+            allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
+            tenant: None,
+            subject: None,
+        }
+    }
+
+    /// Sets the tenant claim value for this client's tokens.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets the `sub` of this client's tokens.
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+/// A resource server allowed to introspect tokens (RFC 7662 §2.1 requires the caller to be
+/// authorized).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevResourceServer {
+    /// Its client id at this issuer.
+    pub id: String,
+    /// Its secret.
+    pub secret: ClientSecret,
+    /// The resource URI it serves. When set, tokens whose `aud` is another resource are reported
+    /// `active: false` to it (RFC 7662 §4: the AS determines whether the token may be used at
+    /// the calling resource server). `None`: it may introspect every token of this issuer.
+    #[serde(default)]
+    pub resource: Option<String>,
+}
+
+impl DevResourceServer {
+    /// A resource server restricted to tokens for `resource`.
+    pub fn new(
+        id: impl Into<String>,
+        secret: impl Into<String>,
+        resource: Option<impl Into<String>>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            secret: ClientSecret::new(secret),
+            resource: resource.map(Into::into),
+        }
+    }
+}
+
+/// A client secret. `Debug` is redacted so configurations can be logged.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret text (for sending it, e.g. in a demo client). Greppable on purpose.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+/// JWS algorithm of issued tokens (RFC 7518 §3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (the default; small keys and signatures).
+    #[default]
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit key.
+    RS256,
+}
+
+impl SigningAlg {
+    /// The JOSE `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,530 @@
+//! The issuer itself: validated configuration, token minting (RFC 9068 JWT access tokens) and
+//! verification of its own tokens for introspection.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use crate::DevIssuerError;
+use crate::config::{ClientSecret, DevClient, DevIssuerConfig, DevResourceServer};
+use crate::keys::{SigningKey, b64};
+
+/// Claims the issuer sets itself; the tenant claim must not shadow one of them.
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "client_id",
+    "scope",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "typ",
+];
+
+/// Why a token could not be issued. Each maps to one RFC 6749 §5.2 / RFC 8707 §2 error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The client id is not configured (only [`DevIssuer::mint`] can see this; `/token` fails
+    /// client authentication first).
+    #[error("unknown client")]
+    UnknownClient,
+    /// A requested scope is malformed or not allowed for the client (`invalid_scope`).
+    #[error("requested scope is invalid or not allowed for this client")]
+    InvalidScope,
+    /// The `resource` is missing, not an absolute URI, or has a fragment (`invalid_target`).
+    #[error("invalid resource: {0}")]
+    InvalidTarget(&'static str),
+}
+
+impl TokenError {
+    /// The OAuth error code for this failure.
+    pub fn error_code(&self) -> &'static str {
+        match self {
+            Self::UnknownClient => "invalid_client",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
+        }
+    }
+}
+
+/// A freshly issued access token and the facts a token response reports (RFC 6749 §5.1).
+#[derive(Clone)]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub access_token: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// The granted scopes, space-separated (may be empty).
+    pub scope: String,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The development authorization server. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct DevIssuer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    clients: HashMap<String, DevClient>,
+    resource_servers: HashMap<String, DevResourceServer>,
+    ttl: Duration,
+    tenant_claim: String,
+    key: SigningKey,
+    scopes_supported: Vec<String>,
+}
+
+impl fmt::Debug for DevIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevIssuer")
+            .field("issuer", &self.inner.issuer)
+            .field("clients", &self.inner.clients.keys().collect::<Vec<_>>())
+            .field("kid", &self.inner.key.kid())
+            .finish()
+    }
+}
+
+impl DevIssuer {
+    /// Validates `config` and creates the issuer. `config.issuer` must be set; use
+    /// [`DevIssuer::for_listener`] to derive it from a bound socket. Generates or loads the key.
+    pub fn new(config: DevIssuerConfig) -> Result<Self, DevIssuerError> {
+        let key = match &config.signing_key_pem {
+            Some(path) => SigningKey::from_pem_file(config.signing_alg, path)?,
+            None => SigningKey::generate(config.signing_alg)?,
+        };
+        Self::with_key(config, key)
+    }
+
+    /// Like [`DevIssuer::new`], with an explicit signing key (its algorithm wins over
+    /// `config.signing_alg`).
+    pub fn with_key(config: DevIssuerConfig, key: SigningKey) -> Result<Self, DevIssuerError> {
+        let bad = |key: &str, why: String| DevIssuerError::Config {
+            key: key.to_owned(),
+            why,
+        };
+        let issuer = normalize_issuer(config.issuer.as_deref().ok_or_else(|| {
+            bad(
+                "issuer",
+                "not set (use DevIssuer::for_listener to derive it)".into(),
+            )
+        })?)
+        .map_err(|why| bad("issuer", why))?;
+        if config.token_ttl.as_secs() == 0 {
+            return Err(bad("token_ttl", "must be at least one second".into()));
+        }
+        if config.tenant_claim.is_empty() || RESERVED_CLAIMS.contains(&&*config.tenant_claim) {
+            return Err(bad(
+                "tenant_claim",
+                "must be a non-empty, non-registered claim name".into(),
+            ));
+        }
+        let mut clients = HashMap::new();
+        let mut scopes = BTreeSet::new();
+        for c in config.clients {
+            if c.id.is_empty() || c.secret.expose().is_empty() {
+                return Err(bad("clients", "a client has an empty id or secret".into()));
+            }
+            if let Some(s) = c.allowed_scopes.iter().find(|s| !is_scope_token(s)) {
+                return Err(bad(
+                    "clients.allowed_scopes",
+                    format!("invalid scope {s:?}"),
+                ));
+            }
+            scopes.extend(c.allowed_scopes.iter().cloned());
+            let id = c.id.clone();
+            if clients.insert(id.clone(), c).is_some() {
+                return Err(bad("clients", format!("duplicate client id {id:?}")));
+            }
+        }
+        let mut resource_servers = HashMap::new();
+        for rs in config.resource_servers {
+            if rs.id.is_empty() || rs.secret.expose().is_empty() {
+                return Err(bad("resource_servers", "empty id or secret".into()));
+            }
+            if let Some(r) = &rs.resource {
+                check_resource(r).map_err(|why| bad("resource_servers.resource", why.into()))?;
+            }
+            let id = rs.id.clone();
+            if resource_servers.insert(id.clone(), rs).is_some() {
+                return Err(bad("resource_servers", format!("duplicate id {id:?}")));
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuer,
+                clients,
+                resource_servers,
+                ttl: config.token_ttl,
+                tenant_claim: config.tenant_claim,
+                key,
+                scopes_supported: scopes.into_iter().collect(),
+            }),
+        })
+    }
+
+    /// Creates the issuer for a bound listener: refuses a non-loopback address and, when
+    /// `config.issuer` is unset, uses `http://<local address>` as the issuer.
+    pub fn for_listener(
+        listener: &tokio::net::TcpListener,
+        mut config: DevIssuerConfig,
+    ) -> Result<Self, DevIssuerError> {
+        let addr = crate::ensure_loopback(listener)?;
+        config.issuer.get_or_insert_with(|| default_issuer(addr));
+        Self::new(config)
+    }
+
+    /// The issuer identifier (no trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The signing key's `kid`.
+    pub fn kid(&self) -> &str {
+        self.inner.key.kid()
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.inner.issuer)
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwks", self.inner.issuer)
+    }
+
+    /// The introspection endpoint URL, when resource servers are configured.
+    pub fn introspection_endpoint(&self) -> Option<String> {
+        (!self.inner.resource_servers.is_empty())
+            .then(|| format!("{}/introspect", self.inner.issuer))
+    }
+
+    /// The JWK Set (RFC 7517 §5) with the one public signing key.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.inner.key.public_jwk()] })
+    }
+
+    /// The authorization server metadata (RFC 8414 §2), also served as OpenID discovery.
+    ///
+    /// There is no `authorization_endpoint` and no `response_types_supported`: this server has
+    /// no user login and supports only `client_credentials`, and advertising an empty or false
+    /// list would be worse than omitting the member. For the same reason there is no
+    /// `code_challenge_methods_supported`.
+    pub fn metadata(&self) -> Value {
+        let mut m = json!({
+            "issuer": self.inner.issuer,
+            "token_endpoint": self.token_endpoint(),
+            "jwks_uri": self.jwks_uri(),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": self.inner.scopes_supported,
+        });
+        if let Some(ep) = self.introspection_endpoint() {
+            let obj = m.as_object_mut().expect("object");
+            obj.insert("introspection_endpoint".into(), json!(ep));
+            obj.insert(
+                "introspection_endpoint_auth_methods_supported".into(),
+                json!(["client_secret_basic", "client_secret_post"]),
+            );
+        }
+        m
+    }
+
+    /// Mints a token for a configured client without HTTP or client authentication (for demos
+    /// and tests). `scopes` empty means all of the client's allowed scopes. The same code path
+    /// as `POST /token` after authentication.
+    pub fn mint(
+        &self,
+        client_id: &str,
+        scopes: &[&str],
+        resource: &str,
+    ) -> Result<String, TokenError> {
+        let client = self
+            .inner
+            .clients
+            .get(client_id)
+            .ok_or(TokenError::UnknownClient)?;
+        if scopes.iter().any(|s| !is_scope_token(s)) {
+            return Err(TokenError::InvalidScope);
+        }
+        let requested = (!scopes.is_empty()).then(|| scopes.join(" "));
+        self.issue_for(client, requested.as_deref(), Some(resource))
+            .map(|t| t.access_token)
+    }
+
+    /// Issues a token to an already authenticated client. `scope` is the raw RFC 6749 §3.3
+    /// parameter (space-delimited); `None` grants all allowed scopes.
+    pub(crate) fn issue_for(
+        &self,
+        client: &DevClient,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<IssuedToken, TokenError> {
+        // RFC 8707 §2: the resource is required here because the audience is what lets the
+        // resource server reject tokens minted for someone else.
+        let resource = resource.ok_or(TokenError::InvalidTarget("missing"))?;
+        check_resource(resource).map_err(TokenError::InvalidTarget)?;
+
+        let granted: Vec<&str> = match scope {
+            None => client.allowed_scopes.iter().map(String::as_str).collect(),
+            Some(raw) => {
+                // RFC 6749 §3.3: scope tokens separated by single spaces; anything the client
+                // may not have is an error, never silently dropped (RFC 6749 §5.2).
+                let mut out = Vec::new();
+                for s in raw.split(' ') {
+                    if !is_scope_token(s) || !client.allowed_scopes.iter().any(|a| a == s) {
+                        return Err(TokenError::InvalidScope);
+                    }
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+                out
+            }
+        };
+        let scope = granted.join(" ");
+
+        let now = unix_now();
+        let ttl = self.inner.ttl.as_secs();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.inner.issuer));
+        claims.insert(
+            "sub".into(),
+            json!(client.subject.as_deref().unwrap_or(&client.id)),
+        );
+        claims.insert("aud".into(), json!(resource));
+        claims.insert("client_id".into(), json!(client.id));
+        claims.insert("scope".into(), json!(scope));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + ttl));
+        claims.insert("jti".into(), json!(random_id()));
+        if let Some(t) = &client.tenant {
+            claims.insert(self.inner.tenant_claim.clone(), json!(t));
+        }
+        // RFC 9068 §2.1: `typ` "at+jwt" separates access tokens from ID tokens.
+        let header =
+            json!({"alg": self.inner.key.alg().as_str(), "typ": "at+jwt", "kid": self.kid()});
+        let access_token = self.sign(&header, &Value::Object(claims));
+        tracing::info!(client_id = %client.id, %scope, aud = %resource, "issued access token");
+        Ok(IssuedToken {
+            access_token,
+            expires_in: ttl,
+            scope,
+        })
+    }
+
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self.inner.key.sign(input.as_bytes());
+        format!("{input}.{}", b64(&sig))
+    }
+
+    /// Authenticates a client by id and secret in constant time.
+    pub(crate) fn authenticate_client(&self, id: &str, secret: &str) -> Option<&DevClient> {
+        let client = self.inner.clients.get(id);
+        secret_matches(client.map(|c| &c.secret), secret)
+            .then_some(client)
+            .flatten()
+    }
+
+    /// Authenticates a resource server (introspection caller) in constant time.
+    pub(crate) fn authenticate_resource_server(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Option<&DevResourceServer> {
+        let rs = self.inner.resource_servers.get(id);
+        secret_matches(rs.map(|r| &r.secret), secret)
+            .then_some(rs)
+            .flatten()
+    }
+
+    /// RFC 7662 §2.2 answer for one of this issuer's own tokens, as seen by `caller`.
+    /// Anything not verifiably issued here, expired, or meant for another resource is
+    /// `{"active": false}` with no further detail.
+    pub fn introspect(&self, token: &str, caller: Option<&DevResourceServer>) -> Value {
+        let inactive = json!({"active": false});
+        let Some(claims) = self.verify_own(token) else {
+            return inactive;
+        };
+        if let Some(r) = caller.and_then(|c| c.resource.as_deref()) {
+            if claims.get("aud").and_then(Value::as_str) != Some(r) {
+                return inactive;
+            }
+        }
+        let mut out = claims;
+        out.insert("active".into(), json!(true));
+        out.insert("token_type".into(), json!("Bearer"));
+        Value::Object(out)
+    }
+
+    fn verify_own(&self, token: &str) -> Option<Map<String, Value>> {
+        let mut parts = token.split('.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+        // The algorithm comes from our key, not the header (RFC 8725 §3.1); the header must
+        // merely agree.
+        if header.get("alg")?.as_str()? != self.inner.key.alg().as_str()
+            || header.get("kid")?.as_str()? != self.kid()
+            || header.get("typ")?.as_str()? != "at+jwt"
+        {
+            return None;
+        }
+        let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
+        if !self.inner.key.verify(format!("{h}.{p}").as_bytes(), &sig) {
+            return None;
+        }
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
+        let exp = claims.get("exp")?.as_u64()?;
+        (claims.get("iss")?.as_str()? == self.inner.issuer && exp > unix_now()).then_some(claims)
+    }
+}
+
+/// `http://<addr>` for a bound socket address (IPv6 in brackets).
+pub(crate) fn default_issuer(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// RFC 8414 §2: the issuer is an `https` (here also `http`, for loopback development) URL with
+/// no query or fragment. Paths are refused because this server serves its metadata only at the
+/// root well-known locations.
+fn normalize_issuer(raw: &str) -> Result<String, String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("scheme must be http or https".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || raw.contains('#') {
+        return Err("must not have a query or fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if url.path() != "/" {
+        return Err("must not have a path".into());
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+/// RFC 8707 §2: "an absolute URI … MUST NOT include a fragment component".
+fn check_resource(resource: &str) -> Result<(), &'static str> {
+    if resource.contains('#') {
+        return Err("has a fragment");
+    }
+    Url::parse(resource)
+        .map(|_| ())
+        .map_err(|_| "not an absolute URI")
+}
+
+/// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub(crate) fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// Constant-time secret check. Digests first so that neither the length nor the contents leak
+/// through timing; an unknown client still pays for one comparison.
+fn secret_matches(expected: Option<&ClientSecret>, presented: &str) -> bool {
+    let presented = digest(&SHA256, presented.as_bytes());
+    let expected_digest = digest(&SHA256, expected.map_or("", |s| s.expose()).as_bytes());
+    let equal = verify_slices_are_equal(presented.as_ref(), expected_digest.as_ref()).is_ok();
+    equal && expected.is_some()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// 128 random bits, base64url: unguessable and unique enough for `jti` (RFC 7519 §4.1.7).
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system RNG");
+    b64(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_normalization() {
+        assert_eq!(
+            normalize_issuer("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_issuer("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "ftp://x",
+            "http://x/tenant",
+            "http://x/?q=1",
+            "http://x/#f",
+            "http://u:p@x",
+            "x",
+        ] {
+            assert!(normalize_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resource_rules() {
+        assert!(check_resource("http://127.0.0.1:3000/mcp").is_ok());
+        assert!(check_resource("urn:example:api").is_ok());
+        assert_eq!(check_resource("/mcp"), Err("not an absolute URI"));
+        assert_eq!(check_resource("http://x/mcp#frag"), Err("has a fragment"));
+    }
+
+    #[test]
+    fn scope_token_grammar() {
+        assert!(is_scope_token("invoices:read"));
+        for bad in ["", "a b", "a\"b", "a\\b", "é"] {
+            assert!(!is_scope_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secret_comparison() {
+        let s = ClientSecret::new("right");
+        assert!(secret_matches(Some(&s), "right"));
+        assert!(!secret_matches(Some(&s), "wrong"));
+        assert!(!secret_matches(Some(&s), "righ"));
+        assert!(
+            !secret_matches(None, ""),
+            "an unknown client never authenticates"
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Test authorization server (being written).
