@@ -372,10 +372,10 @@ impl DevIssuer {
         let Some(claims) = self.verify_own(token) else {
             return inactive;
         };
-        if let Some(r) = caller.and_then(|c| c.resource.as_deref()) {
-            if claims.get("aud").and_then(Value::as_str) != Some(r) {
-                return inactive;
-            }
+        if let Some(r) = caller.and_then(|c| c.resource.as_deref())
+            && claims.get("aud").and_then(Value::as_str) != Some(r)
+        {
+            return inactive;
         }
         let mut out = claims;
         out.insert("active".into(), json!(true));
@@ -514,6 +514,57 @@ mod tests {
         for bad in ["", "a b", "a\"b", "a\\b", "é"] {
             assert!(!is_scope_token(bad), "{bad:?}");
         }
+    }
+
+    fn test_issuer() -> DevIssuer {
+        DevIssuer::new(DevIssuerConfig {
+            issuer: Some("http://127.0.0.1:1".into()),
+            clients: vec![DevClient::new("c", "s", ["a"])],
+            ..DevIssuerConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn introspection_rejects_expired_wrong_issuer_and_wrong_header() {
+        let iss = test_issuer();
+        let now = unix_now();
+        let claims = |exp: u64, issuer: &str| json!({"iss": issuer, "sub": "c", "aud": "http://r", "client_id": "c", "exp": exp});
+        let good_header = json!({"alg": "ES256", "typ": "at+jwt", "kid": iss.kid()});
+        let active = iss.sign(&good_header, &claims(now + 60, iss.issuer()));
+        assert_eq!(
+            iss.introspect(&active, None)["active"],
+            true,
+            "control case"
+        );
+
+        let expired = iss.sign(&good_header, &claims(now - 1, iss.issuer()));
+        let wrong_iss = iss.sign(&good_header, &claims(now + 60, "http://127.0.0.1:2"));
+        let id_token = iss.sign(
+            &json!({"alg": "ES256", "typ": "JWT", "kid": iss.kid()}),
+            &claims(now + 60, iss.issuer()),
+        );
+        let wrong_alg = iss.sign(
+            &json!({"alg": "RS256", "typ": "at+jwt", "kid": iss.kid()}),
+            &claims(now + 60, iss.issuer()),
+        );
+        for t in [
+            expired,
+            wrong_iss,
+            id_token,
+            wrong_alg,
+            format!("{active}.x"),
+        ] {
+            assert_eq!(iss.introspect(&t, None), json!({"active": false}));
+        }
+    }
+
+    #[test]
+    fn issued_token_debug_is_redacted() {
+        let iss = test_issuer();
+        let client = iss.inner.clients.get("c").unwrap();
+        let t = iss.issue_for(client, None, Some("http://r")).unwrap();
+        assert!(!format!("{t:?}").contains(&t.access_token));
     }
 
     #[test]
