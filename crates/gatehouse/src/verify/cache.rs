@@ -1,43 +1,492 @@
 //! The verified-token cache and the [`Authenticator`] that consults it before any verifier.
 //!
-//! (Stub: the real cache is being written; the public signatures below are fixed.)
+//! Architecture invariants (peers.md gap 6, spec rows A27, E15):
+//! - **Keyed by the exact token text.** A hit requires byte equality with a token that was
+//!   verified before, so no hash collision can ever authenticate a different token. The text
+//!   lives only in this in-memory map, never in logs.
+//! - **Never past `exp`.** Each entry expires at `min(exp − now, max_ttl)`, and a hit re-checks
+//!   `exp` against the clock, so a cached token dies with the token (RFC 7662 §4: "MUST NOT cache
+//!   past exp"). Introspected tokens have a shorter cap, because revocation is only seen on the
+//!   next introspection.
+//! - **Cheap hits.** The cache is consulted synchronously before the (boxed) verifier future is
+//!   created; a hit does no signature check, no network, and no allocation beyond cloning the
+//!   `Caller`'s `Arc`.
+//! - **Bounded.** Entry counts are capped; tokens longer than `max_token_bytes` are verified but
+//!   not cached.
+//! - **Negative cache for definitive refusals only** (bad signature, expired, wrong audience,
+//!   malformed, …), short-lived, so a flood of one bad token costs a map lookup. Undecided
+//!   outcomes (unknown `kid`, unavailable keys or introspection) and time-dependent ones (not yet
+//!   valid) are never cached.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::caller::{AccessToken, Caller};
-use crate::verify::{TokenVerifier, VerifyError};
+use moka::Expiry;
+use moka::sync::Cache;
+
+use crate::caller::{AccessToken, Caller, TokenKind};
+use crate::verify::{InvalidReason, TokenVerifier, VerifyError};
 
 /// Tuning of the verified-token cache.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
-    /// Maximum number of cached verified tokens.
+    /// Maximum number of cached verified tokens. Default: 10,000 (worst case about
+    /// `max_entries × (max_token_bytes + claims)` of memory).
     pub max_entries: u64,
+    /// Longest time a verified JWT stays cached (it never outlives its `exp`). Default: 5 min.
+    pub max_ttl: Duration,
+    /// Longest time an introspection result stays cached: the window in which a revoked opaque
+    /// token is still accepted. Default: 60 s.
+    pub max_ttl_introspected: Duration,
+    /// Tokens longer than this are not cached (positive or negative). Default: 8 KiB.
+    pub max_token_bytes: usize,
+    /// Maximum number of remembered definitive refusals. `0` disables the negative cache.
+    /// Default: 1,000.
+    pub negative_max_entries: u64,
+    /// How long a refusal is remembered. Default: 10 s.
+    pub negative_ttl: Duration,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { max_entries: 100_000 }
+        Self {
+            max_entries: 10_000,
+            max_ttl: Duration::from_secs(300),
+            max_ttl_introspected: Duration::from_secs(60),
+            max_token_bytes: 8 * 1024,
+            negative_max_entries: 1_000,
+            negative_ttl: Duration::from_secs(10),
+        }
     }
+}
+
+/// Counters of the cache, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Verified-token hits.
+    pub hits: u64,
+    /// Negative-cache hits (refusals answered from memory).
+    pub negative_hits: u64,
+    /// Misses (the verifier was called).
+    pub misses: u64,
+}
+
+/// Per-entry lifetime: until the token's `exp`, capped by kind.
+struct CallerExpiry {
+    max_ttl: Duration,
+    max_ttl_introspected: Duration,
+}
+
+impl Expiry<Box<str>, Caller> for CallerExpiry {
+    fn expire_after_create(&self, _: &Box<str>, caller: &Caller, _: Instant) -> Option<Duration> {
+        let cap = match caller.kind {
+            TokenKind::Jwt => self.max_ttl,
+            TokenKind::Introspected => self.max_ttl_introspected,
+        };
+        Some(caller.remaining(SystemTime::now()).min(cap))
+    }
+}
+
+/// True for refusals that will not change if the same token is presented again soon.
+fn is_definitive(reason: InvalidReason) -> bool {
+    match reason {
+        InvalidReason::Malformed
+        | InvalidReason::AlgorithmNotAllowed
+        | InvalidReason::TypeNotAllowed
+        | InvalidReason::ForbiddenHeader
+        | InvalidReason::UnknownIssuer
+        | InvalidReason::BadSignature
+        | InvalidReason::Expired
+        | InvalidReason::MissingClaim
+        | InvalidReason::AudienceMismatch
+        | InvalidReason::IssuerMismatch
+        | InvalidReason::Inactive => true,
+        // A rotated-in key may appear; a token may become valid; a huge token is not worth
+        // storing (and is refused before any work anyway).
+        InvalidReason::UnknownKey
+        | InvalidReason::NotYetValid
+        | InvalidReason::IssuedInFuture
+        | InvalidReason::TooLarge => false,
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    negative_hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 /// Entry point of authentication: cache first, then the verifier (chain).
 pub struct Authenticator {
     inner: Arc<dyn TokenVerifier>,
+    positive: Cache<Box<str>, Caller>,
+    negative: Option<Cache<Box<str>, InvalidReason>>,
+    max_token_bytes: usize,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
     /// Wraps a verifier with the verified-token cache.
-    pub fn new(inner: Arc<dyn TokenVerifier>, _config: CacheConfig) -> Self {
-        Self { inner }
+    pub fn new(inner: Arc<dyn TokenVerifier>, config: CacheConfig) -> Self {
+        let positive = Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(CallerExpiry {
+                max_ttl: config.max_ttl,
+                max_ttl_introspected: config.max_ttl_introspected,
+            })
+            .build();
+        let negative = (config.negative_max_entries > 0).then(|| {
+            Cache::builder()
+                .max_capacity(config.negative_max_entries)
+                .time_to_live(config.negative_ttl)
+                .build()
+        });
+        Self {
+            inner,
+            positive,
+            negative,
+            max_token_bytes: config.max_token_bytes,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Answers from memory when possible. Synchronous on purpose: no future is boxed on a hit.
+    fn lookup(&self, token: &str) -> Option<Result<Caller, VerifyError>> {
+        if let Some(caller) = self.positive.get(token) {
+            // moka's expiry is the first line; this is the second: never past exp.
+            if caller.expires_at > SystemTime::now() {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(Ok(caller));
+            }
+            self.positive.invalidate(token);
+        }
+        if let Some(reason) = self.negative.as_ref().and_then(|n| n.get(token)) {
+            self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(Err(VerifyError::Invalid(reason)));
+        }
+        None
     }
 
     /// Verifies `token`, answering from the cache when the exact token was verified before.
     pub async fn authenticate(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
-        self.inner.verify(token).await
+        if let Some(answer) = self.lookup(token.expose()) {
+            return answer;
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let result = self.inner.verify(token).await;
+        if token.len() <= self.max_token_bytes {
+            match &result {
+                Ok(caller) if caller.expires_at > SystemTime::now() => {
+                    self.positive.insert(token.expose().into(), caller.clone());
+                }
+                Err(VerifyError::Invalid(reason)) if is_definitive(*reason) => {
+                    if let Some(n) = &self.negative {
+                        n.insert(token.expose().into(), *reason);
+                    }
+                }
+                _ => {}
+            }
+        }
+        result
     }
 
     /// True once the underlying verifiers can decide tokens.
     pub fn ready(&self) -> bool {
         self.inner.ready()
+    }
+
+    /// Hit and miss counters.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            negative_hits: self.counters.negative_hits.load(Ordering::Relaxed),
+            misses: self.counters.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Number of cached verified tokens (approximate: moka applies writes lazily).
+    pub fn entry_count(&self) -> u64 {
+        self.positive.run_pending_tasks();
+        self.positive.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::caller::{Principal, ScopeSet};
+    use crate::verify::chain::{ChainConfig, VerifierChain};
+    use crate::verify::introspection::{ClientSecret, IntrospectionConfig};
+    use crate::verify::jwt::JwtIssuerConfig;
+    use crate::verify::test_support::{IntrospectionMode, MockIdp, TestKey, now};
+    use crate::verify::{BoxFuture, UnavailableReason};
+
+    const AUD: &str = "https://mcp.example/mcp";
+
+    /// A scripted verifier: answers from a queue, counts calls.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<Vec<Result<Caller, VerifyError>>>,
+        calls: AtomicU64,
+    }
+
+    impl TokenVerifier for Scripted {
+        fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = self.answers.lock().unwrap().remove(0);
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn caller(kind: TokenKind, expires_in: Duration) -> Caller {
+        Caller::new(Principal {
+            issuer: "https://as.example".into(),
+            subject: Some("u".into()),
+            client_id: None,
+            scopes: ScopeSet::new(),
+            audiences: vec![],
+            tenant: None,
+            expires_at: SystemTime::now() + expires_in,
+            kind,
+            claims: Map::new(),
+        })
+    }
+
+    fn auth(
+        script: Vec<Result<Caller, VerifyError>>,
+        config: CacheConfig,
+    ) -> (Authenticator, Arc<Scripted>) {
+        let s = Arc::new(Scripted {
+            answers: Mutex::new(script),
+            calls: AtomicU64::new(0),
+        });
+        (Authenticator::new(s.clone(), config), s)
+    }
+
+    #[tokio::test]
+    async fn second_verify_is_a_hit_and_different_token_never_hits() {
+        let refused = || Err(InvalidReason::BadSignature.into());
+        let (a, s) = auth(
+            vec![
+                Ok(caller(TokenKind::Jwt, Duration::from_secs(600))),
+                refused(),
+                refused(),
+                refused(),
+            ],
+            CacheConfig::default(),
+        );
+        let t = AccessToken::new("token-a");
+        let first = a.authenticate(&t).await.unwrap();
+        let second = a.authenticate(&t).await.unwrap();
+        assert!(
+            std::ptr::eq(&*first, &*second),
+            "a hit returns the same Arc"
+        );
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        // Different tokens (a prefix, an extension, a neighbour) always reach the verifier.
+        for other in ["token-", "token-a ", "token-b"] {
+            let r = a.authenticate(&AccessToken::new(other)).await;
+            assert_eq!(
+                r.unwrap_err(),
+                InvalidReason::BadSignature.into(),
+                "{other}"
+            );
+        }
+        assert_eq!(s.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(
+            a.stats(),
+            CacheStats {
+                hits: 1,
+                negative_hits: 0,
+                misses: 4
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn entry_never_outlives_exp() {
+        // E15: an entry whose exp has passed is never served, whatever the cache's own TTL says.
+        let (a, s) = auth(
+            vec![Err(InvalidReason::Expired.into())],
+            CacheConfig::default(),
+        );
+        let mut p = (*caller(TokenKind::Jwt, Duration::ZERO)).clone();
+        p.expires_at = SystemTime::now() - Duration::from_secs(1);
+        a.positive.insert("stale".into(), Caller::new(p));
+        let t = AccessToken::new("stale");
+        assert_eq!(
+            a.authenticate(&t).await.unwrap_err(),
+            InvalidReason::Expired.into()
+        );
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(a.stats().hits, 0);
+        // And a result that is already expired when it comes back is not stored.
+        let (a, s) = auth(
+            vec![
+                Ok(caller(TokenKind::Jwt, Duration::ZERO)),
+                Ok(caller(TokenKind::Jwt, Duration::ZERO)),
+            ],
+            CacheConfig::default(),
+        );
+        let t = AccessToken::new("zero");
+        a.authenticate(&t).await.unwrap();
+        a.authenticate(&t).await.unwrap();
+        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn expiry_is_min_of_exp_and_cap() {
+        let e = CallerExpiry {
+            max_ttl: Duration::from_secs(300),
+            max_ttl_introspected: Duration::from_secs(60),
+        };
+        let k: Box<str> = "t".into();
+        let now = Instant::now();
+        let d = e
+            .expire_after_create(&k, &caller(TokenKind::Jwt, Duration::from_secs(3600)), now)
+            .unwrap();
+        assert_eq!(d, Duration::from_secs(300));
+        let d = e
+            .expire_after_create(
+                &k,
+                &caller(TokenKind::Introspected, Duration::from_secs(3600)),
+                now,
+            )
+            .unwrap();
+        assert_eq!(d, Duration::from_secs(60));
+        let d = e
+            .expire_after_create(&k, &caller(TokenKind::Jwt, Duration::from_secs(30)), now)
+            .unwrap();
+        assert!(d <= Duration::from_secs(30) && d > Duration::from_secs(28));
+        let mut p = (*caller(TokenKind::Jwt, Duration::ZERO)).clone();
+        p.expires_at = SystemTime::now() - Duration::from_secs(5);
+        assert_eq!(
+            e.expire_after_create(&k, &Caller::new(p), now),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn negative_cache_only_for_definitive_refusals() {
+        let (a, s) = auth(
+            vec![
+                Err(InvalidReason::AudienceMismatch.into()),
+                Err(InvalidReason::UnknownKey.into()),
+                Err(InvalidReason::UnknownKey.into()),
+                Err(UnavailableReason::KeysUnavailable.into()),
+                Err(UnavailableReason::KeysUnavailable.into()),
+                Err(InvalidReason::NotYetValid.into()),
+                Err(InvalidReason::NotYetValid.into()),
+            ],
+            CacheConfig::default(),
+        );
+        let bad = AccessToken::new("bad-aud");
+        for _ in 0..5 {
+            assert_eq!(
+                a.authenticate(&bad).await.unwrap_err(),
+                InvalidReason::AudienceMismatch.into()
+            );
+        }
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        for t in ["unknown-kid", "unavailable", "nbf"] {
+            let t = AccessToken::new(t);
+            a.authenticate(&t).await.unwrap_err();
+            a.authenticate(&t).await.unwrap_err();
+        }
+        assert_eq!(s.calls.load(Ordering::SeqCst), 7);
+        assert_eq!(a.stats().negative_hits, 4);
+        for r in [
+            InvalidReason::Malformed,
+            InvalidReason::BadSignature,
+            InvalidReason::Expired,
+            InvalidReason::AudienceMismatch,
+        ] {
+            assert!(is_definitive(r));
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_tokens_are_not_cached() {
+        let (a, s) = auth(
+            vec![
+                Ok(caller(TokenKind::Jwt, Duration::from_secs(600))),
+                Ok(caller(TokenKind::Jwt, Duration::from_secs(600))),
+            ],
+            CacheConfig {
+                max_token_bytes: 16,
+                ..Default::default()
+            },
+        );
+        let t = AccessToken::new("x".repeat(17));
+        a.authenticate(&t).await.unwrap();
+        a.authenticate(&t).await.unwrap();
+        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(a.entry_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn end_to_end_no_fetch_or_introspection_on_hit() {
+        let idp = MockIdp::start().await;
+        let key = TestKey::rsa(0, "k1");
+        idp.set_keys(&[&key]);
+        idp.set_introspection(IntrospectionMode::Json(
+            json!({"active": true, "exp": now() + 300}),
+        ));
+        let chain = VerifierChain::start(
+            ChainConfig {
+                jwt_issuers: vec![JwtIssuerConfig::new(idp.issuer(), AUD)],
+                introspection: vec![IntrospectionConfig::new(
+                    idp.issuer(),
+                    "rs",
+                    ClientSecret::new("pw"),
+                    AUD,
+                )],
+                ..Default::default()
+            },
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let a = Authenticator::new(Arc::new(chain), CacheConfig::default());
+        assert!(a.ready());
+        let jwt = AccessToken::new(key.token(&idp.claims(AUD)));
+        let opaque = AccessToken::new("opaque-1");
+        for _ in 0..3 {
+            a.authenticate(&jwt).await.unwrap();
+            a.authenticate(&opaque).await.unwrap();
+        }
+        assert_eq!(idp.jwks_hits(), 1);
+        assert_eq!(idp.introspection_hits(), 1);
+        assert_eq!(
+            a.stats(),
+            CacheStats {
+                hits: 4,
+                negative_hits: 0,
+                misses: 2
+            }
+        );
+        // A flood of one forged token costs one verification.
+        let forged = AccessToken::new(TestKey::rsa(1, "k1").token(&idp.claims(AUD)));
+        for _ in 0..100 {
+            assert_eq!(
+                a.authenticate(&forged).await.unwrap_err(),
+                InvalidReason::BadSignature.into()
+            );
+        }
+        assert_eq!(a.stats().misses, 3);
     }
 }

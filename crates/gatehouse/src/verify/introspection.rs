@@ -1,1 +1,578 @@
-//! (being written)
+//! RFC 7662 token introspection, for opaque access tokens (and JWE tokens we cannot read).
+//!
+//! The request (RFC 7662 §2.1): `POST` form `token=…&token_type_hint=access_token`,
+//! authenticated with this resource server's own client credentials (`client_secret_basic` by
+//! default, or `client_secret_post`). The response (§2.2): `active` is REQUIRED and decides;
+//! everything else is optional, so the resource server still checks what it can itself
+//! (spec rows E15, A22): `aud` when present must contain an accepted audience, `iss` when present
+//! must equal the configured issuer, `exp` when present must be in the future.
+//!
+//! Failures to *reach* or *understand* the endpoint are "unavailable" (503), never "invalid"
+//! (401): a client must not be sent to re-authenticate because our AS is down.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::caller::{AccessToken, Caller, Principal, TokenKind};
+use crate::verify::discovery::{DiscoveryError, discover};
+use crate::verify::fetch::{FetchConfig, FetchError, Fetcher, FormAuth};
+use crate::verify::jwt::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, audiences, collect_scopes, now_secs,
+    system_time_from_secs,
+};
+use crate::verify::{BoxFuture, InvalidReason, TokenVerifier, UnavailableReason, VerifyError};
+
+/// The resource server's client secret at the introspection endpoint. `Debug` is redacted.
+#[derive(Clone)]
+pub struct ClientSecret(Arc<str>);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(Arc::from(secret.into()))
+    }
+
+    /// The secret text, for the request only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
+
+/// How the resource server authenticates to the introspection endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (`client_secret_basic`). Default.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    ClientSecretPost,
+}
+
+/// Configuration of an introspection verifier.
+#[derive(Debug, Clone)]
+pub struct IntrospectionConfig {
+    /// The issuer whose tokens this endpoint decides. Used for discovery, compared with the
+    /// response `iss` when present, and reported as [`Principal::issuer`].
+    pub issuer: String,
+    /// The introspection endpoint. `None`: taken from the issuer's metadata.
+    pub endpoint: Option<Url>,
+    /// This resource server's client id at the AS.
+    pub client_id: String,
+    /// This resource server's client secret.
+    pub client_secret: ClientSecret,
+    /// Client authentication method. Default: `client_secret_basic`.
+    pub auth_method: ClientAuthMethod,
+    /// Accepted audiences: a response `aud` (string or array), when present, must contain one.
+    /// Must not be empty.
+    pub audiences: Vec<String>,
+    /// Refuse responses without `aud`. Default: `false` (RFC 7662 makes `aud` optional and the
+    /// AS is responsible for checking that the token may be used here).
+    pub require_audience: bool,
+    /// Clock-skew allowance for `exp`/`nbf`. Default 60 s, at most 300 s.
+    pub leeway: Duration,
+    /// How long an active response without `exp` counts as valid (bounds the cache entry).
+    /// Default: 60 s.
+    pub missing_exp_ttl: Duration,
+    /// Claims read as scopes besides `scope`. Default: none.
+    pub extra_scope_claims: Vec<String>,
+    /// Claim holding the tenant. Default: none.
+    pub tenant_claim: Option<String>,
+    /// Limits of the introspection request (timeout, size).
+    pub fetch: FetchConfig,
+}
+
+impl IntrospectionConfig {
+    /// A configuration with defaults.
+    pub fn new(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+        audience: impl Into<String>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            endpoint: None,
+            client_id: client_id.into(),
+            client_secret,
+            auth_method: ClientAuthMethod::default(),
+            audiences: vec![audience.into()],
+            require_audience: false,
+            leeway: DEFAULT_LEEWAY,
+            missing_exp_ttl: Duration::from_secs(60),
+            extra_scope_claims: Vec::new(),
+            tenant_claim: None,
+            fetch: FetchConfig::default(),
+        }
+    }
+}
+
+/// Why an introspection verifier could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntrospectionSetupError {
+    /// No endpoint configured or discovered.
+    #[error("issuer {0:?}: no introspection endpoint")]
+    NoEndpoint(String),
+    /// `audiences` is empty.
+    #[error("issuer {0:?}: at least one accepted audience is required")]
+    NoAudience(String),
+    /// Leeway above 300 s.
+    #[error("issuer {0:?}: leeway above 300 s")]
+    LeewayTooLarge(String),
+    /// The endpoint URL is refused or the client cannot be built.
+    #[error("introspection endpoint: {0}")]
+    Fetch(FetchError),
+    /// Discovery failed.
+    #[error("issuer discovery: {0}")]
+    Discovery(#[from] DiscoveryError),
+}
+
+/// Verifies tokens by asking the authorization server (RFC 7662).
+pub struct IntrospectionVerifier {
+    issuer: Arc<str>,
+    endpoint: Url,
+    client_id: String,
+    client_secret: ClientSecret,
+    auth_method: ClientAuthMethod,
+    audiences: Vec<String>,
+    require_audience: bool,
+    leeway: f64,
+    missing_exp_ttl: Duration,
+    scope_claims: Vec<String>,
+    tenant_claim: Option<String>,
+    fetcher: Fetcher,
+    requests: AtomicU64,
+}
+
+impl fmt::Debug for IntrospectionVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionVerifier")
+            .field("issuer", &self.issuer)
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl IntrospectionVerifier {
+    /// Builds a verifier from a configuration with an `endpoint`.
+    pub fn new(config: IntrospectionConfig) -> Result<Self, IntrospectionSetupError> {
+        let iss = || config.issuer.clone();
+        if config.audiences.is_empty() {
+            return Err(IntrospectionSetupError::NoAudience(iss()));
+        }
+        if config.leeway > MAX_LEEWAY {
+            return Err(IntrospectionSetupError::LeewayTooLarge(iss()));
+        }
+        let endpoint = config
+            .endpoint
+            .clone()
+            .ok_or_else(|| IntrospectionSetupError::NoEndpoint(iss()))?;
+        let fetcher = Fetcher::new(config.fetch.clone()).map_err(IntrospectionSetupError::Fetch)?;
+        fetcher
+            .check_url(&endpoint)
+            .map_err(IntrospectionSetupError::Fetch)?;
+        let mut scope_claims = vec!["scope".to_owned()];
+        scope_claims.extend(config.extra_scope_claims);
+        Ok(Self {
+            issuer: config.issuer.into(),
+            endpoint,
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            auth_method: config.auth_method,
+            audiences: config.audiences,
+            require_audience: config.require_audience,
+            leeway: config.leeway.as_secs_f64(),
+            missing_exp_ttl: config.missing_exp_ttl,
+            scope_claims,
+            tenant_claim: config.tenant_claim,
+            fetcher,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Builds a verifier, discovering the endpoint from the issuer's metadata when not configured.
+    pub async fn discover(
+        mut config: IntrospectionConfig,
+    ) -> Result<Self, IntrospectionSetupError> {
+        if config.endpoint.is_none() {
+            let fetcher =
+                Fetcher::new(config.fetch.clone()).map_err(IntrospectionSetupError::Fetch)?;
+            let meta = discover(&fetcher, &config.issuer).await?;
+            config.endpoint = Some(
+                meta.introspection_endpoint
+                    .ok_or_else(|| IntrospectionSetupError::NoEndpoint(config.issuer.clone()))?,
+            );
+        }
+        Self::new(config)
+    }
+
+    /// The issuer this verifier speaks for.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The endpoint in use.
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// Number of introspection requests sent (for tests and metrics).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    async fn introspect(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
+        if token.len() > DEFAULT_MAX_TOKEN_BYTES {
+            return Err(InvalidReason::TooLarge.into());
+        }
+        if token.is_empty() {
+            return Err(InvalidReason::Malformed.into());
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut form = vec![
+            ("token", token.expose()),
+            ("token_type_hint", "access_token"),
+        ];
+        let auth = match self.auth_method {
+            ClientAuthMethod::ClientSecretBasic => FormAuth::Basic {
+                id: &self.client_id,
+                secret: self.client_secret.expose(),
+            },
+            ClientAuthMethod::ClientSecretPost => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", self.client_secret.expose()));
+                FormAuth::None
+            }
+        };
+        let resp = self
+            .fetcher
+            .post_form_json::<Value>(&self.endpoint, &form, auth)
+            .await
+            .map_err(|e| {
+                tracing::warn!(issuer = %self.issuer, error = %e, "introspection failed");
+                match e {
+                    FetchError::Timeout | FetchError::Transport(_) | FetchError::InsecureUrl(_) => {
+                        UnavailableReason::IntrospectionUnreachable
+                    }
+                    FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::BadJson(_) => {
+                        UnavailableReason::IntrospectionBadResponse
+                    }
+                }
+            })?;
+        let Value::Object(body) = resp.value else {
+            return Err(UnavailableReason::IntrospectionBadResponse.into());
+        };
+        self.decide(body)
+    }
+
+    /// Applies RFC 7662 §2.2 and the resource server's own checks to a response body.
+    fn decide(&self, body: Map<String, Value>) -> Result<Caller, VerifyError> {
+        match body.get("active") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => return Err(InvalidReason::Inactive.into()),
+            _ => {
+                tracing::warn!(issuer = %self.issuer, "introspection response without boolean active");
+                return Err(UnavailableReason::IntrospectionBadResponse.into());
+            }
+        }
+        match body.get("iss") {
+            None => {}
+            Some(Value::String(iss)) if **iss == *self.issuer => {}
+            Some(_) => return Err(InvalidReason::IssuerMismatch.into()),
+        }
+        let now = now_secs();
+        let exp = match body.get("exp") {
+            None => None,
+            Some(v) => Some(lenient_number(v).ok_or(InvalidReason::MissingClaim)?),
+        };
+        if let Some(exp) = exp
+            && now >= exp + self.leeway
+        {
+            return Err(InvalidReason::Expired.into());
+        }
+        if let Some(v) = body.get("nbf") {
+            let nbf = lenient_number(v).ok_or(InvalidReason::MissingClaim)?;
+            if nbf > now + self.leeway {
+                return Err(InvalidReason::NotYetValid.into());
+            }
+        }
+        let auds = match body.get("aud") {
+            None if self.require_audience => return Err(InvalidReason::MissingClaim.into()),
+            None => Vec::new(),
+            Some(v) => {
+                let auds = audiences(v).ok_or(InvalidReason::MissingClaim)?;
+                if !auds.iter().any(|a| self.audiences.contains(a)) {
+                    return Err(InvalidReason::AudienceMismatch.into());
+                }
+                auds
+            }
+        };
+        let str_claim = |n: &str| body.get(n).and_then(Value::as_str).map(str::to_owned);
+        let expires_at = match exp {
+            Some(exp) => system_time_from_secs(exp),
+            None => SystemTime::now() + self.missing_exp_ttl,
+        };
+        Ok(Caller::new(Principal {
+            issuer: self.issuer.clone(),
+            subject: str_claim("sub"),
+            client_id: str_claim("client_id"),
+            scopes: collect_scopes(&body, self.scope_claims.iter().map(String::as_str)),
+            audiences: auds,
+            tenant: self.tenant_claim.as_deref().and_then(str_claim),
+            expires_at,
+            kind: TokenKind::Introspected,
+            claims: body,
+        }))
+    }
+}
+
+/// A NumericDate that may arrive as a JSON string (Google `tokeninfo` sends `"exp": "1700000000"`).
+fn lenient_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|n| crate::verify::jwt::numeric_date(&n.into())),
+        other => crate::verify::jwt::numeric_date(other),
+    }
+}
+
+impl TokenVerifier for IntrospectionVerifier {
+    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+        Box::pin(self.introspect(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::verify::test_support::{IntrospectionMode, MockIdp, now};
+
+    const AUD: &str = "https://mcp.example/mcp";
+
+    fn config(idp: &MockIdp) -> IntrospectionConfig {
+        let mut c = IntrospectionConfig::new(
+            idp.issuer(),
+            "rs-client",
+            ClientSecret::new("s3cret:x"),
+            AUD,
+        );
+        c.endpoint = Some(idp.introspection_url());
+        c.fetch.timeout = Duration::from_millis(500);
+        c
+    }
+
+    async fn run(v: &IntrospectionVerifier, token: &str) -> Result<Caller, VerifyError> {
+        v.verify(&AccessToken::new(token)).await
+    }
+
+    #[tokio::test]
+    async fn active_token_builds_caller_and_request_is_rfc7662() {
+        let idp = MockIdp::start().await;
+        idp.set_introspection(IntrospectionMode::Json(json!({
+            "active": true, "iss": idp.issuer(), "aud": [AUD, "other"], "sub": "u1",
+            "client_id": "c1", "scope": "a b", "exp": now() + 300, "org": "t1",
+        })));
+        let mut c = config(&idp);
+        c.tenant_claim = Some("org".into());
+        let v = IntrospectionVerifier::new(c).unwrap();
+        let caller = run(&v, "opaque-abc").await.unwrap();
+        assert_eq!(caller.kind, TokenKind::Introspected);
+        assert_eq!(caller.subject.as_deref(), Some("u1"));
+        assert_eq!(caller.client_id.as_deref(), Some("c1"));
+        assert_eq!(caller.tenant.as_deref(), Some("t1"));
+        assert_eq!(caller.scopes.to_space_separated(), "a b");
+        assert_eq!(caller.issuer.as_ref(), idp.issuer());
+        let (headers, body) = idp.last_introspection().unwrap();
+        assert_eq!(body, "token=opaque-abc&token_type_hint=access_token");
+        let auth = headers["authorization"].to_str().unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(auth.strip_prefix("Basic ").unwrap())
+            .unwrap();
+        assert_eq!(raw, b"rs-client:s3cret%3Ax");
+        assert_eq!(v.request_count(), 1);
+        assert!(!format!("{v:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn client_secret_post() {
+        let idp = MockIdp::start().await;
+        idp.set_introspection(IntrospectionMode::Json(json!({"active": true})));
+        let mut c = config(&idp);
+        c.auth_method = ClientAuthMethod::ClientSecretPost;
+        let v = IntrospectionVerifier::new(c).unwrap();
+        let caller = run(&v, "tok").await.unwrap();
+        // No exp: bounded by missing_exp_ttl.
+        assert!(caller.remaining(SystemTime::now()) <= Duration::from_secs(60));
+        let (headers, body) = idp.last_introspection().unwrap();
+        assert!(headers.get("authorization").is_none());
+        assert_eq!(
+            body,
+            "token=tok&token_type_hint=access_token&client_id=rs-client&client_secret=s3cret%3Ax"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals() {
+        // E15 / A21 / A22.
+        let idp = MockIdp::start().await;
+        let v = IntrospectionVerifier::new(config(&idp)).unwrap();
+        let cases = [
+            (json!({"active": false}), InvalidReason::Inactive),
+            (
+                json!({"active": false, "aud": AUD}),
+                InvalidReason::Inactive,
+            ),
+            (
+                json!({"active": true, "aud": "https://other.example"}),
+                InvalidReason::AudienceMismatch,
+            ),
+            (
+                json!({"active": true, "aud": ["x", "y"]}),
+                InvalidReason::AudienceMismatch,
+            ),
+            (
+                json!({"active": true, "aud": 5}),
+                InvalidReason::MissingClaim,
+            ),
+            (
+                json!({"active": true, "iss": "https://evil.example"}),
+                InvalidReason::IssuerMismatch,
+            ),
+            (
+                json!({"active": true, "iss": format!("{}/", idp.issuer())}),
+                InvalidReason::IssuerMismatch,
+            ),
+            (
+                json!({"active": true, "exp": now() - 600}),
+                InvalidReason::Expired,
+            ),
+            (
+                json!({"active": true, "exp": (now() - 600).to_string()}),
+                InvalidReason::Expired,
+            ),
+            (
+                json!({"active": true, "exp": "soon"}),
+                InvalidReason::MissingClaim,
+            ),
+            (
+                json!({"active": true, "nbf": now() + 600}),
+                InvalidReason::NotYetValid,
+            ),
+        ];
+        for (body, want) in cases {
+            idp.set_introspection(IntrospectionMode::Json(body.clone()));
+            assert_eq!(
+                run(&v, "t").await.unwrap_err(),
+                VerifyError::Invalid(want),
+                "{body}"
+            );
+        }
+        let mut c = config(&idp);
+        c.require_audience = true;
+        let strict = IntrospectionVerifier::new(c).unwrap();
+        idp.set_introspection(IntrospectionMode::Json(json!({"active": true})));
+        assert_eq!(
+            run(&strict, "t").await.unwrap_err(),
+            InvalidReason::MissingClaim.into()
+        );
+    }
+
+    #[tokio::test]
+    async fn google_style_string_numbers_accepted() {
+        let idp = MockIdp::start().await;
+        let exp = now() + 300;
+        idp.set_introspection(IntrospectionMode::Json(
+            json!({"active": true, "exp": exp.to_string(), "aud": AUD, "scope": "openid x"}),
+        ));
+        let v = IntrospectionVerifier::new(config(&idp)).unwrap();
+        let caller = run(&v, "ya29.opaque").await.unwrap();
+        assert_eq!(caller.expires_at_unix(), exp);
+    }
+
+    #[tokio::test]
+    async fn endpoint_failures_are_unavailable() {
+        let idp = MockIdp::start().await;
+        let v = IntrospectionVerifier::new(config(&idp)).unwrap();
+        let bad = [
+            IntrospectionMode::Raw(500, "oops"),
+            IntrospectionMode::Raw(401, "{\"error\":\"invalid_client\"}"),
+            IntrospectionMode::Raw(200, "not json"),
+            IntrospectionMode::Json(json!(["active", true])),
+            IntrospectionMode::Json(json!({"active": "true"})),
+            IntrospectionMode::Json(json!({"sub": "x"})),
+        ];
+        for mode in bad {
+            idp.set_introspection(mode);
+            assert_eq!(
+                run(&v, "t").await.unwrap_err(),
+                UnavailableReason::IntrospectionBadResponse.into()
+            );
+        }
+        // Slow → timeout → unavailable.
+        idp.set_introspection(IntrospectionMode::Hang);
+        assert_eq!(
+            run(&v, "t").await.unwrap_err(),
+            UnavailableReason::IntrospectionUnreachable.into()
+        );
+        // Down (nothing listening).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut c = config(&idp);
+        c.endpoint = Some(Url::parse(&format!("http://{closed}/introspect")).unwrap());
+        let down = IntrospectionVerifier::new(c).unwrap();
+        assert_eq!(
+            run(&down, "t").await.unwrap_err(),
+            UnavailableReason::IntrospectionUnreachable.into()
+        );
+    }
+
+    #[tokio::test]
+    async fn discovery_and_setup() {
+        let idp = MockIdp::start().await;
+        let mut c = config(&idp);
+        c.endpoint = None;
+        let v = IntrospectionVerifier::discover(c.clone()).await.unwrap();
+        assert_eq!(v.endpoint(), &idp.introspection_url());
+        assert!(matches!(
+            IntrospectionVerifier::new(c.clone()),
+            Err(IntrospectionSetupError::NoEndpoint(_))
+        ));
+        let mut bad = config(&idp);
+        bad.audiences.clear();
+        assert!(matches!(
+            IntrospectionVerifier::new(bad),
+            Err(IntrospectionSetupError::NoAudience(_))
+        ));
+        let mut bad = config(&idp);
+        bad.endpoint = Some(Url::parse("http://as.example/introspect").unwrap());
+        assert!(matches!(
+            IntrospectionVerifier::new(bad),
+            Err(IntrospectionSetupError::Fetch(_))
+        ));
+        idp.set_metadata_issuer("https://evil.example");
+        assert!(matches!(
+            IntrospectionVerifier::discover(c).await,
+            Err(IntrospectionSetupError::Discovery(
+                DiscoveryError::IssuerMismatch { .. }
+            ))
+        ));
+    }
+}
