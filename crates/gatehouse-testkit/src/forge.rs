@@ -205,7 +205,7 @@ impl TokenBuilder {
     }
 
     /// Sets `sub`.
-    pub fn sub(self, sub: &str) -> Self {
+    pub fn subject(self, sub: &str) -> Self {
         self.claim("sub", sub)
     }
 
