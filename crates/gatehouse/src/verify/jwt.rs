@@ -883,6 +883,35 @@ mod tests {
         assert_eq!(f.verifier.jwks().unwrap().fetch_count(), 3);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn thousand_concurrent_verifications_after_rotation_fetch_once() {
+        // peers.md gap 6: N concurrent callers with a new kid share one JWKS fetch.
+        let f = fixture_with(|c| c.jwks.min_refresh_interval = Duration::ZERO).await;
+        let new_key = TestKey::rsa(1, "k2");
+        f.idp.set_keys(&[&f.key, &new_key]);
+        let token = AccessToken::new(new_key.token(&f.idp.claims(AUD)));
+        let verifier = Arc::new(f.verifier);
+        let gate = Arc::new(tokio::sync::Barrier::new(1000));
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let (v, t, gate) = (verifier.clone(), token.clone(), gate.clone());
+                tokio::spawn(async move {
+                    gate.wait().await;
+                    v.verify(&t).await.map(|_| ())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            verifier.jwks().unwrap().fetch_count(),
+            2,
+            "initial load + one refresh"
+        );
+        assert_eq!(f.idp.jwks_hits(), 2);
+    }
+
     #[tokio::test]
     async fn odd_kids_are_just_unknown() {
         // E14: kid with path or quote characters matches nothing; no panic, no file access.
