@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+/// Signature algorithms (re-exported from `jsonwebtoken`; parse names with `str::parse`).
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::{AlgorithmFamily, DecodingKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
