@@ -137,7 +137,16 @@ impl TestAuthServerBuilder {
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
         let issuer = format!("{base}{}", self.issuer_path);
-        let published: Vec<TestKey> = self.algs.iter().map(|a| TestKey::generate(*a)).collect();
+        // RSA key generation takes ~100 ms each; generate the keys side by side.
+        let jobs: Vec<_> = self
+            .algs
+            .iter()
+            .map(|&a| tokio::task::spawn_blocking(move || TestKey::generate(a)))
+            .collect();
+        let mut published = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            published.push(job.await.expect("key generation"));
+        }
         let state = Arc::new(Shared {
             issuer,
             path: self.issuer_path,

@@ -128,6 +128,14 @@ async fn forge_edits_header_and_claims() {
     assert_eq!(c["aud"], json!(["a", "b"]));
     assert_eq!(c["tenant"], "acme");
 
+    let rogue = TestKey::generate(Alg::ES256);
+    let t = ts.token().key(&rogue).jwk(rogue.public_jwk()).sign();
+    assert_eq!(
+        segment(&t, 0)["jwk"],
+        rogue.public_jwk(),
+        "embedded jwk header"
+    );
+
     let t = ts.token().no_typ().no_kid().sign();
     let h = segment(&t, 0);
     assert!(h.get("typ").is_none() && h.get("kid").is_none());
