@@ -1,0 +1,298 @@
+//! The tower layer that protects an MCP endpoint (usually rmcp's `StreamableHttpService`).
+//!
+//! Order on every request (each step refuses through [`Challenges::render`]):
+//!
+//! 1. Host/Origin guard ([`HostGuard`]) → `400`/`421`/`403`;
+//! 2. bearer extraction ([`extract_bearer`]; plus, for form bodies, the "token sent two ways"
+//!    check of OA21 §5.1) → `401` / `400`;
+//! 3. [`Authenticator::authenticate`] → `401 invalid_token` / `503`;
+//! 4. route scopes ([`ScopePolicy::check_route`]) → `403 insufficient_scope`;
+//! 5. session binding, when enabled ([`SessionBindings`]) → `404`;
+//! 6. for `POST` when the policy has per-tool rules: the `tools/call` target from the SEP-2243
+//!    headers (≥ 2026-07-28 only) or a bounded read of the body ([`crate::policy::tool_name`]),
+//!    then [`ScopePolicy::check_tool`] → `403` / `413`;
+//! 7. the `Authorization` header is removed (tools never see tokens, nor can pass them on: MCP
+//!    SEC26 §Token Passthrough, A35) and the [`Caller`] is put into the request extensions, where
+//!    the rmcp extractor in [`crate::mcp`] finds it;
+//! 8. the inner service.
+//!
+//! Nothing is shared between requests (A25): a connection that carried a valid token carries no
+//! authority for the next request on it.
+//!
+//! Cost on the success path: no challenge strings are built, the body is not touched unless a
+//! tool rule needs it, and 2026-07-28 requests that name their method in `Mcp-Method` never have
+//! their body read.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, Method, Request, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::caller::{Caller, ScopeSet};
+use crate::http::bearer::{MalformedReason, extract_bearer, has_access_token_param};
+use crate::http::challenge::{Challenges, Rejection};
+use crate::http::guard::HostGuard;
+use crate::http::session::SessionBindings;
+use crate::policy::ScopePolicy;
+use crate::policy::tool_name::{self, ToolTarget};
+use crate::verify::cache::Authenticator;
+
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
+/// Everything the layer needs, built once by [`crate::http::GatehouseBuilder::build`].
+pub(crate) struct Shared {
+    pub(crate) guard: HostGuard,
+    pub(crate) challenges: Challenges,
+    pub(crate) authenticator: Arc<Authenticator>,
+    pub(crate) policy: ScopePolicy,
+    /// Every scope any tool needs, for requests whose target cannot be read unambiguously.
+    pub(crate) all_tool_scopes: ScopeSet,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) sessions: Option<SessionBindings>,
+}
+
+/// What the response path needs to remember about an admitted request (session binding only).
+struct Admitted {
+    caller: Option<Caller>,
+    delete_session: Option<String>,
+}
+
+impl Shared {
+    pub(crate) fn reject(&self, rejection: &Rejection) -> Response<Body> {
+        self.challenges.render(rejection)
+    }
+
+    async fn admit(&self, mut req: Request<Body>) -> Result<(Request<Body>, Admitted), Rejection> {
+        self.guard.check(&req)?;
+        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)?;
+        if is_form(req.headers()) {
+            // OA21 §5.1 / RFC 6750 §2: a header token plus a form-body `access_token` is a token
+            // sent two ways (E4). Only form bodies can carry one, so only they are read.
+            let (parts, body) = req.into_parts();
+            let bytes = self.collect(&parts.headers, body).await?;
+            if std::str::from_utf8(&bytes).is_ok_and(has_access_token_param) {
+                return Err(Rejection::Malformed(MalformedReason::SentTwoWays));
+            }
+            req = Request::from_parts(parts, Body::from(bytes));
+        }
+
+        let caller = self.authenticator.authenticate(&token).await?;
+        drop(token);
+        self.policy.check_route(&caller)?;
+
+        let mut admitted = Admitted {
+            caller: None,
+            delete_session: None,
+        };
+        if let Some(sessions) = &self.sessions {
+            let mut ids = req.headers().get_all(MCP_SESSION_ID).iter();
+            if let Some(first) = ids.next() {
+                let id = first.to_str().map_err(|_| Rejection::UnknownSession)?;
+                if ids.next().is_some() || !sessions.is_owned_by(id, &caller) {
+                    return Err(Rejection::UnknownSession);
+                }
+                if req.method() == Method::DELETE {
+                    admitted.delete_session = Some(id.to_owned());
+                }
+            }
+            admitted.caller = Some(caller.clone());
+        }
+
+        if req.method() == Method::POST && self.policy.has_tool_rules() {
+            req = self.check_tool(req, &caller).await?;
+        }
+
+        req.headers_mut().remove(AUTHORIZATION);
+        req.extensions_mut().insert(caller);
+        Ok((req, admitted))
+    }
+
+    async fn check_tool(
+        &self,
+        req: Request<Body>,
+        caller: &Caller,
+    ) -> Result<Request<Body>, Rejection> {
+        if let Some(target) = header_target(req.headers()) {
+            self.check_target(&target, caller)?;
+            return Ok(req);
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = self.collect(&parts.headers, body).await?;
+        self.check_target(&tool_name::from_body(&bytes), caller)?;
+        Ok(Request::from_parts(parts, Body::from(bytes)))
+    }
+
+    fn check_target(&self, target: &ToolTarget<'_>, caller: &Caller) -> Result<(), Rejection> {
+        match target {
+            // Route scopes were checked already; rmcp refuses what is not a JSON object.
+            ToolTarget::NotToolCall | ToolTarget::NotAnObject => Ok(()),
+            ToolTarget::Tool(name) => Ok(self.policy.check_tool(caller, name)?),
+            ToolTarget::Ambiguous => {
+                let all = &self.all_tool_scopes;
+                if self.policy.satisfies(&caller.scopes, all) {
+                    Ok(())
+                } else {
+                    let required = self.policy.hierarchy().minimise(all);
+                    Err(Rejection::InsufficientScope { required })
+                }
+            }
+        }
+    }
+
+    /// Reads the whole body, refusing more than `max_body_bytes` (413, like rmcp's own limit).
+    async fn collect(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(Rejection::PayloadTooLarge);
+        }
+        match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(Rejection::PayloadTooLarge)
+            }
+            Err(_) => Err(Rejection::BodyUnreadable),
+        }
+    }
+
+    fn after<B>(&self, resp: Response<B>, admitted: Admitted) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        if let (Some(sessions), Some(caller)) = (&self.sessions, &admitted.caller) {
+            if let Some(id) = &admitted.delete_session {
+                sessions.unbind(id);
+            } else if let Some(id) = resp
+                .headers()
+                .get(MCP_SESSION_ID)
+                .and_then(|v| v.to_str().ok())
+            {
+                sessions.bind(id, caller);
+            }
+        }
+        resp.map(Body::new)
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// The single value of a header as text; `None` when absent, repeated or not text.
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()
+}
+
+/// The target named by SEP-2243 headers, when the declared version makes them authoritative.
+fn header_target(headers: &HeaderMap) -> Option<ToolTarget<'_>> {
+    let version = single(headers, &MCP_PROTOCOL_VERSION)?;
+    if !tool_name::headers_are_authoritative(version) {
+        return None;
+    }
+    tool_name::from_headers(single(headers, &MCP_METHOD), single(headers, &MCP_NAME))
+}
+
+/// A [`Layer`] that wraps a service in Gatehouse's guard, authentication and authorization.
+#[derive(Clone)]
+pub struct GatehouseLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GatehouseLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatehouseLayer")
+    }
+}
+
+impl<S> Layer<S> for GatehouseLayer {
+    type Service = GatehouseService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GatehouseService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service produced by [`GatehouseLayer`].
+#[derive(Clone)]
+pub struct GatehouseService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for GatehouseService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatehouseService")
+    }
+}
+
+impl<S, B> Service<Request<Body>> for GatehouseService<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // The clone that was driven to readiness is the one that serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            match shared.admit(req).await {
+                Ok((req, admitted)) => {
+                    let resp = inner.call(req).await?;
+                    Ok(shared.after(resp, admitted))
+                }
+                Err(rejection) => Ok(shared.reject(&rejection)),
+            }
+        })
+    }
+}
+
+/// axum middleware running only the Host/Origin guard (for the metadata route).
+pub(crate) async fn guard_only(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Result<Response<Body>, Infallible> {
+    match shared.guard.check(&req) {
+        Ok(()) => Ok(next.run(req).await),
+        Err(rejection) => Ok(shared.reject(&rejection)),
+    }
+}
