@@ -1,0 +1,326 @@
+//! The one typed configuration of `gatehouse serve`: a TOML file, every key overridable by an
+//! environment variable (`GATEHOUSE_SERVER__LISTEN=…`: `__` separates levels), the common ones by
+//! flags. Start-up validation names the key at fault.
+//!
+//! Every field documents its default and why it is safe. Anything that weakens a check is named
+//! `dangerous_*` and logs a warning at start-up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener and the protected resource.
+    pub server: ServerConfig,
+    /// Who may issue tokens for this server and how they are checked.
+    pub auth: AuthConfig,
+    /// Which scopes each operation needs.
+    pub policy: PolicyConfig,
+    /// Where the caller's tenant comes from.
+    pub tenancy: TenancyConfig,
+    /// The billing database.
+    pub database: DatabaseConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:8080` (loopback: MCP transport spec, "bind to
+    /// 127.0.0.1 when running locally").
+    pub listen: SocketAddr,
+    /// The canonical URL clients use to reach the MCP endpoint; tokens' `aud` must name it.
+    /// Default `http://127.0.0.1:8080/mcp`. Must be https outside loopback.
+    pub resource: String,
+    /// Human-readable name in the protected-resource metadata.
+    pub resource_name: String,
+    /// Extra `Host` values accepted besides the resource URL's authority (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Extra `Origin` values accepted besides the resource URL's origin.
+    pub allowed_origins: Vec<String>,
+    /// Peer addresses whose `X-Forwarded-Host`/`-Proto` are believed. Default: none.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Serve CORS headers for browser clients (origins from `allowed_origins`). Default off.
+    pub cors: bool,
+    /// `scopes_supported` in the metadata document. Default: the policy's route scopes (the
+    /// minimal set for basic use, spec-requirements A10).
+    pub scopes_supported: Vec<String>,
+    /// Bind MCP sessions to the principal (stateful mode). Default false: stateless, any replica
+    /// can serve any request.
+    pub stateful_sessions: bool,
+    /// Largest accepted bearer token in bytes. Default 16384.
+    pub max_token_bytes: usize,
+    /// Largest accepted request body in bytes. Default 4 MiB (rmcp's default).
+    pub max_body_bytes: usize,
+    /// Allow a plain-http resource URL on a non-loopback host. Default false (OAuth 2.1 §1.5).
+    pub dangerous_allow_insecure_http: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            resource: "http://127.0.0.1:8080/mcp".into(),
+            resource_name: "Gatehouse Billing".into(),
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+            trusted_proxies: vec![],
+            cors: false,
+            scopes_supported: vec![],
+            stateful_sessions: false,
+            max_token_bytes: 16 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+            dangerous_allow_insecure_http: false,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Issuers of JWT access tokens (`[[auth.issuers]]`). At least one issuer or an
+    /// introspection endpoint is required.
+    pub issuers: Vec<IssuerConfig>,
+    /// RFC 7662 introspection for opaque tokens (`[[auth.introspection]]`).
+    pub introspection: Vec<IntrospectionConfig>,
+    /// Verified-token cache.
+    pub cache: CacheConfig,
+}
+
+/// One `[[auth.issuers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The issuer identifier, compared byte-for-byte with `iss` and with the discovery document.
+    pub issuer: String,
+    /// JWKS URL. Default: discovered from RFC 8414 / OpenID Connect metadata of `issuer`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Accepted audiences. Default: the resource URL only.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowed signature algorithms. Default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Also accept header `typ: JWT` (Keycloak, Entra, Auth0 default dialect). Default false:
+    /// RFC 9068 §4 requires `at+jwt`.
+    #[serde(default)]
+    pub accept_typ_jwt: bool,
+    /// Also accept tokens without `typ` (Okta custom AS, Cognito). Default false.
+    #[serde(default)]
+    pub accept_missing_typ: bool,
+    /// Clock-skew leeway in seconds. Default 60, at most 300.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// Additional claims that carry scopes (e.g. Auth0 `permissions`).
+    #[serde(default)]
+    pub extra_scope_claims: Vec<String>,
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+
+/// One `[[auth.introspection]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The issuer whose opaque tokens this endpoint decides; `iss` in responses must match.
+    pub issuer: String,
+    /// Introspection endpoint. Default: discovered from the issuer's metadata.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// This resource server's client id at the authorization server.
+    pub client_id: String,
+    /// The client secret, from a file (preferred) …
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// … or from the environment variable of this name. Never inline in the file.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// `basic` (default, `client_secret_basic`) or `post` (`client_secret_post`).
+    #[serde(default = "default_auth_method")]
+    pub auth_method: String,
+    /// Accepted audiences in responses. Default: the resource URL.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+fn default_auth_method() -> String {
+    "basic".into()
+}
+
+/// `[auth.cache]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Maximum number of verified tokens kept. Default 100000.
+    pub max_entries: u64,
+    /// Longest time a verification result is reused, in seconds, even if the token lives
+    /// longer. For introspected tokens this is the revocation window. Default 300.
+    pub max_ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { max_entries: 100_000, max_ttl_seconds: 300 }
+    }
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Scopes every request to the MCP endpoint needs. Default `["invoices:read"]`.
+    pub route_scopes: Vec<String>,
+    /// Extra scopes per tool: `void_invoice = ["invoices:write"]`.
+    pub tools: BTreeMap<String, Vec<String>>,
+    /// Scope hierarchy: `"invoices:write" = ["invoices:read"]` (write implies read).
+    pub hierarchy: BTreeMap<String, Vec<String>>,
+    /// `all` (default: every tool is listed so clients can discover what to step up to) or
+    /// `filter` (hide tools the caller's scopes cannot call).
+    pub tools_list: String,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            route_scopes: vec!["invoices:read".into()],
+            tools: BTreeMap::from([("void_invoice".into(), vec!["invoices:write".into()])]),
+            hierarchy: BTreeMap::from([("invoices:write".into(), vec!["invoices:read".into()])]),
+            tools_list: "all".into(),
+        }
+    }
+}
+
+/// `[tenancy]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenancyConfig {
+    /// The claim that names the caller's tenant. Default `tenant`.
+    pub claim: String,
+    /// Tenant of client-credentials clients whose tokens carry no tenant claim.
+    pub clients: HashMap<String, String>,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self { claim: "tenant".into(), clients: HashMap::new() }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (default `sqlite://gatehouse.db`) or `postgres://…`.
+    pub url: String,
+    /// Seed demo data. Default false: production starts empty.
+    pub seed_demo_data: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://gatehouse.db".into(), seed_demo_data: false }
+    }
+}
+
+/// A configuration error that names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// File or environment could not be parsed into the typed configuration.
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    /// A value parsed but is not acceptable.
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid {
+        /// Dotted key path, e.g. `server.resource`.
+        key: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// An [`ConfigError::Invalid`] for `key`.
+    pub fn invalid(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self::Invalid { key: key.into(), message: message.to_string() }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (if any), then `GATEHOUSE_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("GATEHOUSE_").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::invalid("--config", format!("{} does not exist", path.display())));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig.merge(env).extract().map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("gatehouse.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn tmpdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("gh-config-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn defaults_file_and_env_layer_in_order() {
+        let d = tmpdir();
+        let p = write(
+            &d,
+            "[server]\nlisten = \"127.0.0.1:9000\"\nresource = \"https://mcp.example.com/mcp\"\n\
+             [[auth.issuers]]\nissuer = \"https://as.example.com\"\n",
+        );
+        let env = figment::providers::Env::raw().only(&[]);
+        let c = Config::load_from(Some(&p), env).unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.auth.issuers[0].leeway_seconds, 60);
+        assert_eq!(c.policy.route_scopes, vec!["invoices:read".to_string()]);
+
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEHOUSE_SERVER__LISTEN", "127.0.0.1:9100");
+            let c = Config::load(Some(&p)).unwrap();
+            assert_eq!(c.server.listen.port(), 9100);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let d = tmpdir();
+        let p = write(&d, "[server]\nlisen = \"127.0.0.1:9000\"\n");
+        let e = Config::load_from(Some(&p), Env::raw().only(&[])).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+
+        let p = write(&d, "[server]\nlisten = \"not an address\"\n");
+        let e = Config::load_from(Some(&p), Env::raw().only(&[])).unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
+    }
+}
