@@ -32,7 +32,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 const MAX_BATCH: usize = 256;
 
 /// How a `tools/call` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AuditOutcome {
     /// The caller was authorized and the tool ran; the detail is `ok` or the tool's error code
     /// (`not_found`, `not_open`, …).

@@ -4,6 +4,7 @@
 //! against SQLite (temp files) and PostgreSQL (`GATEHOUSE_TEST_PG_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`, a fresh schema per test).
 
+mod audit;
 mod common;
 mod storage;
 mod tools;

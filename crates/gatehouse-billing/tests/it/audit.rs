@@ -1,0 +1,268 @@
+//! Invariant: every `tools/call` that reaches the billing server produces exactly one audit
+//! record — allowed, denied or failed — with tool, subject, client, tenant, outcome, detail and
+//! request id, as an `audit_log` row and a `gatehouse::audit` tracing event, never a token; and
+//! recording never blocks the caller (a full queue drops and counts).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use gatehouse_billing::{
+    AuditLog, AuditOutcome, AuditRecord, Seed, TenantResolver, default_policy,
+};
+use serde_json::json;
+
+use crate::common::{Engine, Mcp, TestDb, caller};
+use crate::on_both_engines;
+
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    AuditOutcome,
+    String,
+    Option<String>,
+);
+
+fn row(r: &AuditRecord) -> Row {
+    (
+        r.tool.clone(),
+        r.subject.clone(),
+        r.client_id.clone(),
+        r.tenant.clone(),
+        r.outcome,
+        r.detail.clone(),
+        r.request_id.clone(),
+    )
+}
+
+fn want(
+    tool: &str,
+    who: Option<(&str, &str)>,
+    tenant: Option<&str>,
+    outcome: AuditOutcome,
+    detail: &str,
+    rid: &str,
+) -> Row {
+    (
+        tool.to_owned(),
+        who.map(|w| w.0.to_owned()),
+        who.map(|w| w.1.to_owned()),
+        tenant.map(str::to_owned),
+        outcome,
+        detail.to_owned(),
+        Some(rid.to_owned()),
+    )
+}
+
+async fn mcp(engine: Engine) -> (TestDb, Mcp) {
+    let db = TestDb::new(engine).await;
+    let store = db.store(Seed::Demo).await;
+    let tenants = TenantResolver::new()
+        .with_client("acme-reporting", "acme")
+        .unwrap();
+    let mcp = Mcp::new(store, default_policy(), tenants);
+    (db, mcp)
+}
+
+on_both_engines! {
+    async fn every_tools_call_is_audited_once(engine) {
+        use AuditOutcome::{Allowed, Denied, Error};
+        let (_db, mcp) = mcp(engine).await;
+        let reader = caller("ann", "acme-app", "invoices:read", Some("acme"));
+        let writer = caller("wes", "acme-ops", "invoices:write", Some("acme"));
+        let bot = caller("svc", "acme-reporting", "invoices:read", None);
+        let lost = caller("lou", "nowhere", "invoices:read", None);
+        let calls = [
+            (&reader, "r1", "lookup_invoice", json!({"invoiceId": "INV-2041"})),
+            (&reader, "r2", "void_invoice", json!({"invoiceId": "INV-2041"})),
+            (&lost, "r3", "lookup_invoice", json!({"invoiceId": "INV-2041"})),
+            (&writer, "r4", "void_invoice", json!({"invoiceId": "INV-2041"})),
+            (&writer, "r5", "void_invoice", json!({"invoiceId": "INV-2041"})),
+            (&writer, "r6", "void_invoice", json!({"invoiceId": "INV-2040"})),
+            (&bot, "r7", "lookup_invoice", json!({"invoiceId": "INV-3001"})),
+            (&reader, "r8", "lookup_invoice", json!({})),
+            (&reader, "r9", "list_invoices", json!({"cursor": "junk"})),
+            (&bot, "r10", "invoice_history", json!({"invoiceId": "INV-2041"})),
+        ];
+        for (c, rid, tool, args) in calls {
+            mcp.call_with_id(c, Some(rid), tool, args).await;
+        }
+        // Unknown tool and a call that reached the server without a Caller (no Gatehouse layer).
+        let unknown = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                             "params": {"name": "drop_tables", "arguments": {}}});
+        assert!(mcp.rpc(Some(&reader), Some("r11"), unknown).await.get("error").is_some());
+        let anon = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "lookup_invoice", "arguments": {"invoiceId": "INV-2041"}}});
+        assert!(mcp.rpc(None, Some("r12"), anon).await.get("error").is_some());
+        // tools/list is not a tools/call: no record.
+        mcp.list_tool_names(Some(&reader)).await;
+
+        mcp.audit.flush().await;
+        let mut got: Vec<Row> = mcp.store.recent_audit(100).await.unwrap().iter().map(row).collect();
+        let ann = Some(("ann", "acme-app"));
+        let wes = Some(("wes", "acme-ops"));
+        let svc = Some(("svc", "acme-reporting"));
+        let mut expected = vec![
+            want("lookup_invoice", ann, Some("acme"), Allowed, "ok", "r1"),
+            want("void_invoice", ann, Some("acme"), Denied, "insufficient_scope", "r2"),
+            want("lookup_invoice", Some(("lou", "nowhere")), None, Denied, "no_tenant", "r3"),
+            want("void_invoice", wes, Some("acme"), Allowed, "ok", "r4"),
+            want("void_invoice", wes, Some("acme"), Allowed, "already_void", "r5"),
+            want("void_invoice", wes, Some("acme"), Allowed, "not_open", "r6"),
+            want("lookup_invoice", svc, Some("acme"), Allowed, "not_found", "r7"),
+            want("lookup_invoice", ann, Some("acme"), Error, "invalid_params", "r8"),
+            want("list_invoices", ann, Some("acme"), Allowed, "invalid_cursor", "r9"),
+            want("invoice_history", svc, Some("acme"), Allowed, "ok", "r10"),
+            want("drop_tables", ann, Some("acme"), Error, "unknown_tool", "r11"),
+            want("lookup_invoice", None, None, Error, "unauthenticated", "r12"),
+        ];
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected);
+        assert_eq!((mcp.audit.dropped(), mcp.audit.write_failures()), (0, 0));
+    }
+
+    async fn edge_denials_are_recorded_with_the_resolved_tenant(engine) {
+        let (_db, mcp) = mcp(engine).await;
+        let bot = caller("svc", "acme-reporting", "invoices:read", None);
+        mcp.server.record_edge_denial(&bot, "void_invoice", "insufficient_scope", Some("edge-1".into()));
+        // The lower-level API for wiring that has no BillingServer at hand.
+        mcp.audit.record(AuditRecord::for_caller(
+            &bot, "x".repeat(300).as_str(), None, AuditOutcome::Denied, "insufficient_scope", None,
+        ));
+        mcp.audit.flush().await;
+        let mut rows = mcp.store.recent_audit(10).await.unwrap();
+        rows.sort_by(|a, b| a.tool.cmp(&b.tool));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(row(&rows[0]), want("void_invoice", Some(("svc", "acme-reporting")), Some("acme"),
+                                       AuditOutcome::Denied, "insufficient_scope", "edge-1"));
+        assert_eq!(rows[1].tool.len(), 128, "caller-controlled names are truncated");
+    }
+}
+
+/// On a current-thread runtime the writer task cannot run until the test yields, so the queue
+/// fills deterministically.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_queue_drops_and_counts_without_blocking() {
+    let db = TestDb::sqlite();
+    let store = db.store(Seed::None).await;
+    let audit = AuditLog::with_capacity(store.clone(), 2);
+    let c = caller("ann", "app", "invoices:read", Some("acme"));
+    for i in 0..5 {
+        audit.record(AuditRecord::for_caller(
+            &c,
+            "lookup_invoice",
+            Some("acme"),
+            AuditOutcome::Allowed,
+            "ok",
+            Some(format!("q{i}")),
+        ));
+    }
+    assert_eq!(audit.dropped(), 3);
+    audit.flush().await;
+    let mut ids: Vec<_> = store
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id.unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["q0", "q1"]);
+}
+
+#[tokio::test]
+async fn write_failures_are_counted_not_raised() {
+    let db = TestDb::sqlite();
+    let store = db.store(Seed::None).await;
+    let audit = AuditLog::new(store.clone());
+    let mut raw = db.raw().await;
+    sqlx::query("DROP TABLE audit_log")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let c = caller("ann", "app", "invoices:read", Some("acme"));
+    audit.record(AuditRecord::for_caller(
+        &c,
+        "lookup_invoice",
+        Some("acme"),
+        AuditOutcome::Allowed,
+        "ok",
+        None,
+    ));
+    audit.flush().await;
+    assert_eq!((audit.write_failures(), audit.dropped()), (1, 0));
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn audit_events_go_to_the_gatehouse_audit_target_without_tokens() {
+    let db = TestDb::sqlite();
+    let audit = AuditLog::new(db.store(Seed::None).await);
+    let out = Captured::default();
+    let sink = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || sink.clone())
+        .finish();
+    let mut c = caller("ann", "app", "invoices:read", Some("acme"));
+    // Claims can hold anything an issuer put there; none of it may reach the audit event.
+    let mut p = (*c).clone();
+    p.claims
+        .insert("raw_token".into(), json!("eyJhbGciOiJFUzI1NiJ9.SECRET.sig"));
+    c = gatehouse::Caller::new(p);
+    tracing::subscriber::with_default(subscriber, || {
+        audit.record(AuditRecord::for_caller(
+            &c,
+            "void_invoice",
+            Some("acme"),
+            AuditOutcome::Denied,
+            "insufficient_scope",
+            Some("req-7".into()),
+        ));
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("gatehouse::audit"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["target"], "gatehouse::audit");
+    let f = &v["fields"];
+    assert_eq!(
+        (
+            &f["tool"],
+            &f["subject"],
+            &f["client_id"],
+            &f["tenant"],
+            &f["outcome"],
+            &f["detail"],
+            &f["request_id"]
+        ),
+        (
+            &json!("void_invoice"),
+            &json!("ann"),
+            &json!("app"),
+            &json!("acme"),
+            &json!("denied"),
+            &json!("insufficient_scope"),
+            &json!("req-7")
+        )
+    );
+    assert!(!text.contains("SECRET"), "{text}");
+    audit.flush().await;
+}
