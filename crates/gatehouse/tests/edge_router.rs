@@ -306,6 +306,21 @@ async fn query_token_is_ignored() {
     assert_eq!(v.calls.load(Ordering::SeqCst), 0);
 }
 
+// A24, E4: a form-body token without a header token is not a supported method: ignored (401).
+#[tokio::test]
+async fn form_body_token_alone_is_ignored() {
+    let (app, v) = app();
+    let r = Request::post("/mcp")
+        .header("host", HOST)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("access_token=reader"))
+        .unwrap();
+    let r = send(&app, r).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.www.as_deref(), Some(NO_TOKEN_CHALLENGE));
+    assert_eq!(v.calls.load(Ordering::SeqCst), 0);
+}
+
 // RFC 6750 §3.1: another scheme is "no credentials" → 401 without error.
 #[tokio::test]
 async fn other_scheme_is_no_credentials() {
@@ -612,6 +627,22 @@ async fn oversized_body_gets_413() {
         .unwrap();
     let r = send(&app, r).await;
     assert_eq!(r.status, 413);
+
+    // A body that fails mid-stream (client gone) is a 400, not a crash or a pass.
+    let stream = futures::stream::iter([
+        Ok(bytes::Bytes::from_static(b"{\"method\":")),
+        Err(std::io::Error::other("reset")),
+    ]);
+    let default_app = stateless_app(&setup(RESOURCE).builder.build().unwrap());
+    let r = post(Some("writer"))
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let r = send(&default_app, r).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body,
+        r#"{"error":"bad_request","error_description":"The request body could not be read"}"#
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -892,6 +923,13 @@ async fn sessions_are_bound_to_the_principal() {
     )
     .await;
     assert_eq!(r.status, 202, "{}", r.body);
+
+    // A repeated session header is refused like an unknown session.
+    let mut twice = in_session("reader", &session, http::Method::POST, INITIALIZED);
+    twice
+        .headers_mut()
+        .append("mcp-session-id", session.parse().unwrap());
+    assert_eq!(send(&app, twice).await.status, 404);
 
     // DELETE by another principal is refused; by the owner it ends the binding.
     let r = send(&app, in_session("bob", &session, http::Method::DELETE, "")).await;

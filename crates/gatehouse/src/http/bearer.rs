@@ -164,7 +164,11 @@ mod tests {
     use MalformedReason::*;
 
     /// (Authorization values, query string, expected token or error)
-    type Case<'a> = (&'a [&'a [u8]], Option<&'a str>, Result<&'a str, BearerError>);
+    type Case<'a> = (
+        &'a [&'a [u8]],
+        Option<&'a str>,
+        Result<&'a str, BearerError>,
+    );
 
     // A14, A24 (scheme case-insensitive, query ignored), A20/E4 (400 cases), RFC 6750 §2.1.
     #[test]

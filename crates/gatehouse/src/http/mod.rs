@@ -506,3 +506,129 @@ impl Gatehouse {
         router.route(&self.resource.metadata_path(), metadata_route)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::{AccessToken, Caller};
+    use crate::verify::cache::CacheConfig;
+    use crate::verify::{BoxFuture, InvalidReason, TokenVerifier, VerifyError};
+
+    struct Never;
+    impl TokenVerifier for Never {
+        fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+            Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) })
+        }
+    }
+
+    fn builder(resource: &str) -> GatehouseBuilder {
+        Gatehouse::builder(ResourceUrl::parse(resource).unwrap())
+            .authorization_servers(["https://auth.example.com"])
+            .authenticator(Arc::new(Authenticator::new(
+                Arc::new(Never),
+                CacheConfig::default(),
+            )))
+    }
+
+    // A4, A26 and secure defaults: each bad setting is refused with its name.
+    #[test]
+    fn build_refuses_bad_configuration() {
+        let r = "https://mcp.example.com/mcp";
+        let err = |b: GatehouseBuilder| b.build().unwrap_err();
+        assert_eq!(
+            err(builder(r).authorization_servers(Vec::<String>::new())),
+            BuildError::NoAuthorizationServers
+        );
+        assert_eq!(
+            err(builder(r).authorization_servers(["http://auth.example.com"])),
+            BuildError::AuthorizationServer("http://auth.example.com".into())
+        );
+        assert!(matches!(
+            err(builder(r).authorization_servers(["not a url"])),
+            BuildError::AuthorizationServer(_)
+        ));
+        let no_auth = Gatehouse::builder(ResourceUrl::parse(r).unwrap())
+            .authorization_servers(["https://auth.example.com"]);
+        assert_eq!(err(no_auth), BuildError::NoAuthenticator);
+        assert_eq!(
+            err(builder(r).max_token_bytes(0)),
+            BuildError::ZeroLimit("max_token_bytes")
+        );
+        assert_eq!(
+            err(builder(r).max_body_bytes(0)),
+            BuildError::ZeroLimit("max_body_bytes")
+        );
+        assert!(matches!(
+            err(builder(r).scopes_supported(["a b"])),
+            BuildError::Scope(_)
+        ));
+        assert!(matches!(
+            err(builder(r).allowed_hosts(["a b"])),
+            BuildError::Guard(_)
+        ));
+        assert!(matches!(
+            err(builder(r).allowed_origins(["nope"])),
+            BuildError::Guard(_)
+        ));
+        assert!(matches!(
+            err(builder(r).trusted_proxies(["10.0.0.0/99"])),
+            BuildError::Guard(_)
+        ));
+        assert!(matches!(
+            err(builder(r).cors(CorsConfig::new(["*"]))),
+            BuildError::Cors(_)
+        ));
+        assert!(matches!(
+            err(builder("https://mcp.example.com/:id")),
+            BuildError::ResourcePath(_)
+        ));
+        // http issuers are fine on loopback (development authorization server).
+        assert!(
+            builder(r)
+                .authorization_servers(["http://127.0.0.1:9000"])
+                .build()
+                .is_ok()
+        );
+    }
+
+    // A10, A11: scopes_supported defaults to the policy's scopes, never offline_access.
+    #[test]
+    fn scopes_supported_defaults_and_offline_access() {
+        let mut tools = std::collections::HashMap::new();
+        tools.insert(
+            "t".to_owned(),
+            ScopeSet::parse(["b", "offline_access"]).unwrap(),
+        );
+        let policy = ScopePolicy::new(
+            ScopeSet::parse(["a"]).unwrap(),
+            tools,
+            Default::default(),
+            Default::default(),
+        );
+        let g = builder("https://mcp.example.com/mcp")
+            .policy(policy)
+            .build()
+            .unwrap();
+        assert_eq!(g.metadata().document().scopes_supported, ["a", "b"]);
+        assert_eq!(g.metadata().document().bearer_methods_supported, ["header"]);
+        assert!(g.metadata().document().resource_name.is_none());
+        let empty = builder("https://mcp.example.com/mcp")
+            .resource_name("")
+            .build()
+            .unwrap();
+        assert!(empty.metadata().document().resource_name.is_none());
+        assert!(empty.metadata().document().scopes_supported.is_empty());
+    }
+
+    // rmcp's loopback-only Host check is replaced; body limits agree.
+    #[test]
+    fn configure_rmcp_aligns_limits_and_hosts() {
+        let g = builder("https://mcp.example.com/mcp")
+            .max_body_bytes(1234)
+            .build()
+            .unwrap();
+        let c = g.configure_rmcp(Default::default());
+        assert!(c.allowed_hosts.is_empty());
+        assert_eq!(c.max_request_body_bytes, 1234);
+    }
+}
