@@ -7,4 +7,5 @@
 mod audit;
 mod common;
 mod storage;
+mod tenancy_props;
 mod tools;
