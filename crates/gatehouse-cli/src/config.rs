@@ -6,7 +6,7 @@
 //! `dangerous_*` and logs a warning at start-up.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -45,8 +45,8 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values accepted besides the resource URL's origin.
     pub allowed_origins: Vec<String>,
-    /// Peer addresses whose `X-Forwarded-Host`/`-Proto` are believed. Default: none.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peer addresses (IP or CIDR) whose `X-Forwarded-Host`/`-Proto` are believed. Default: none.
+    pub trusted_proxies: Vec<String>,
     /// Serve CORS headers for browser clients (origins from `allowed_origins`). Default off.
     pub cors: bool,
     /// `scopes_supported` in the metadata document. Default: the policy's route scopes (the
@@ -171,7 +171,10 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { max_entries: 100_000, max_ttl_seconds: 300 }
+        Self {
+            max_entries: 100_000,
+            max_ttl_seconds: 300,
+        }
     }
 }
 
@@ -213,7 +216,10 @@ pub struct TenancyConfig {
 
 impl Default for TenancyConfig {
     fn default() -> Self {
-        Self { claim: "tenant".into(), clients: HashMap::new() }
+        Self {
+            claim: "tenant".into(),
+            clients: HashMap::new(),
+        }
     }
 }
 
@@ -229,7 +235,10 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://gatehouse.db".into(), seed_demo_data: false }
+        Self {
+            url: "sqlite://gatehouse.db".into(),
+            seed_demo_data: false,
+        }
     }
 }
 
@@ -252,7 +261,10 @@ pub enum ConfigError {
 impl ConfigError {
     /// An [`ConfigError::Invalid`] for `key`.
     pub fn invalid(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
-        Self::Invalid { key: key.into(), message: message.to_string() }
+        Self::Invalid {
+            key: key.into(),
+            message: message.to_string(),
+        }
     }
 }
 
@@ -266,11 +278,16 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::invalid("--config", format!("{} does not exist", path.display())));
+                return Err(ConfigError::invalid(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                ));
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig.merge(env).extract().map_err(|e| ConfigError::Load(Box::new(e)))
+        fig.merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
     }
 }
 
@@ -316,11 +333,15 @@ mod tests {
     fn unknown_and_mistyped_keys_are_named() {
         let d = tmpdir();
         let p = write(&d, "[server]\nlisen = \"127.0.0.1:9000\"\n");
-        let e = Config::load_from(Some(&p), Env::raw().only(&[])).unwrap_err().to_string();
+        let e = Config::load_from(Some(&p), Env::raw().only(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lisen"), "{e}");
 
         let p = write(&d, "[server]\nlisten = \"not an address\"\n");
-        let e = Config::load_from(Some(&p), Env::raw().only(&[])).unwrap_err().to_string();
+        let e = Config::load_from(Some(&p), Env::raw().only(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("server.listen"), "{e}");
     }
 }

@@ -1,1 +1,103 @@
-fn main() {}
+//! `gatehouse`: the billing MCP server behind the Gatehouse resource-server layer, its
+//! one-command demo, the development authorization server and a configuration checker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use gatehouse_cli::{app, config::Config, demo, dev_issuer_cmd, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about = "OAuth 2.1 resource server for MCP: the billing server, its demo and tools", long_about = None)]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "GATEHOUSE_LOG_JSON")]
+    log_json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a development authorization server and the billing server on loopback with a seeded
+    /// SQLite database, and print tokens and ready-to-paste commands.
+    Demo(demo::DemoArgs),
+    /// Run the billing MCP server against a real authorization server.
+    Serve(ServeArgs),
+    /// Run only the development authorization server (never for production).
+    DevIssuer(dev_issuer_cmd::DevIssuerArgs),
+    /// Validate a configuration file: fetch the authorization servers' metadata and keys and print
+    /// what the server would use. Exits non-zero naming the key or endpoint at fault.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML). Every key can also be set as GATEHOUSE_SECTION__KEY.
+    #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override `server.listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Override `server.resource` (the canonical MCP URL tokens must name as audience).
+    #[arg(long)]
+    resource: Option<String>,
+    /// Override `database.url`.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Configuration file (TOML).
+    #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::DevIssuer(args) => dev_issuer_cmd::run(args).await,
+            Command::Serve(args) => {
+                let mut config = Config::load(args.config.as_deref())?;
+                if let Some(l) = args.listen {
+                    config.server.listen = l;
+                }
+                if let Some(r) = args.resource {
+                    config.server.resource = r;
+                }
+                if let Some(d) = args.database_url {
+                    config.database.url = d;
+                }
+                app::serve(config, app::shutdown_signal()).await
+            }
+            Command::Check(args) => {
+                let config = Config::load(Some(&args.config))?;
+                app::check(config).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -16,6 +16,7 @@
 pub mod caller;
 pub mod http;
 pub mod mcp;
+pub mod observe;
 pub mod policy;
 pub mod resource;
 pub mod verify;

@@ -42,6 +42,7 @@ use crate::http::bearer::{MalformedReason, extract_bearer, has_access_token_para
 use crate::http::challenge::{Challenges, Rejection};
 use crate::http::guard::HostGuard;
 use crate::http::session::SessionBindings;
+use crate::observe::EdgeObserver;
 use crate::policy::ScopePolicy;
 use crate::policy::tool_name::{self, ToolTarget};
 use crate::verify::cache::Authenticator;
@@ -50,6 +51,7 @@ const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-v
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static(crate::mcp::REQUEST_ID_HEADER);
 
 /// Everything the layer needs, built once by [`crate::http::GatehouseBuilder::build`].
 pub(crate) struct Shared {
@@ -62,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) max_token_bytes: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) sessions: Option<SessionBindings>,
+    /// Told about every refusal (audit, metrics).
+    pub(crate) observer: Arc<dyn EdgeObserver>,
 }
 
 /// What the response path needs to remember about an admitted request (session binding only).
@@ -72,6 +76,7 @@ struct Admitted {
 
 impl Shared {
     pub(crate) fn reject(&self, rejection: &Rejection) -> Response<Body> {
+        self.observer.rejected(rejection.reason());
         self.challenges.render(rejection)
     }
 
@@ -125,27 +130,41 @@ impl Shared {
         req: Request<Body>,
         caller: &Caller,
     ) -> Result<Request<Body>, Rejection> {
+        let request_id = single(req.headers(), &REQUEST_ID);
         if let Some(target) = header_target(req.headers()) {
-            self.check_target(&target, caller)?;
+            self.check_target(&target, caller, request_id)?;
             return Ok(req);
         }
         let (parts, body) = req.into_parts();
         let bytes = self.collect(&parts.headers, body).await?;
-        self.check_target(&tool_name::from_body(&bytes), caller)?;
+        let request_id = single(&parts.headers, &REQUEST_ID);
+        self.check_target(&tool_name::from_body(&bytes), caller, request_id)?;
         Ok(Request::from_parts(parts, Body::from(bytes)))
     }
 
-    fn check_target(&self, target: &ToolTarget<'_>, caller: &Caller) -> Result<(), Rejection> {
+    fn check_target(
+        &self,
+        target: &ToolTarget<'_>,
+        caller: &Caller,
+        request_id: Option<&str>,
+    ) -> Result<(), Rejection> {
         match target {
             // Route scopes were checked already; rmcp refuses what is not a JSON object.
             ToolTarget::NotToolCall | ToolTarget::NotAnObject => Ok(()),
-            ToolTarget::Tool(name) => Ok(self.policy.check_tool(caller, name)?),
+            ToolTarget::Tool(name) => self.policy.check_tool(caller, name).map_err(|e| {
+                let crate::policy::PolicyError::InsufficientScope { required } = &e;
+                self.observer
+                    .tool_call_denied(caller, Some(name), required, request_id);
+                e.into()
+            }),
             ToolTarget::Ambiguous => {
                 let all = &self.all_tool_scopes;
                 if self.policy.satisfies(&caller.scopes, all) {
                     Ok(())
                 } else {
                     let required = self.policy.hierarchy().minimise(all);
+                    self.observer
+                        .tool_call_denied(caller, None, &required, request_id);
                     Err(Rejection::InsufficientScope { required })
                 }
             }

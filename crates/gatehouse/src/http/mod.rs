@@ -52,6 +52,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::caller::{InvalidScope, ScopeSet};
+use crate::observe::{EdgeObserver, NoopObserver};
 use crate::policy::ScopePolicy;
 use crate::resource::ResourceUrl;
 use crate::verify::cache::Authenticator;
@@ -131,6 +132,7 @@ pub struct GatehouseBuilder {
     metadata_max_age: Duration,
     unavailable_retry_after: Duration,
     sessions: Option<SessionBindingConfig>,
+    observer: Arc<dyn EdgeObserver>,
 }
 
 impl std::fmt::Debug for GatehouseBuilder {
@@ -273,6 +275,12 @@ impl GatehouseBuilder {
         self
     }
 
+    /// Receives every refusal of the edge (for audit records and metrics). Default: none.
+    pub fn observer(mut self, observer: Arc<dyn EdgeObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
     /// Validates everything and precomputes the metadata document and challenges.
     pub fn build(self) -> Result<Gatehouse, BuildError> {
         if self.authorization_servers.is_empty() {
@@ -355,6 +363,7 @@ impl GatehouseBuilder {
             max_token_bytes: self.max_token_bytes,
             max_body_bytes: self.max_body_bytes,
             sessions: self.sessions.as_ref().map(session::SessionBindings::new),
+            observer: self.observer,
         });
         Ok(Gatehouse {
             resource: self.resource,
@@ -428,6 +437,7 @@ impl Gatehouse {
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
             unavailable_retry_after: DEFAULT_UNAVAILABLE_RETRY_AFTER,
             sessions: None,
+            observer: Arc::new(NoopObserver),
         }
     }
 

@@ -52,10 +52,10 @@ impl ScopeHierarchy {
                 if s == start {
                     return Err(HierarchyError::Cycle(HierarchyCycle(start.to_string())));
                 }
-                if seen.insert(s.clone()) {
-                    if let Some(next) = direct.get(s) {
-                        stack.extend(next.iter());
-                    }
+                if seen.insert(s.clone())
+                    && let Some(next) = direct.get(s)
+                {
+                    stack.extend(next.iter());
                 }
             }
             implies.insert(start.clone(), seen.into_iter().collect());
@@ -139,7 +139,12 @@ impl ScopePolicy {
         hierarchy: ScopeHierarchy,
         list_mode: ToolListMode,
     ) -> Self {
-        Self(Arc::new(PolicyInner { route, tools, hierarchy, list_mode }))
+        Self(Arc::new(PolicyInner {
+            route,
+            tools,
+            hierarchy,
+            list_mode,
+        }))
     }
 
     /// Scopes every request on the route needs.
@@ -170,7 +175,10 @@ impl ScopePolicy {
     /// Every scope the policy mentions (route and tools), for `scopes_supported` when none is
     /// configured explicitly.
     pub fn all_scopes(&self) -> ScopeSet {
-        self.0.tools.values().fold(self.0.route.clone(), |acc, s| acc.union(s))
+        self.0
+            .tools
+            .values()
+            .fold(self.0.route.clone(), |acc, s| acc.union(s))
     }
 
     /// Checks the route scopes.
@@ -194,14 +202,18 @@ impl ScopePolicy {
 
     /// True when the scopes `held` satisfy every scope in `required` under the hierarchy.
     pub fn satisfies(&self, held: &ScopeSet, required: &ScopeSet) -> bool {
-        required.iter().all(|r| self.0.hierarchy.set_grants(held, r))
+        required
+            .iter()
+            .all(|r| self.0.hierarchy.set_grants(held, r))
     }
 
     fn check(&self, held: &ScopeSet, required: &ScopeSet) -> Result<(), PolicyError> {
         if self.satisfies(held, required) {
             Ok(())
         } else {
-            Err(PolicyError::InsufficientScope { required: self.0.hierarchy.minimise(required) })
+            Err(PolicyError::InsufficientScope {
+                required: self.0.hierarchy.minimise(required),
+            })
         }
     }
 }
@@ -230,9 +242,20 @@ mod tests {
     fn policy() -> ScopePolicy {
         let h = ScopeHierarchy::new([("invoices:write", ["invoices:read"])]).unwrap();
         let mut tools = HashMap::new();
-        tools.insert("void_invoice".to_owned(), ScopeSet::parse(["invoices:write"]).unwrap());
-        tools.insert("audit".to_owned(), ScopeSet::parse(["audit:read", "admin"]).unwrap());
-        ScopePolicy::new(ScopeSet::parse(["invoices:read"]).unwrap(), tools, h, ToolListMode::All)
+        tools.insert(
+            "void_invoice".to_owned(),
+            ScopeSet::parse(["invoices:write"]).unwrap(),
+        );
+        tools.insert(
+            "audit".to_owned(),
+            ScopeSet::parse(["audit:read", "admin"]).unwrap(),
+        );
+        ScopePolicy::new(
+            ScopeSet::parse(["invoices:read"]).unwrap(),
+            tools,
+            h,
+            ToolListMode::All,
+        )
     }
 
     fn required(e: Result<(), PolicyError>) -> String {
@@ -254,10 +277,18 @@ mod tests {
             ("invoices:write", "void_invoice", "ok"),
             ("", "void_invoice", "invoices:write"),
             ("invoices:read", "audit", "admin audit:read"), // all missing scopes, one challenge
-            ("invoices:read admin", "audit", "admin audit:read invoices:read"),
+            (
+                "invoices:read admin",
+                "audit",
+                "admin audit:read invoices:read",
+            ),
         ];
         for (held, tool, want) in cases {
-            assert_eq!(required(p.check_tool(&caller(held), tool)), want, "{held} / {tool}");
+            assert_eq!(
+                required(p.check_tool(&caller(held), tool)),
+                want,
+                "{held} / {tool}"
+            );
         }
     }
 

@@ -1,0 +1,291 @@
+//! `gatehouse demo`: the development authorization server and the billing server on loopback,
+//! a seeded SQLite database, tokens for three callers and commands that work as printed.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app;
+use crate::config::{Config, IssuerConfig};
+
+/// The demo's three clients: (client id, tenant, scopes).
+pub const DEMO_CLIENTS: [(&str, &str, &[&str]); 3] = [
+    ("acme-reader", "acme", &["invoices:read"]),
+    ("acme-writer", "acme", &["invoices:read", "invoices:write"]),
+    ("globex-reader", "globex", &["invoices:read"]),
+];
+
+/// Options of `gatehouse demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Port of the billing MCP server on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Port of the development authorization server on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8090)]
+    pub issuer_port: u16,
+    /// SQLite database file. Default: a fresh file in a new temporary directory, so every demo
+    /// starts from the same seeded data.
+    #[arg(long)]
+    pub database: Option<PathBuf>,
+    /// Lifetime of the printed tokens, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_ttl: u64,
+}
+
+/// A running demo: addresses, tokens and the handles to stop it.
+pub struct RunningDemo {
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub mcp_url: String,
+    /// The development issuer's URL.
+    pub issuer_url: String,
+    /// The SQLite file.
+    pub database: PathBuf,
+    /// (client id, tenant, scopes, client secret, token) for each demo client.
+    pub clients: Vec<DemoClient>,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// One demo client and a token minted for it.
+pub struct DemoClient {
+    /// Client id.
+    pub id: &'static str,
+    /// Tenant claim.
+    pub tenant: &'static str,
+    /// Granted scopes.
+    pub scopes: &'static [&'static str],
+    /// Client secret (random per run), for minting new tokens at the token endpoint.
+    pub secret: String,
+    /// An access token for the MCP URL.
+    pub token: String,
+}
+
+impl RunningDemo {
+    /// Stops both servers and waits for them.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        for t in self.tasks {
+            t.await.context("demo task panicked")??;
+        }
+        Ok(())
+    }
+
+    /// The demo client with this id.
+    pub fn client(&self, id: &str) -> &DemoClient {
+        self.clients
+            .iter()
+            .find(|c| c.id == id)
+            .expect("demo client")
+    }
+}
+
+/// Starts the demo and returns once both servers accept connections.
+pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let issuer_listener = TcpListener::bind(SocketAddr::new(loopback, args.issuer_port))
+        .await
+        .with_context(|| {
+            format!(
+                "binding the development issuer to 127.0.0.1:{} (use --issuer-port)",
+                args.issuer_port
+            )
+        })?;
+    let mcp_listener = TcpListener::bind(SocketAddr::new(loopback, args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "binding the MCP server to 127.0.0.1:{} (use --port)",
+                args.port
+            )
+        })?;
+    let mcp_addr = mcp_listener.local_addr()?;
+    let mcp_url = format!("http://{mcp_addr}/mcp");
+
+    let clients: Vec<(&'static str, &'static str, &'static [&'static str], String)> = DEMO_CLIENTS
+        .iter()
+        .map(|(id, tenant, scopes)| (*id, *tenant, *scopes, random_secret()))
+        .collect();
+    let issuer_config = DevIssuerConfig {
+        clients: clients
+            .iter()
+            .map(|(id, tenant, scopes, secret)| {
+                DevClient::new(*id, secret.as_str(), scopes.iter().copied()).with_tenant(*tenant)
+            })
+            .collect(),
+        token_ttl: Duration::from_secs(args.token_ttl),
+        ..DevIssuerConfig::default()
+    };
+    let issuer = DevIssuer::for_listener(&issuer_listener, issuer_config)
+        .context("starting the development issuer")?;
+    let issuer_url = issuer.issuer().to_owned();
+
+    let database = match args.database {
+        Some(p) => p,
+        None => {
+            let dir = std::env::temp_dir().join(format!("gatehouse-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.join("billing.db")
+        }
+    };
+
+    let mut demo_clients = Vec::new();
+    for (id, tenant, scopes, secret) in clients {
+        let token = issuer
+            .mint(id, scopes, &mcp_url)
+            .map_err(|e| anyhow::anyhow!("minting a demo token for {id}: {e:?}"))?;
+        demo_clients.push(DemoClient {
+            id,
+            tenant,
+            scopes,
+            secret,
+            token,
+        });
+    }
+
+    let cancel = CancellationToken::new();
+    let issuer_task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            gatehouse_dev_issuer::serve_issuer(issuer_listener, issuer, async move {
+                cancel.cancelled().await
+            })
+            .await
+            .context("development issuer failed")
+        })
+    };
+
+    let mut config = Config::default();
+    config.server.listen = mcp_addr;
+    config.server.resource = mcp_url.clone();
+    config.server.resource_name = "Gatehouse Billing (demo)".into();
+    config.auth.issuers = vec![IssuerConfig {
+        issuer: issuer_url.clone(),
+        jwks_uri: None,
+        audiences: vec![],
+        algorithms: vec![],
+        accept_typ_jwt: false,
+        accept_missing_typ: false,
+        leeway_seconds: 60,
+        extra_scope_claims: vec![],
+    }];
+    config.database.url = format!("sqlite://{}", database.display());
+    config.database.seed_demo_data = true;
+    let app = app::build(config).await.inspect_err(|_| cancel.cancel())?;
+    let server_task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            app.serve(mcp_listener, async move { cancel.cancelled().await })
+                .await
+        })
+    };
+
+    Ok(RunningDemo {
+        mcp_url,
+        issuer_url,
+        database,
+        clients: demo_clients,
+        cancel,
+        tasks: vec![issuer_task, server_task],
+    })
+}
+
+/// `gatehouse demo`: start, print, wait for Ctrl-C.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let demo = start(args).await?;
+    // The development issuer logs its warning banner itself when it starts serving.
+    println!("{}", instructions(&demo));
+    app::shutdown_signal().await;
+    demo.stop().await
+}
+
+fn random_secret() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text the demo prints: URLs, tokens and commands that work as printed.
+pub fn instructions(demo: &RunningDemo) -> String {
+    let url = &demo.mcp_url;
+    let read = demo.client("acme-reader");
+    let write = demo.client("acme-writer");
+    let globex = demo.client("globex-reader");
+    let headers = "-H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+                   -H 'mcp-protocol-version: 2025-11-25'";
+    let call = |tool: &str, args: &str| {
+        format!(
+            r#"-d '{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}'"#
+        )
+    };
+    let lookup = call("lookup_invoice", r#"{"invoiceId":"INV-2041"}"#);
+    let void = call(
+        "void_invoice",
+        r#"{"invoiceId":"INV-2041","reason":"duplicate"}"#,
+    );
+    let history = call("invoice_history", r#"{"invoiceId":"INV-2041"}"#);
+    let metadata = format!(
+        "{}/.well-known/oauth-protected-resource{}",
+        url.trim_end_matches("/mcp"),
+        "/mcp"
+    );
+    format!(
+        r#"
+Gatehouse demo is running.
+
+  MCP endpoint            {url}
+  Resource metadata       {metadata}
+  Authorization server    {issuer}   (development only)
+  Database (SQLite)       {db}
+
+Tokens (tenant, scopes) — paste these into your shell:
+
+  export READ_TOKEN={read_token}     # acme, invoices:read
+  export WRITE_TOKEN={write_token}    # acme, invoices:read invoices:write
+  export GLOBEX_TOKEN={globex_token}   # globex, invoices:read
+
+1. No token: 401 with a challenge pointing at the metadata
+   curl -i -X POST {url} {headers} -d '{{"jsonrpc":"2.0","id":1,"method":"tools/list"}}'
+
+2. Look up an invoice with the read-only token
+   curl -s -X POST {url} {headers} -H "authorization: Bearer $READ_TOKEN" {lookup}
+
+3. Void it with the read-only token: 403 insufficient_scope, scope="invoices:write" (step-up)
+   curl -i -X POST {url} {headers} -H "authorization: Bearer $READ_TOKEN" {void}
+
+4. Void it with the read-write token, then see who did it
+   curl -s -X POST {url} {headers} -H "authorization: Bearer $WRITE_TOKEN" {void}
+   curl -s -X POST {url} {headers} -H "authorization: Bearer $READ_TOKEN" {history}
+
+5. Tenant globex cannot see acme's invoice (globex has its own INV-2041)
+   curl -s -X POST {url} {headers} -H "authorization: Bearer $GLOBEX_TOKEN" {lookup}
+
+6. A fresh token from the authorization server (client credentials, RFC 8707 resource)
+   curl -s -X POST {issuer}/token -u acme-reader:{read_secret} -d grant_type=client_credentials \
+        --data-urlencode resource={url} -d scope=invoices:read
+
+7. MCP Inspector CLI (Node >= 22.19)
+   npx -y @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list \
+       --header "Authorization: Bearer $READ_TOKEN"
+
+8. Official TypeScript client (@modelcontextprotocol/sdk)
+   new StreamableHTTPClientTransport(new URL("{url}"),
+     {{ requestInit: {{ headers: {{ Authorization: `Bearer ${{process.env.READ_TOKEN}}` }} }} }})
+   or give it a client-credentials authProvider for client id acme-reader and the secret above:
+   it discovers {metadata} and {issuer} by itself.
+
+Press Ctrl-C to stop.
+"#,
+        issuer = demo.issuer_url,
+        db = demo.database.display(),
+        read_token = read.token,
+        write_token = write.token,
+        globex_token = globex.token,
+        read_secret = read.secret,
+    )
+}
