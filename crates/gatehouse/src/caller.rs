@@ -62,8 +62,13 @@ impl Scope {
     /// Parses one scope token, rejecting characters RFC 6749 §3.3 forbids.
     pub fn new(s: &str) -> Result<Self, InvalidScope> {
         let ok = !s.is_empty()
-            && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-        if ok { Ok(Self(Arc::from(s))) } else { Err(InvalidScope(s.to_owned())) }
+            && s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if ok {
+            Ok(Self(Arc::from(s)))
+        } else {
+            Err(InvalidScope(s.to_owned()))
+        }
     }
 
     /// The scope text.
@@ -108,7 +113,11 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        items.into_iter().map(|s| Scope::new(s.as_ref())).collect::<Result<_, _>>().map(Self)
+        items
+            .into_iter()
+            .map(|s| Scope::new(s.as_ref()))
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     /// True when `scope` is in the set (exact match, no hierarchy; see [`crate::policy`]).
@@ -226,27 +235,43 @@ impl Caller {
 
     /// Seconds until expiry, zero when already expired.
     pub fn remaining(&self, now: SystemTime) -> Duration {
-        self.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
+        self.expires_at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     }
 
     /// `exp` as Unix seconds.
     pub fn expires_at_unix(&self) -> u64 {
-        self.expires_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        self.expires_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 
     /// Checks, inside a tool, that the token grants every scope in `required` (exact names; the
     /// route-level policy is where hierarchies apply). Defence in depth: the edge has already
     /// checked the tool's scopes before the tool runs.
     pub fn require_scopes(&self, required: &[&str]) -> Result<(), MissingScopes> {
-        let missing: Vec<String> =
-            required.iter().filter(|r| !self.scopes.contains_str(r)).map(|r| (*r).to_owned()).collect();
-        if missing.is_empty() { Ok(()) } else { Err(MissingScopes(missing)) }
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|r| !self.scopes.contains_str(r))
+            .map(|r| (*r).to_owned())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(MissingScopes(missing))
+        }
     }
 
     /// The principal key used to bind sessions: issuer, subject and client id. Two tokens of the
     /// same principal (for example before and after a refresh) have the same key.
     pub fn principal_key(&self) -> (Arc<str>, Option<String>, Option<String>) {
-        (self.issuer.clone(), self.subject.clone(), self.client_id.clone())
+        (
+            self.issuer.clone(),
+            self.subject.clone(),
+            self.client_id.clone(),
+        )
     }
 }
 

@@ -78,12 +78,17 @@ impl ResourceUrl {
                 return Err(ResourceUrlError::NotCanonical(canonical.to_owned()));
             }
         } else if canonical.trim_end_matches('/') != s {
-            return Err(ResourceUrlError::NotCanonical(canonical.trim_end_matches('/').to_owned()));
+            return Err(ResourceUrlError::NotCanonical(
+                canonical.trim_end_matches('/').to_owned(),
+            ));
         }
         if input_has_path && s.ends_with('/') && !allow_trailing_slash {
             return Err(ResourceUrlError::TrailingSlash);
         }
-        Ok(Self { text: s.to_owned(), url })
+        Ok(Self {
+            text: s.to_owned(),
+            url,
+        })
     }
 
     /// The URL exactly as configured.
@@ -156,12 +161,21 @@ mod tests {
     #[test]
     fn accepts_canonical_urls_and_derives_metadata_location() {
         let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
-        assert_eq!(r.metadata_path(), "/.well-known/oauth-protected-resource/mcp");
-        assert_eq!(r.metadata_url(), "https://mcp.example.com/.well-known/oauth-protected-resource/mcp");
+        assert_eq!(
+            r.metadata_path(),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            r.metadata_url(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
         assert_eq!(r.authority(), "mcp.example.com");
 
         let r = ResourceUrl::parse("http://127.0.0.1:8080/a/b").unwrap();
-        assert_eq!(r.metadata_url(), "http://127.0.0.1:8080/.well-known/oauth-protected-resource/a/b");
+        assert_eq!(
+            r.metadata_url(),
+            "http://127.0.0.1:8080/.well-known/oauth-protected-resource/a/b"
+        );
         assert_eq!(r.authority(), "127.0.0.1:8080");
         assert!(r.is_loopback());
 
@@ -180,7 +194,10 @@ mod tests {
             ("https://h/mcp?x=1", Query),
             ("https://u:p@h/mcp", Userinfo),
             ("https://h/mcp/", TrailingSlash),
-            ("https://H.example/mcp", NotCanonical("https://h.example/mcp".into())),
+            (
+                "https://H.example/mcp",
+                NotCanonical("https://h.example/mcp".into()),
+            ),
             ("https://h:443/mcp", NotCanonical("https://h/mcp".into())),
         ];
         for (input, want) in cases {

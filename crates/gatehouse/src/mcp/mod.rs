@@ -22,7 +22,9 @@ impl<C: AsRequestContext> FromContextPart<C> for Caller {
 /// The `Caller` of an MCP request, if the Gatehouse layer authenticated it. For handlers that
 /// implement `ServerHandler` methods by hand (`list_tools`, `call_tool`).
 pub fn caller_from_extensions(ext: &rmcp::model::Extensions) -> Option<Caller> {
-    ext.get::<http::request::Parts>().and_then(|p| p.extensions.get::<Caller>()).cloned()
+    ext.get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+        .cloned()
 }
 
 /// The request id of the HTTP request that carried an MCP message (`x-request-id`, set or
@@ -38,7 +40,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 impl<C: AsRequestContext> FromContextPart<C> for RequestId {
     fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
-        Ok(request_id_from_extensions(&context.as_request_context().extensions))
+        Ok(request_id_from_extensions(
+            &context.as_request_context().extensions,
+        ))
     }
 }
 
