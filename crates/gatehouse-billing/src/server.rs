@@ -732,14 +732,12 @@ impl ServerHandler for BillingServer {
             .await;
 
         // The tool body reports its own outcome; anything else never reached one.
-        let (outcome, detail) = slot
-            .take()
-            .unwrap_or_else(|| match (&caller, known, &response) {
-                (None, ..) => (AuditOutcome::Error, "unauthenticated"),
-                (_, false, _) => (AuditOutcome::Error, "unknown_tool"),
-                (_, true, Ok(_)) => (AuditOutcome::Error, "invalid_params"),
-                (_, true, Err(_)) => (AuditOutcome::Error, "protocol_error"),
-            });
+        let (outcome, detail) = slot.take().unwrap_or(match (&caller, known, &response) {
+            (None, ..) => (AuditOutcome::Error, "unauthenticated"),
+            (_, false, _) => (AuditOutcome::Error, "unknown_tool"),
+            (_, true, Ok(_)) => (AuditOutcome::Error, "invalid_params"),
+            (_, true, Err(_)) => (AuditOutcome::Error, "protocol_error"),
+        });
         let record = match &caller {
             Some(c) => {
                 let tenant = self.inner.tenants.resolve(c);
