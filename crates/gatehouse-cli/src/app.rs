@@ -126,8 +126,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         .await
         .with_context(|| {
             format!(
-                "opening database `database.url` = {:?}",
-                config.database.url
+                "opening database `database.url` = {}",
+                redact_url(&config.database.url)
             )
         })?;
     let audit = AuditLog::new(store.clone());
@@ -312,6 +312,19 @@ fn warn_if_plain_http_in_public(addr: SocketAddr) {
     }
 }
 
+/// The URL with any password replaced, for error messages (a PostgreSQL URL may carry one).
+fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(_) => raw.to_owned(),
+        Err(_) if raw.contains('@') => "<unparseable URL with credentials>".to_owned(),
+        Err(_) => raw.to_owned(),
+    }
+}
+
 fn resource_url(config: &Config) -> Result<ResourceUrl, ConfigError> {
     let resource = ResourceUrl::parse(&config.server.resource)
         .map_err(|e| ConfigError::invalid("server.resource", e))?;
@@ -479,4 +492,19 @@ fn introspection_config(
     }
     out.tenant_claim = tenant_claim;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_never_reach_error_messages() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db.internal:5432/billing"),
+            "postgres://app:redacted@db.internal:5432/billing"
+        );
+        assert_eq!(redact_url("sqlite://gatehouse.db"), "sqlite://gatehouse.db");
+        assert!(!redact_url("postgres://app:hun@ter2@db/x").contains("ter2"));
+    }
 }

@@ -224,6 +224,7 @@ pub fn instructions(demo: &RunningDemo) -> String {
         )
     };
     let lookup = call("lookup_invoice", r#"{"invoiceId":"INV-2041"}"#);
+    let lookup_other = call("lookup_invoice", r#"{"invoiceId":"INV-2042"}"#);
     let void = call(
         "void_invoice",
         r#"{"invoiceId":"INV-2041","reason":"duplicate"}"#,
@@ -262,8 +263,9 @@ Tokens (tenant, scopes) — paste these into your shell:
    curl -s -X POST {url} {headers} -H "authorization: Bearer $WRITE_TOKEN" {void}
    curl -s -X POST {url} {headers} -H "authorization: Bearer $READ_TOKEN" {history}
 
-5. Tenant globex cannot see acme's invoice (globex has its own INV-2041)
-   curl -s -X POST {url} {headers} -H "authorization: Bearer $GLOBEX_TOKEN" {lookup}
+5. Tenant globex cannot see acme's INV-2042: the answer is the same as for an invoice that
+   does not exist (and globex's own INV-2041 is a different invoice from acme's)
+   curl -s -X POST {url} {headers} -H "authorization: Bearer $GLOBEX_TOKEN" {lookup_other}
 
 6. A fresh token from the authorization server (client credentials, RFC 8707 resource)
    curl -s -X POST {issuer}/token -u acme-reader:{read_secret} -d grant_type=client_credentials \

@@ -1,0 +1,234 @@
+//! A running stack for one test: development issuer + billing server, each on 127.0.0.1:0.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gatehouse_billing::{AuditLog, AuditRecord, Store};
+use gatehouse_cli::app;
+use gatehouse_cli::config::{Config, IssuerConfig};
+use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Clients of the test issuer: (id, tenant, scopes).
+pub(crate) const CLIENTS: [(&str, Option<&str>, &[&str]); 4] = [
+    ("acme-reader", Some("acme"), &["invoices:read"]),
+    (
+        "acme-writer",
+        Some("acme"),
+        &["invoices:read", "invoices:write"],
+    ),
+    ("globex-reader", Some("globex"), &["invoices:read"]),
+    ("no-tenant", None, &["invoices:read"]),
+];
+
+pub(crate) struct Stack {
+    pub(crate) url: String,
+    pub(crate) issuer: DevIssuer,
+    pub(crate) store: Store,
+    pub(crate) audit: AuditLog,
+    pub(crate) http: reqwest::Client,
+    cancel: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("gatehouse-e2e-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Stack {
+    /// Starts a stack with the default (demo-like) configuration, adjusted by `tweak`.
+    pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> Stack {
+        let issuer_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = DevIssuer::for_listener(
+            &issuer_listener,
+            DevIssuerConfig {
+                clients: CLIENTS
+                    .iter()
+                    .map(|(id, tenant, scopes)| {
+                        let c = DevClient::new(*id, "secret", scopes.iter().copied());
+                        match tenant {
+                            Some(t) => c.with_tenant(*t),
+                            None => c,
+                        }
+                    })
+                    .collect(),
+                ..DevIssuerConfig::default()
+            },
+        )
+        .unwrap();
+        let cancel = CancellationToken::new();
+        {
+            let issuer = issuer.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                gatehouse_dev_issuer::serve_issuer(issuer_listener, issuer, async move {
+                    cancel.cancelled().await
+                })
+                .await
+            });
+        }
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}/mcp");
+        let dir = TempDir::new();
+        let mut config = Config::default();
+        config.server.listen = addr;
+        config.server.resource = url.clone();
+        config.auth.issuers = vec![IssuerConfig {
+            issuer: issuer.issuer().to_owned(),
+            jwks_uri: None,
+            audiences: vec![],
+            algorithms: vec![],
+            accept_typ_jwt: false,
+            accept_missing_typ: false,
+            leeway_seconds: 60,
+            extra_scope_claims: vec![],
+        }];
+        config.database.url = format!("sqlite://{}", dir.0.join("billing.db").display());
+        config.database.seed_demo_data = true;
+        tweak(&mut config);
+        let app = app::build(config).await.expect("build app");
+        let store = app.store().clone();
+        let audit = app.audit().clone();
+        let server = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                app.serve(listener, async move { cancel.cancelled().await })
+                    .await
+            })
+        };
+        Stack {
+            url,
+            issuer,
+            store,
+            audit,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            cancel,
+            server,
+            _dir: dir,
+        }
+    }
+
+    /// A token for one of [`CLIENTS`] with all its scopes (or `scopes`).
+    pub(crate) fn token(&self, client: &str, scopes: &[&str]) -> String {
+        self.issuer.mint(client, scopes, &self.url).expect("mint")
+    }
+
+    /// POSTs a JSON-RPC message with the given protocol version header (if any).
+    pub(crate) async fn post(
+        &self,
+        token: Option<&str>,
+        version: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(v) = version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        Reply::from(req.json(&body).send().await.expect("send")).await
+    }
+
+    /// `tools/call` on 2025-11-25.
+    pub(crate) async fn call(&self, token: &str, tool: &str, args: Value) -> Reply {
+        self.post(
+            Some(token),
+            Some("2025-11-25"),
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":args}}),
+        )
+        .await
+    }
+
+    /// The audit log, newest first, after flushing pending records.
+    pub(crate) async fn audit_records(&self) -> Vec<AuditRecord> {
+        self.audit.flush().await;
+        self.store.recent_audit(100).await.expect("audit rows")
+    }
+
+    pub(crate) async fn stop(self) {
+        self.cancel.cancel();
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+/// A reply: status, headers, body (JSON when it parses).
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    pub(crate) async fn from(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The JSON-RPC `result` of a successful reply.
+    pub(crate) fn result(&self) -> Value {
+        assert_eq!(self.status, 200, "{}", self.body);
+        let v = self.json();
+        v.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("no result: {v}"))
+    }
+
+    pub(crate) fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The names of the tools in a `tools/list` result.
+    pub(crate) fn tool_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.result()["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+pub(crate) fn tools_list() -> Value {
+    json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})
+}
