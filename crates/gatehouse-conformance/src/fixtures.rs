@@ -1,0 +1,654 @@
+//! The fixtures the conformance suite's server scenarios call, with the names and shapes each
+//! scenario's description prints (`npx conformance list`; `--scenario NAME` on failure).
+//!
+//! Every fixture goes through the Gatehouse layer first: the suite only reaches them with the
+//! token the proxy injects.
+//!
+//! Sampling, elicitation and logging are deprecated from protocol 2026-07-28 on (SEP-2577) but
+//! are what the 2025-06-18 / 2025-11-25 scenarios test, hence `allow(deprecated)` for the module.
+#![allow(deprecated)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, RequestMetaObject, Resource, ResourceContents,
+    ResourceTemplate, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_router};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The conformance fixtures. Cheap to clone; one per MCP session.
+#[derive(Clone)]
+pub(crate) struct Fixtures {
+    // Built once (a per-request rebuild costs ~9 % throughput; test-peers.md).
+    tool_router: Arc<ToolRouter<Fixtures>>,
+    subscriptions: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A 1×1 red PNG.
+const RED_PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+
+/// Name of the JSON Schema 2020-12 fixture tool (scenario `json-schema-2020-12`).
+const JSON_SCHEMA_TOOL: &str = "json_schema_2020_12_tool";
+
+/// A minimal valid WAV file: RIFF header, 8 kHz mono 8-bit PCM, 8 samples of silence.
+fn tiny_wav() -> Vec<u8> {
+    let samples = [128u8; 8];
+    let mut w = Vec::with_capacity(44 + samples.len());
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&8000u32.to_le_bytes()); // sample rate
+    w.extend_from_slice(&8000u32.to_le_bytes()); // byte rate
+    w.extend_from_slice(&1u16.to_le_bytes()); // block align
+    w.extend_from_slice(&8u16.to_le_bytes()); // bits per sample
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    w.extend_from_slice(&samples);
+    w
+}
+
+/// Builds an rmcp model value from its JSON form (many model structs are `#[non_exhaustive]`;
+/// the JSON is exactly what the scenario descriptions specify).
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
+    serde_json::from_value(value).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct PromptArg {
+    /// The prompt to send to the LLM.
+    prompt: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct MessageArg {
+    /// The message to show the user.
+    message: String,
+}
+
+impl Fixtures {
+    pub(crate) fn new() -> Self {
+        let mut router = Self::tool_router();
+        router.add_route(ToolRoute::new_dyn(json_schema_tool(), |_ctx| {
+            Box::pin(async {
+                Ok(CallToolResult::success(vec![ContentBlock::text(
+                    "JSON Schema 2020-12 tool called",
+                )])
+                .into())
+            })
+        }));
+        Self {
+            tool_router: Arc::new(router),
+            subscriptions: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Sends `elicitation/create` with `schema` and reports the client's answer.
+    async fn elicit(
+        peer: &Peer<RoleServer>,
+        message: &str,
+        schema: serde_json::Value,
+    ) -> Result<rmcp::model::ElicitResult, ErrorData> {
+        let params = from_json(json!({
+            "mode": "form",
+            "message": message,
+            "requestedSchema": schema,
+        }))?;
+        peer.create_elicitation(params)
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("elicitation failed: {e}"), None))
+    }
+}
+
+/// The `json-schema-2020-12` fixture: its input schema must reach clients verbatim.
+fn json_schema_tool() -> Tool {
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "type": "object",
+                "properties": { "street": { "type": "string" }, "city": { "type": "string" } }
+            }
+        },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" }
+        },
+        "additionalProperties": false
+    });
+    let serde_json::Value::Object(schema) = schema else {
+        unreachable!("a JSON object literal")
+    };
+    Tool::new(
+        JSON_SCHEMA_TOOL,
+        "Tool with JSON Schema 2020-12 features",
+        Arc::new(schema),
+    )
+}
+
+#[tool_router]
+impl Fixtures {
+    #[tool(name = "test_simple_text", description = "Returns simple text content")]
+    async fn test_simple_text(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::text(
+            "This is a simple text response for testing.",
+        )])
+    }
+
+    #[tool(
+        name = "test_image_content",
+        description = "Returns image content (1x1 red PNG)"
+    )]
+    async fn test_image_content(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::image(RED_PIXEL_PNG, "image/png")])
+    }
+
+    #[tool(
+        name = "test_audio_content",
+        description = "Returns audio content (a tiny WAV)"
+    )]
+    async fn test_audio_content(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::audio(
+            B64.encode(tiny_wav()),
+            "audio/wav",
+        )])
+    }
+
+    #[tool(
+        name = "test_embedded_resource",
+        description = "Returns an embedded resource"
+    )]
+    async fn test_embedded_resource(&self) -> CallToolResult {
+        CallToolResult::success(vec![ContentBlock::resource(ResourceContents::text(
+            "This is an embedded resource content.",
+            "test://embedded-resource",
+        ))])
+    }
+
+    #[tool(
+        name = "test_multiple_content_types",
+        description = "Returns text, image and resource content"
+    )]
+    async fn test_multiple_content_types(&self) -> CallToolResult {
+        CallToolResult::success(vec![
+            ContentBlock::text("Multiple content types test:"),
+            ContentBlock::image(RED_PIXEL_PNG, "image/png"),
+            ContentBlock::resource(
+                ResourceContents::text(
+                    r#"{"test":"data","value":123}"#,
+                    "test://mixed-content-resource",
+                )
+                .with_mime_type("application/json"),
+            ),
+        ])
+    }
+
+    #[tool(
+        name = "test_tool_with_logging",
+        description = "Sends three log notifications while it runs"
+    )]
+    async fn test_tool_with_logging(
+        &self,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let messages = [
+            "Tool execution started",
+            "Tool processing data",
+            "Tool execution completed",
+        ];
+        for (i, text) in messages.iter().enumerate() {
+            if i > 0 {
+                // The scenario asks for spaced-out notifications (~50 ms): this is the fixture's
+                // specified behaviour, not synchronisation.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let param =
+                from_json(json!({ "level": "info", "logger": "conformance", "data": text }))?;
+            peer.notify_logging_message(param)
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        }
+        Ok(CallToolResult::success(vec![ContentBlock::text(
+            "Tool with logging executed successfully",
+        )]))
+    }
+
+    #[tool(
+        name = "test_error_handling",
+        description = "Always fails with a tool error"
+    )]
+    async fn test_error_handling(&self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(
+            "This tool intentionally returns an error for testing",
+        )])
+    }
+
+    #[tool(
+        name = "test_tool_with_progress",
+        description = "Reports progress 0, 50, 100 of 100 when given a progress token"
+    )]
+    async fn test_tool_with_progress(
+        &self,
+        peer: Peer<RoleServer>,
+        meta: RequestMetaObject,
+    ) -> Result<CallToolResult, ErrorData> {
+        let token = meta.get_progress_token();
+        for (i, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+            if i > 0 {
+                // Specified fixture behaviour (~50 ms between notifications).
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if let Some(token) = &token {
+                let param = from_json(json!({
+                    "progressToken": token, "progress": progress, "total": 100.0
+                }))?;
+                peer.notify_progress(param)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            }
+        }
+        Ok(CallToolResult::success(vec![ContentBlock::text(
+            "Tool with progress executed successfully",
+        )]))
+    }
+
+    #[tool(
+        name = "test_sampling",
+        description = "Asks the client's LLM through sampling"
+    )]
+    async fn test_sampling(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(p): Parameters<PromptArg>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if peer
+            .peer_info()
+            .and_then(|i| i.capabilities.sampling.clone())
+            .is_none()
+        {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(
+                "the client does not support sampling",
+            )]));
+        }
+        let params = from_json(json!({
+            "messages": [{ "role": "user", "content": { "type": "text", "text": p.prompt } }],
+            "maxTokens": 100
+        }))?;
+        let result = peer
+            .create_message(params)
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
+        let text = serde_json::to_value(&result.message.content)
+            .ok()
+            .and_then(|c| c.get("text").and_then(|t| t.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+            "LLM response: {text}"
+        ))]))
+    }
+
+    #[tool(
+        name = "test_elicitation",
+        description = "Asks the user for a username and email"
+    )]
+    async fn test_elicitation(
+        &self,
+        peer: Peer<RoleServer>,
+        Parameters(p): Parameters<MessageArg>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if peer
+            .peer_info()
+            .and_then(|i| i.capabilities.elicitation.clone())
+            .is_none()
+        {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(
+                "the client does not support elicitation",
+            )]));
+        }
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "username": { "type": "string", "description": "User's response" },
+                "email": { "type": "string", "description": "User's email address" }
+            },
+            "required": ["username", "email"]
+        });
+        let r = Self::elicit(&peer, &p.message, schema).await?;
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+            "User response: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        ))]))
+    }
+
+    #[tool(
+        name = "test_elicitation_sep1034_defaults",
+        description = "Elicitation with a default for every primitive type (SEP-1034)"
+    )]
+    async fn test_elicitation_sep1034_defaults(
+        &self,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "name": { "type": "string", "description": "User name", "default": "John Doe" },
+                "age": { "type": "integer", "description": "User age", "default": 30 },
+                "score": { "type": "number", "description": "User score", "default": 95.5 },
+                "status": {
+                    "type": "string", "description": "User status",
+                    "enum": ["active", "inactive", "pending"], "default": "active"
+                },
+                "verified": { "type": "boolean", "description": "Verification status", "default": true }
+            },
+            "required": []
+        });
+        let r = Self::elicit(&peer, "Please review your information", schema).await?;
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+            "Elicitation completed: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        ))]))
+    }
+
+    #[tool(
+        name = "test_elicitation_sep1330_enums",
+        description = "Elicitation with the five enum schema variants (SEP-1330)"
+    )]
+    async fn test_elicitation_sep1330_enums(
+        &self,
+        peer: Peer<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "untitledSingle": {
+                    "type": "string", "description": "Untitled single-select",
+                    "enum": ["option1", "option2", "option3"]
+                },
+                "titledSingle": {
+                    "type": "string", "description": "Titled single-select",
+                    "oneOf": [
+                        { "const": "value1", "title": "First Option" },
+                        { "const": "value2", "title": "Second Option" },
+                        { "const": "value3", "title": "Third Option" }
+                    ]
+                },
+                "legacyEnum": {
+                    "type": "string", "description": "Legacy titled enum",
+                    "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"]
+                },
+                "untitledMulti": {
+                    "type": "array", "description": "Untitled multi-select",
+                    "items": { "type": "string", "enum": ["option1", "option2", "option3"] }
+                },
+                "titledMulti": {
+                    "type": "array", "description": "Titled multi-select",
+                    "items": { "anyOf": [
+                        { "const": "value1", "title": "First Choice" },
+                        { "const": "value2", "title": "Second Choice" },
+                        { "const": "value3", "title": "Third Choice" }
+                    ] }
+                }
+            },
+            "required": []
+        });
+        let r = Self::elicit(&peer, "Please choose your options", schema).await?;
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+            "Elicitation completed: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        ))]))
+    }
+}
+
+impl ServerHandler for Fixtures {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_logging()
+                .enable_completions()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_tools()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "gatehouse-conformance",
+            env!("CARGO_PKG_VERSION"),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tool_router.list_all()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tool_router.get(name).cloned()
+    }
+
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        // Minimal completion: a few fixed candidates filtered by the typed prefix.
+        let prefix = request.argument.value.to_lowercase();
+        let values: Vec<String> = ["paris", "park", "party"]
+            .iter()
+            .filter(|v| v.starts_with(&prefix))
+            .map(|v| (*v).to_owned())
+            .collect();
+        from_json(json!({
+            "completion": { "values": values, "total": values.len(), "hasMore": false }
+        }))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![
+            Resource::new("test://static-text", "static-text")
+                .with_description("A static text resource")
+                .with_mime_type("text/plain"),
+            Resource::new("test://static-binary", "static-binary")
+                .with_description("A static binary resource (1x1 PNG)")
+                .with_mime_type("image/png"),
+            Resource::new("test://watched-resource", "watched-resource")
+                .with_description("A resource clients can subscribe to")
+                .with_mime_type("text/plain"),
+        ]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new("test://template/{id}/data", "template-data")
+                .with_description("Data for an id")
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.as_str();
+        let contents = match uri {
+            "test://static-text" => {
+                ResourceContents::text("This is the content of the static text resource.", uri)
+            }
+            "test://static-binary" => {
+                ResourceContents::blob(RED_PIXEL_PNG, uri).with_mime_type("image/png")
+            }
+            "test://watched-resource" => ResourceContents::text("Watched resource content.", uri),
+            _ => match uri
+                .strip_prefix("test://template/")
+                .and_then(|rest| rest.strip_suffix("/data"))
+                .filter(|id| !id.is_empty() && !id.contains('/'))
+            {
+                Some(id) => ResourceContents::text(
+                    json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") })
+                        .to_string(),
+                    uri,
+                )
+                .with_mime_type("application/json"),
+                None => {
+                    return Err(ErrorData::resource_not_found(
+                        "resource not found",
+                        Some(json!({ "uri": uri })),
+                    ));
+                }
+            },
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request.uri);
+        Ok(())
+    }
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let arg = |name: &str, description: &str| {
+            PromptArgument::new(name)
+                .with_description(description)
+                .with_required(true)
+        };
+        Ok(ListPromptsResult::with_all_items(vec![
+            Prompt::new(
+                "test_simple_prompt",
+                Some("A simple prompt without arguments"),
+                None,
+            ),
+            Prompt::new(
+                "test_prompt_with_arguments",
+                Some("A prompt with two required arguments"),
+                Some(vec![
+                    arg("arg1", "First test argument"),
+                    arg("arg2", "Second test argument"),
+                ]),
+            ),
+            Prompt::new(
+                "test_prompt_with_embedded_resource",
+                Some("A prompt that embeds a resource"),
+                Some(vec![arg("resourceUri", "URI of the resource to embed")]),
+            ),
+            Prompt::new(
+                "test_prompt_with_image",
+                Some("A prompt with an image"),
+                None,
+            ),
+        ]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let arg = |name: &str| -> Result<String, ErrorData> {
+            args.get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| ErrorData::invalid_params(format!("missing argument {name}"), None))
+        };
+        let messages = match request.name.as_str() {
+            "test_simple_prompt" => vec![PromptMessage::new_text(
+                Role::User,
+                "This is a simple prompt for testing.",
+            )],
+            "test_prompt_with_arguments" => vec![PromptMessage::new_text(
+                Role::User,
+                format!(
+                    "Prompt with arguments: arg1='{}', arg2='{}'",
+                    arg("arg1")?,
+                    arg("arg2")?
+                ),
+            )],
+            "test_prompt_with_embedded_resource" => vec![
+                PromptMessage::new(
+                    Role::User,
+                    ContentBlock::resource(ResourceContents::text(
+                        "Embedded resource content for testing.",
+                        arg("resourceUri")?,
+                    )),
+                ),
+                PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
+            ],
+            "test_prompt_with_image" => vec![
+                PromptMessage::new(Role::User, ContentBlock::image(RED_PIXEL_PNG, "image/png")),
+                PromptMessage::new_text(Role::User, "Please analyze the image above."),
+            ],
+            _ => return Err(ErrorData::invalid_params("unknown prompt", None)),
+        };
+        Ok(GetPromptResult::new(messages).into())
+    }
+}

@@ -1,0 +1,113 @@
+// The official TypeScript MCP client (@modelcontextprotocol/sdk) against a Gatehouse server,
+// with the SDK's own client-credentials provider doing the whole OAuth discovery.
+//
+//   node clients/ts-client.mjs --url MCP_URL --issuer AS_ISSUER --client ID --scenario NAME
+//
+// Scenarios:
+//   discovery  401 → protected-resource metadata → AS metadata → token (with `resource`) →
+//              tools/list → tools/call lookup_invoice. Every HTTP exchange is recorded through
+//              the transport's `fetch` hook and the order is asserted, so a client that got a
+//              token some other way would fail.
+//   stepup     a token with invoices:read only → void_invoice → 403 insufficient_scope → the
+//              SDK's own up-scoping → a new token with invoices:write → success.
+//
+// Exits 0 on success; prints what it checked. Nothing here prints a token.
+
+import { parseArgs } from 'node:util';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
+
+import { client as registered } from '../as/clients.mjs';
+import { assert, check, parseChallenge, tokenScopeFromForm } from '../lib/assert.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    issuer: { type: 'string' },
+    client: { type: 'string', default: 'billing-reader' },
+    scope: { type: 'string', default: 'invoices:read' },
+    scenario: { type: 'string', default: 'discovery' },
+    invoice: { type: 'string', default: 'INV-2041' },
+  },
+});
+
+// Records every request the SDK makes (method, URL, status, challenge, token-request form).
+const log = [];
+const recordingFetch = async (input, init = {}) => {
+  const url = typeof input === 'string' ? input : input.url ?? String(input);
+  const method = init.method ?? 'GET';
+  const body = typeof init.body === 'string' ? init.body : init.body instanceof URLSearchParams ? init.body.toString() : undefined;
+  const response = await fetch(input, init);
+  log.push({ method, url: new URL(url), status: response.status, challenge: response.headers.get('www-authenticate'), body });
+  return response;
+};
+
+const c = registered(args.client);
+const provider = new ClientCredentialsProvider({
+  clientId: c.id,
+  clientSecret: c.secret,
+  scope: args.scope,
+  expectedIssuer: args.issuer,
+  clientName: 'gatehouse-interop-ts',
+});
+const transport = new StreamableHTTPClientTransport(new URL(args.url), { authProvider: provider, fetch: recordingFetch });
+const client = new Client({ name: 'gatehouse-interop-ts', version: '1.0.0' });
+
+const mcpUrl = new URL(args.url);
+const isMcp = (e) => e.url.origin === mcpUrl.origin && e.url.pathname === mcpUrl.pathname;
+const isToken = (e) => e.method === 'POST' && e.url.pathname === '/token';
+
+try {
+  await client.connect(transport);
+  check(`negotiated protocol ${transport.protocolVersion ?? '(none)'}`, ['2025-06-18', '2025-11-25'].includes(transport.protocolVersion));
+
+  // 1. The first MCP request had no token and got 401 with a resource_metadata challenge.
+  const first = log.find(isMcp);
+  assert(first?.status === 401, `first MCP request: expected 401, got ${first?.status}`);
+  const ch = parseChallenge(first.challenge);
+  assert(ch.scheme === 'bearer' && ch.params.resource_metadata, `401 challenge lacks resource_metadata: ${first.challenge}`);
+  check('401 challenge names resource_metadata', true);
+  // 2. Protected-resource metadata fetched from that URL, then AS metadata, then the token.
+  const iPrm = log.findIndex((e) => e.url.href === ch.params.resource_metadata && e.status === 200);
+  const iAsm = log.findIndex((e) => e.url.origin === new URL(args.issuer).origin && e.url.pathname.startsWith('/.well-known/') && e.status === 200);
+  const iTok = log.findIndex((e) => isToken(e) && e.status === 200);
+  assert(iPrm >= 0 && iAsm > iPrm && iTok > iAsm, `discovery order wrong: PRM ${iPrm}, AS metadata ${iAsm}, token ${iTok}`);
+  check('PRM → AS metadata → token, in order', true);
+  const form = new URLSearchParams(log[iTok].body);
+  assert(form.get('resource') === args.url, `token request resource=${form.get('resource')}, want ${args.url}`);
+  check(`token requested with resource=${form.get('resource')} scope=${form.get('scope')}`, true);
+
+  const tools = await client.listTools();
+  const names = tools.tools.map((t) => t.name).sort();
+  check(`tools/list → ${names.join(', ')}`, names.includes('lookup_invoice') && names.includes('void_invoice'));
+
+  if (args.scenario === 'discovery') {
+    const r = await client.callTool({ name: 'lookup_invoice', arguments: { invoiceId: args.invoice } });
+    const sc = r.structuredContent ?? {};
+    check(`tools/call lookup_invoice ${args.invoice} → ${JSON.stringify(sc)}`, !r.isError && JSON.stringify(sc).includes(args.invoice));
+  } else if (args.scenario === 'stepup') {
+    const tokensBefore = log.filter((e) => isToken(e) && e.status === 200).length;
+    assert(tokenScopeFromForm(log[iTok].body) === 'invoices:read', 'step-up must start from a read-only token request');
+    const r = await client.callTool({ name: 'void_invoice', arguments: { invoiceId: args.invoice, reason: 'interop step-up (TypeScript SDK)' } });
+    const forbidden = log.find((e) => isMcp(e) && e.status === 403);
+    assert(forbidden, 'no 403 was observed before the void succeeded');
+    const fch = parseChallenge(forbidden.challenge);
+    check(`403 challenge: error=${fch.params.error} scope="${fch.params.scope}"`, fch.params.error === 'insufficient_scope' && fch.params.scope?.split(' ').includes('invoices:write') && !!fch.params.resource_metadata);
+    const newTokens = log.filter((e) => isToken(e) && e.status === 200).slice(tokensBefore);
+    assert(newTokens.length === 1, `expected exactly one new token request, saw ${newTokens.length}`);
+    const f2 = new URLSearchParams(newTokens[0].body);
+    check(`up-scoped token requested with scope="${f2.get('scope')}" resource=${f2.get('resource')}`, f2.get('scope')?.split(' ').includes('invoices:write') && f2.get('resource') === args.url);
+    const sc = r.structuredContent ?? {};
+    check(`void_invoice after step-up → ${JSON.stringify(sc)}`, !r.isError && JSON.stringify(sc).toLowerCase().includes('void'));
+  } else {
+    throw new Error(`unknown scenario ${args.scenario}`);
+  }
+  await client.close();
+  console.log('OK');
+} catch (e) {
+  console.error('FAILED:', e?.message ?? e);
+  for (const e2 of log) console.error(`  ${e2.method} ${e2.url.href} → ${e2.status}${e2.challenge ? ` [${e2.challenge}]` : ''}`);
+  process.exit(1);
+}
