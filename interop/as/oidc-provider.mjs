@@ -53,8 +53,10 @@ const provider = new Provider(issuer, {
     response_types: [],
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
-    scope: c.scopes.join(' '),
+    // oidc-provider refuses an empty `scope` in client metadata: omit it instead.
+    ...(c.scopes.length ? { scope: c.scopes.join(' ') } : {}),
   })),
+  ttl: { ClientCredentials: 600 },
   scopes: ['openid', ...SCOPES],
   features: {
     devInteractions: { enabled: false },
