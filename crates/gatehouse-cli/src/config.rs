@@ -332,6 +332,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
+        let c = Config::load_from(Some(&path), Env::raw().only(&[])).unwrap();
+        assert_eq!(c.server.resource, "https://mcp.example.com/mcp");
+        assert_eq!(c.auth.issuers[0].issuer, "https://auth.example.com");
+        assert_eq!(c.policy.tools["void_invoice"], ["invoices:write"]);
+    }
+
+    #[test]
     fn unknown_and_mistyped_keys_are_named() {
         let d = tmpdir();
         let p = write(&d, "[server]\nlisen = \"127.0.0.1:9000\"\n");

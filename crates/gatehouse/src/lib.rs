@@ -24,3 +24,23 @@ pub mod verify;
 pub use caller::{AccessToken, Caller, Principal, Scope, ScopeSet, TokenKind};
 pub use resource::ResourceUrl;
 pub use verify::{TokenVerifier, VerifyError};
+
+#[cfg(test)]
+mod readme {
+    /// The README's "Use the library" code is `examples/protect.rs` verbatim, so the README's
+    /// example is the one the test suite compiles.
+    #[test]
+    fn readme_example_is_the_compiled_example() {
+        let example = include_str!("../examples/protect.rs");
+        let body = example
+            .split("// README:begin\n")
+            .nth(1)
+            .and_then(|s| s.split("// README:end").next())
+            .expect("markers in examples/protect.rs");
+        let readme = include_str!("../../../README.md");
+        assert!(
+            readme.contains(body),
+            "README.md's library example differs from examples/protect.rs"
+        );
+    }
+}

@@ -276,7 +276,8 @@ mod tests {
             ("invoices:read", "void_invoice", "invoices:write"), // minimised: write covers read
             ("invoices:write", "void_invoice", "ok"),
             ("", "void_invoice", "invoices:write"),
-            ("invoices:read", "audit", "admin audit:read"), // all missing scopes, one challenge
+            // All the operation needs, in one challenge (A18), including the held route scope.
+            ("invoices:read", "audit", "admin audit:read invoices:read"),
             (
                 "invoices:read admin",
                 "audit",
