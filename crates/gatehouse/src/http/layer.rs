@@ -96,7 +96,19 @@ impl Shared {
 
         let caller = self.authenticator.authenticate(&token).await?;
         drop(token);
-        self.policy.check_route(&caller)?;
+        if let Err(route) = self.policy.check_route(&caller) {
+            // A18: one challenge names everything the operation needs. For a `tools/call` of a
+            // tool with its own scopes that is route + tool scopes (the tool check covers
+            // both), not the route scopes now and the tool's on the next round trip.
+            if req.method() == Method::POST
+                && self.policy.has_tool_rules()
+                && let Err(r @ Rejection::InsufficientScope { .. }) =
+                    self.check_tool(req, &caller).await
+            {
+                return Err(r);
+            }
+            return Err(route.into());
+        }
 
         let mut admitted = Admitted {
             caller: None,
