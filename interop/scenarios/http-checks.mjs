@@ -142,12 +142,14 @@ const scenarios = {
     check(`control: opaque token for this resource → ${ok.status} (introspected)`, ok.status === 200 && toolResult(ok)?.invoiceId === 'INV-2041');
     const other = await getToken(issuer, 'billing-reader', { resource: OTHER_RESOURCE });
     expectInvalidToken('opaque token for another resource (introspection aud)', await post(url, lookup('INV-2041'), { token: other.token }), meta);
-    const bare = await getToken(issuer, 'billing-reader', {});
-    expectInvalidToken('opaque token without resource (active, no aud)', await post(url, lookup('INV-2041'), { token: bare.token }), meta);
     const doomed = await getToken(issuer, 'billing-reader', { resource: url });
     await revoke(issuer, 'billing-reader', doomed.token);
     expectInvalidToken('revoked opaque token (introspection active:false)', await post(url, lookup('INV-2041'), { token: doomed.token }), meta);
     expectInvalidToken('made-up opaque token', await post(url, lookup('INV-2041'), { token: 'x'.repeat(43) }), meta);
+    // Last: introspection says active:true with no aud for this one; it was not issued for this
+    // server (RFC 8707 §2, A22).
+    const bare = await getToken(issuer, 'billing-reader', {});
+    expectInvalidToken('opaque token without resource (active, no aud)', await post(url, lookup('INV-2041'), { token: bare.token }), meta);
   },
 
   // Forged tokens from oauth2-mock-server (A16, A21, A22, A23; RFC 9068 §4 typ).
