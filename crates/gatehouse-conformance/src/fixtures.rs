@@ -652,3 +652,40 @@ impl ServerHandler for Fixtures {
         Ok(GetPromptResult::new(messages).into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The audio fixture must be a well-formed WAV: clients may decode it.
+    #[test]
+    fn tiny_wav_is_a_consistent_riff_wave_file() {
+        let w = tiny_wav();
+        assert_eq!(&w[0..4], b"RIFF");
+        assert_eq!(&w[8..16], b"WAVEfmt ");
+        let riff_len = u32::from_le_bytes(w[4..8].try_into().unwrap()) as usize;
+        assert_eq!(riff_len + 8, w.len());
+        let data_len = u32::from_le_bytes(w[40..44].try_into().unwrap()) as usize;
+        assert_eq!(&w[36..40], b"data");
+        assert_eq!(44 + data_len, w.len());
+    }
+
+    // The json-schema-2020-12 scenario checks these keywords survive tools/list.
+    #[test]
+    fn json_schema_tool_keeps_2020_12_keywords() {
+        let tool = json_schema_tool();
+        let s = &tool.input_schema;
+        assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert!(s["$defs"]["address"].is_object());
+        assert_eq!(s["additionalProperties"], false);
+        let router = Fixtures::new().tool_router;
+        assert!(router.get(JSON_SCHEMA_TOOL).is_some());
+        assert!(router.get("test_simple_text").is_some());
+    }
+
+    #[test]
+    fn embedded_png_decodes() {
+        let png = B64.decode(RED_PIXEL_PNG).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
+}
