@@ -490,6 +490,7 @@ fn introspection_config(
     if !c.audiences.is_empty() {
         out.audiences = c.audiences.clone();
     }
+    out.dangerous_accept_missing_audience = c.dangerous_accept_missing_audience;
     out.tenant_claim = tenant_claim;
     Ok(out)
 }

@@ -152,6 +152,11 @@ pub struct IntrospectionConfig {
     /// Accepted audiences in responses. Default: the resource URL.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Accept `active` responses without `aud`. Default false: a token minted for no resource is
+    /// not proof that it was minted for this one (MCP audience binding). Only for an
+    /// authorization server that audience-restricts introspection itself.
+    #[serde(default)]
+    pub dangerous_accept_missing_audience: bool,
 }
 
 fn default_auth_method() -> String {

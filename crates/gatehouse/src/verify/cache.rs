@@ -444,7 +444,7 @@ mod tests {
         let key = TestKey::rsa(0, "k1");
         idp.set_keys(&[&key]);
         idp.set_introspection(IntrospectionMode::Json(
-            json!({"active": true, "exp": now() + 300}),
+            json!({"active": true, "exp": now() + 300, "aud": AUD}),
         ));
         let chain = VerifierChain::start(
             ChainConfig {

@@ -259,7 +259,7 @@ mod tests {
         a.set_keys(&[&ka]);
         b.set_keys(&[&kb]);
         b.set_introspection(IntrospectionMode::Json(
-            json!({"active": true, "sub": "opaque-user"}),
+            json!({"active": true, "sub": "opaque-user", "aud": AUD}),
         ));
         let chain = VerifierChain::start(
             ChainConfig {
@@ -360,7 +360,7 @@ mod tests {
         let a = MockIdp::start().await;
         let b = MockIdp::start().await;
         a.set_introspection(IntrospectionMode::Json(json!({"active": false})));
-        b.set_introspection(IntrospectionMode::Json(json!({"active": true})));
+        b.set_introspection(IntrospectionMode::Json(json!({"active": true, "aud": AUD})));
         let chain = VerifierChain::start(
             ChainConfig {
                 introspection: vec![intro_config(&a), intro_config(&b)],

@@ -76,9 +76,13 @@ pub struct IntrospectionConfig {
     /// Accepted audiences: a response `aud` (string or array), when present, must contain one.
     /// Must not be empty.
     pub audiences: Vec<String>,
-    /// Refuse responses without `aud`. Default: `false` (RFC 7662 makes `aud` optional and the
-    /// AS is responsible for checking that the token may be used here).
-    pub require_audience: bool,
+    /// Accept `active` responses that carry no `aud`. Default: `false` — such a response is
+    /// refused. RFC 7662 makes `aud` optional and leaves it to the AS to check that the token may
+    /// be used here, but real servers answer `active: true` for tokens minted for no resource at
+    /// all (oidc-provider, for a token requested without RFC 8707 `resource`), and MCP requires
+    /// proof that the token was issued for this server (spec-requirements A22, D1). Turn on only
+    /// for an AS that audience-restricts introspection itself (ZITADEL does); logs a warning.
+    pub dangerous_accept_missing_audience: bool,
     /// Clock-skew allowance for `exp`/`nbf`. Default 60 s, at most 300 s.
     pub leeway: Duration,
     /// How long an active response without `exp` counts as valid (bounds the cache entry).
@@ -107,7 +111,7 @@ impl IntrospectionConfig {
             client_secret,
             auth_method: ClientAuthMethod::default(),
             audiences: vec![audience.into()],
-            require_audience: false,
+            dangerous_accept_missing_audience: false,
             leeway: DEFAULT_LEEWAY,
             missing_exp_ttl: Duration::from_secs(60),
             extra_scope_claims: Vec::new(),
@@ -179,6 +183,13 @@ impl IntrospectionVerifier {
             .clone()
             .ok_or_else(|| IntrospectionSetupError::NoEndpoint(iss()))?;
         let fetcher = Fetcher::new(config.fetch.clone()).map_err(IntrospectionSetupError::Fetch)?;
+        if config.dangerous_accept_missing_audience {
+            tracing::warn!(
+                issuer = %config.issuer,
+                "dangerous_accept_missing_audience: introspection responses without `aud` are \
+                 accepted; tokens minted for no resource (or another one) may pass"
+            );
+        }
         fetcher
             .check_url(&endpoint)
             .map_err(IntrospectionSetupError::Fetch)?;
@@ -191,7 +202,7 @@ impl IntrospectionVerifier {
             client_secret: config.client_secret,
             auth_method: config.auth_method,
             audiences: config.audiences,
-            require_audience: config.require_audience,
+            require_audience: !config.dangerous_accept_missing_audience,
             leeway: config.leeway.as_secs_f64(),
             missing_exp_ttl: config.missing_exp_ttl,
             scope_claims,
@@ -412,7 +423,7 @@ mod tests {
     #[tokio::test]
     async fn client_secret_post() {
         let idp = MockIdp::start().await;
-        idp.set_introspection(IntrospectionMode::Json(json!({"active": true})));
+        idp.set_introspection(IntrospectionMode::Json(json!({"active": true, "aud": AUD})));
         let mut c = config(&idp);
         c.auth_method = ClientAuthMethod::ClientSecretPost;
         let v = IntrospectionVerifier::new(c).unwrap();
@@ -483,14 +494,18 @@ mod tests {
                 "{body}"
             );
         }
-        let mut c = config(&idp);
-        c.require_audience = true;
-        let strict = IntrospectionVerifier::new(c).unwrap();
+        // A22: by default an active response without `aud` is refused (oidc-provider answers
+        // so for a token requested without `resource`) …
         idp.set_introspection(IntrospectionMode::Json(json!({"active": true})));
         assert_eq!(
-            run(&strict, "t").await.unwrap_err(),
+            run(&v, "t").await.unwrap_err(),
             InvalidReason::MissingClaim.into()
         );
+        // … and accepted only through the explicitly dangerous switch.
+        let mut c = config(&idp);
+        c.dangerous_accept_missing_audience = true;
+        let lenient = IntrospectionVerifier::new(c).unwrap();
+        assert!(run(&lenient, "t").await.is_ok());
     }
 
     #[tokio::test]
