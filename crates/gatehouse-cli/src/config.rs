@@ -276,7 +276,11 @@ impl ConfigError {
 impl Config {
     /// Loads defaults, then the TOML file (if any), then `GATEHOUSE_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(file, Env::prefixed("GATEHOUSE_").split("__"))
+        // GATEHOUSE_CONFIG and GATEHOUSE_LOG_JSON are command-line options, not configuration keys.
+        let env = Env::prefixed("GATEHOUSE_")
+            .ignore(&["CONFIG", "LOG_JSON"])
+            .split("__");
+        Self::load_from(file, env)
     }
 
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
@@ -330,6 +334,8 @@ mod tests {
 
         figment::Jail::expect_with(|jail| {
             jail.set_env("GATEHOUSE_SERVER__LISTEN", "127.0.0.1:9100");
+            jail.set_env("GATEHOUSE_CONFIG", "ignored.toml");
+            jail.set_env("GATEHOUSE_LOG_JSON", "true");
             let c = Config::load(Some(&p)).unwrap();
             assert_eq!(c.server.listen.port(), 9100);
             Ok(())
