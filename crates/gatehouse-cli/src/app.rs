@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use gatehouse::http::{CorsConfig, Gatehouse, SessionBindingConfig};
+use gatehouse::policy::rate_limit::{
+    GovernorRateLimiter, RateLimitConfig, RateLimited, RateLimiter, RateQuota,
+};
 use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
 use gatehouse::verify::cache::{Authenticator, CacheConfig};
 use gatehouse::verify::chain::{ChainConfig, VerifierChain};
@@ -25,6 +27,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+
+use crate::metrics::{
+    Admin, AuthFailureSummary, EdgeTelemetry, Metrics, TimedVerifier, admin_router,
+};
+use crate::serve::ServeOptions;
 
 use crate::config::{
     Config, ConfigError, IntrospectionConfig as IntrospectionSection, IssuerConfig,
@@ -38,6 +46,16 @@ pub struct App {
     store: Store,
     cancel: CancellationToken,
     listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    admin_router: Router,
+    admin: crate::config::AdminConfig,
+    admin_listener: Option<TcpListener>,
+    serve_options: ServeOptions,
+    summary: Arc<AuthFailureSummary>,
+    summary_period: Duration,
+    /// Stateful mode keeps SSE streams open: they are ended when shutdown starts, or they would
+    /// hold the drain until the grace period is over.
+    end_streams_on_shutdown: bool,
 }
 
 impl App {
@@ -66,31 +84,86 @@ impl App {
         &self.audit
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops accepting, lets in-flight
-    /// requests finish, flushes the audit log and stops background tasks.
-    pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The admin router (`/metrics`, `/healthz`, `/readyz`), for in-process tests.
+    pub fn admin_router(&self) -> Router {
+        self.admin_router.clone()
+    }
+
+    /// The authentication-failure summariser of the audit trail.
+    pub fn auth_failure_summary(&self) -> &Arc<AuthFailureSummary> {
+        &self.summary
+    }
+
+    /// Binds the admin listener now (when `admin.enabled`) and returns its address, so that a
+    /// configured port 0 can be discovered. [`App::serve`] binds it otherwise.
+    pub async fn bind_admin(&mut self) -> anyhow::Result<Option<SocketAddr>> {
+        if !self.admin.enabled {
+            return Ok(None);
+        }
+        if self.admin_listener.is_none() {
+            let l = TcpListener::bind(self.admin.listen)
+                .await
+                .with_context(|| format!("binding `admin.listen` = {}", self.admin.listen))?;
+            self.admin_listener = Some(l);
+        }
+        Ok(self
+            .admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok()))
+    }
+
+    /// Serves on `listener` (and the admin listener) until `shutdown` resolves, then stops
+    /// accepting, lets in-flight requests finish within `server.shutdown_grace_seconds`, emits
+    /// the last authentication-failure summary, flushes the audit log and stops background tasks.
+    pub async fn serve<F>(mut self, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        // TCP_NODELAY: without it SSE responses and stateful replies stall ~44 ms each on the
-        // Nagle/delayed-ACK interaction (test-peers.md, rmcp facts).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        let admin_addr = self.bind_admin().await?;
+        let stop_admin = CancellationToken::new();
+        let admin_task = self.admin_listener.take().map(|l| {
+            if let Some(addr) = admin_addr {
+                tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
             }
+            let router = self.admin_router.clone();
+            let stop = stop_admin.clone();
+            tokio::spawn(async move {
+                axum::serve(l, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
         });
+        let summary_task = tokio::spawn(
+            self.summary
+                .clone()
+                .run(self.summary_period, self.cancel.child_token()),
+        );
         let cancel = self.cancel.clone();
-        let result = axum::serve(
+        let end_streams = self.end_streams_on_shutdown;
+        let result = crate::serve::run(
             listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router.clone(),
+            self.serve_options.clone(),
+            shutdown,
+            move || {
+                if end_streams {
+                    cancel.cancel();
+                }
+            },
         )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            cancel.cancel();
-        })
         .await;
         self.cancel.cancel();
+        let _ = summary_task.await;
+        self.summary.emit();
+        stop_admin.cancel();
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
         self.audit.flush().await;
         self.store.close().await;
         result.context("server failed")
@@ -109,13 +182,23 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     if !gatehouse::TokenVerifier::ready(&chain) {
         tracing::warn!("signing keys not loaded yet; tokens get 503 until they are");
     }
+    let chain = Arc::new(chain);
+    let metrics = Arc::new(Metrics::default());
     let cache = CacheConfig {
         max_entries: config.auth.cache.max_entries,
         max_ttl: Duration::from_secs(config.auth.cache.max_ttl_seconds),
         max_ttl_introspected: Duration::from_secs(config.auth.cache.max_ttl_seconds.min(60)),
         ..CacheConfig::default()
     };
-    let authenticator = Arc::new(Authenticator::new(Arc::new(chain), cache));
+    let authenticator = Arc::new(Authenticator::new(
+        Arc::new(TimedVerifier {
+            inner: chain.clone(),
+            metrics: metrics.clone(),
+        }),
+        cache,
+    ));
+    let serve_options = serve_options(&config)?;
+    let rate_limiter = rate_limiter(&config)?;
 
     let seed = if config.database.seed_demo_data {
         Seed::Demo
@@ -133,8 +216,122 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let audit = AuditLog::new(store.clone());
     let tenants = TenantResolver::from_client_map(config.tenancy.clients.clone())
         .map_err(|e| ConfigError::invalid("tenancy.clients", e))?;
-    let billing = BillingServer::new(store.clone(), policy.clone(), tenants, audit.clone());
+    let billing = BillingServer::new(
+        store.clone(),
+        policy.clone(),
+        tenants.clone(),
+        audit.clone(),
+    );
 
+    let mut builder = gatehouse_builder(&config, &resource, authenticator.clone(), policy);
+    if let Some(limiter) = &rate_limiter {
+        builder = builder.rate_limiter(Arc::new(TenantRateLimiter {
+            inner: limiter.clone(),
+            tenants: tenants.clone(),
+        }));
+    }
+    metrics.attach(
+        authenticator.clone(),
+        chain.clone(),
+        config
+            .auth
+            .issuers
+            .iter()
+            .map(|i| i.issuer.clone())
+            .collect(),
+        rate_limiter.clone(),
+        audit.clone(),
+    );
+    let gatehouse = builder
+        .observer(Arc::new(EdgeTelemetry {
+            billing: billing.clone(),
+            metrics: metrics.clone(),
+        }))
+        .build()
+        .context("configuring the protected resource")?;
+
+    let rmcp_config = gatehouse.configure_rmcp(
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(config.server.stateful_sessions)
+            .with_json_response(!config.server.stateful_sessions)
+            .with_cancellation_token(cancel.child_token()),
+    );
+    let factory = move || Ok(billing.clone());
+    let mcp_router = if config.server.stateful_sessions {
+        gatehouse.router(StreamableHttpService::new(
+            factory,
+            Arc::new(LocalSessionManager::default()),
+            rmcp_config,
+        ))
+    } else {
+        gatehouse.router(StreamableHttpService::new(
+            factory,
+            Arc::new(NeverSessionManager::default()),
+            rmcp_config,
+        ))
+    };
+    let edge = Arc::new(EdgeLimits {
+        metrics: metrics.clone(),
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.max_concurrent_requests,
+        )),
+        request_timeout: Duration::from_secs(config.limits.request_timeout_seconds),
+        mcp_path: gatehouse.resource().path().to_owned(),
+        metadata_path: gatehouse.resource().metadata_path(),
+    });
+    let router = mcp_router
+        // Unknown paths get a plain 404 through the same layers (request id, limits, metrics).
+        .fallback(|| async { http::StatusCode::NOT_FOUND })
+        // Outermost last: request id → sensitive headers → span → propagate → limits + metrics.
+        .layer(axum::middleware::from_fn_with_state(edge, edge_limits))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &http::Request<axum::body::Body>| {
+                    crate::telemetry::request_span(req)
+                })
+                .on_request(DefaultOnRequest::new().level(tracing::Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                // Refusals are logged (with their reason) by the edge; no second line.
+                .on_failure(()),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            http::header::AUTHORIZATION,
+        ]))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+
+    let summary = Arc::new(AuthFailureSummary::new(metrics.clone()));
+    let admin_router = admin_router(Admin {
+        registry: Arc::new(metrics.registry()),
+        authenticator,
+        store: store.clone(),
+    });
+    Ok(App {
+        router,
+        gatehouse,
+        audit,
+        store,
+        cancel,
+        listen: config.server.listen,
+        metrics,
+        admin_router,
+        admin: config.admin.clone(),
+        admin_listener: None,
+        serve_options,
+        summary,
+        summary_period: Duration::from_secs(config.audit.auth_failure_summary_seconds.max(1)),
+        end_streams_on_shutdown: config.server.stateful_sessions,
+    })
+}
+
+/// The Gatehouse edge as configured (shared by `build` and `check`, so that `check` prints the
+/// metadata document the server will serve).
+fn gatehouse_builder(
+    config: &Config,
+    resource: &ResourceUrl,
+    authenticator: Arc<Authenticator>,
+    policy: ScopePolicy,
+) -> gatehouse::http::GatehouseBuilder {
     let mut builder = Gatehouse::builder(resource.clone())
         .authorization_servers(
             config
@@ -162,68 +359,174 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     if config.server.stateful_sessions {
         builder = builder.session_binding(SessionBindingConfig::default());
     }
-    let gatehouse = builder
-        .observer(Arc::new(EdgeAudit(billing.clone())))
-        .build()
-        .context("configuring the protected resource")?;
+    builder
+}
 
-    let rmcp_config = gatehouse.configure_rmcp(
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(config.server.stateful_sessions)
-            .with_json_response(!config.server.stateful_sessions)
-            .with_cancellation_token(cancel.child_token()),
+/// Request-level limits and per-route metrics, in front of everything else.
+struct EdgeLimits {
+    metrics: Arc<Metrics>,
+    permits: Arc<tokio::sync::Semaphore>,
+    request_timeout: Duration,
+    mcp_path: String,
+    metadata_path: String,
+}
+
+const BODY_BUSY: &str =
+    r#"{"error":"server_busy","error_description":"Too many requests in progress"}"#;
+const BODY_TIMEOUT: &str =
+    r#"{"error":"request_timeout","error_description":"The request took too long"}"#;
+
+fn terse(status: http::StatusCode, body: &'static str) -> axum::response::Response {
+    let mut resp = axum::response::Response::new(axum::body::Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
     );
-    let factory = move || Ok(billing.clone());
-    let mcp_router = if config.server.stateful_sessions {
-        gatehouse.router(StreamableHttpService::new(
-            factory,
-            Arc::new(LocalSessionManager::default()),
-            rmcp_config,
-        ))
-    } else {
-        gatehouse.router(StreamableHttpService::new(
-            factory,
-            Arc::new(NeverSessionManager::default()),
-            rmcp_config,
-        ))
-    };
-    let router = mcp_router
-        // Outermost first when reading bottom-up: the request id exists before anything logs.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            http::header::AUTHORIZATION,
-        ]))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
 
-    Ok(App {
-        router,
-        gatehouse,
-        audit,
-        store,
-        cancel,
-        listen: config.server.listen,
+/// `limits.max_concurrent_requests` (503 at once, no queueing: a queue only adds latency to an
+/// overload), `limits.request_timeout_seconds` (408, up to the response head; streamed bodies
+/// are not cut), and `gatehouse_http_requests_total{route,status}`.
+async fn edge_limits(
+    axum::extract::State(edge): axum::extract::State<Arc<EdgeLimits>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let route = if path == edge.mcp_path {
+        "mcp"
+    } else if path == edge.metadata_path {
+        "metadata"
+    } else {
+        "other"
+    };
+    let resp = match edge.permits.clone().try_acquire_owned() {
+        Err(_) => {
+            edge.metrics
+                .overloaded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!("limits.max_concurrent_requests reached; request refused with 503");
+            let mut r = terse(http::StatusCode::SERVICE_UNAVAILABLE, BODY_BUSY);
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            r
+        }
+        Ok(_permit) => {
+            edge.metrics.in_flight.inc();
+            let result = tokio::time::timeout(edge.request_timeout, next.run(req)).await;
+            edge.metrics.in_flight.dec();
+            match result {
+                Ok(r) => r,
+                Err(_) => {
+                    edge.metrics
+                        .timed_out
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!("limits.request_timeout_seconds reached; answered 408");
+                    let mut r = terse(http::StatusCode::REQUEST_TIMEOUT, BODY_TIMEOUT);
+                    r.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    r
+                }
+            }
+        }
+    };
+    edge.metrics.requests.inc((route, resp.status().as_u16()));
+    resp
+}
+
+/// The per-tenant limit uses the tenant the billing server resolves (claim, else
+/// `tenancy.clients`), not only the claim.
+struct TenantRateLimiter {
+    inner: Arc<GovernorRateLimiter>,
+    tenants: TenantResolver,
+}
+
+impl RateLimiter for TenantRateLimiter {
+    fn check_address(&self, peer: std::net::IpAddr) -> Result<(), RateLimited> {
+        self.inner.check_address(peer)
+    }
+
+    fn record_auth_failure(&self, peer: std::net::IpAddr) {
+        self.inner.record_auth_failure(peer)
+    }
+
+    fn check_caller(&self, caller: &gatehouse::Caller) -> Result<(), RateLimited> {
+        let client = caller.client_id.as_deref().or(caller.subject.as_deref());
+        let tenant = self.tenants.resolve(caller);
+        self.inner
+            .check(&caller.issuer, client, tenant.as_ref().map(|t| t.as_str()))
+    }
+}
+
+fn quota(q: Option<crate::config::QuotaConfig>) -> Option<RateQuota> {
+    // `per_minute = 0` switches a limit off (a default can only be removed by a value).
+    q.filter(|q| q.per_minute > 0).map(|q| RateQuota {
+        per_minute: q.per_minute,
+        burst: q.burst,
     })
 }
 
-/// Records `tools/call` requests refused at the edge (403 before the tool ran) in the billing
-/// audit log, so the trail shows denied attempts too.
-struct EdgeAudit(BillingServer);
+fn rate_limiter(config: &Config) -> Result<Option<Arc<GovernorRateLimiter>>, ConfigError> {
+    let r = &config.rate_limits;
+    let c = RateLimitConfig {
+        per_client: quota(r.per_client),
+        per_tenant: quota(r.per_tenant),
+        failed_auth_per_address: quota(r.failed_auth_per_address),
+        max_keys: r.max_keys,
+    };
+    if c.per_client.is_none() && c.per_tenant.is_none() && c.failed_auth_per_address.is_none() {
+        return Ok(None);
+    }
+    GovernorRateLimiter::new(&c)
+        .map(|l| Some(Arc::new(l)))
+        .map_err(|e| ConfigError::invalid("rate_limits", e))
+}
 
-impl gatehouse::observe::EdgeObserver for EdgeAudit {
-    fn tool_call_denied(
-        &self,
-        caller: &gatehouse::Caller,
-        tool: Option<&str>,
-        _required: &ScopeSet,
-        request_id: Option<&str>,
-    ) {
-        self.0.record_edge_denial(
-            caller,
-            tool.unwrap_or("<ambiguous>"),
-            "insufficient_scope",
-            request_id.map(str::to_owned),
+fn serve_options(config: &Config) -> anyhow::Result<ServeOptions> {
+    let l = &config.limits;
+    if l.max_header_bytes < 8192 {
+        return Err(ConfigError::invalid("limits.max_header_bytes", "at least 8192").into());
+    }
+    for (key, v) in [
+        (
+            "limits.header_read_timeout_seconds",
+            l.header_read_timeout_seconds,
+        ),
+        ("limits.request_timeout_seconds", l.request_timeout_seconds),
+        (
+            "limits.tls_handshake_timeout_seconds",
+            l.tls_handshake_timeout_seconds,
+        ),
+    ] {
+        if v == 0 {
+            return Err(ConfigError::invalid(key, "must be at least 1").into());
+        }
+    }
+    if l.max_concurrent_requests == 0 {
+        return Err(
+            ConfigError::invalid("limits.max_concurrent_requests", "must be at least 1").into(),
         );
     }
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::serve::tls_acceptor)
+        .transpose()?;
+    Ok(ServeOptions {
+        limits: l.clone(),
+        tls,
+        grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+    })
 }
 
 /// Builds and serves `config` until SIGINT/SIGTERM.
@@ -236,46 +539,104 @@ where
         .await
         .with_context(|| format!("binding `server.listen` = {}", app.listen_addr()))?;
     let addr = listener.local_addr()?;
-    warn_if_plain_http_in_public(addr);
+    if app.serve_options.tls.is_none() {
+        warn_if_plain_http_in_public(addr);
+    }
     tracing::info!(%addr, resource = %app.gatehouse().resource(), "serving MCP");
     app.serve(listener, shutdown).await
 }
 
-/// `gatehouse check`: validates the configuration, fetches metadata and keys, prints what the
-/// server would use.
+/// `gatehouse check`: validates the configuration, fetches every issuer's metadata and keys and
+/// every introspection endpoint's discovery, and prints what the server would use: issuers with
+/// their key ids and algorithms, endpoints, limits, and the metadata document it will serve.
+/// The error names the configuration key (and URL) at fault.
 pub async fn check(config: Config) -> anyhow::Result<()> {
+    use gatehouse::verify::introspection::IntrospectionVerifier;
+    use gatehouse::verify::jwt::JwtVerifier;
+
     let resource = resource_url(&config)?;
     let policy = policy(&config)?;
-    let cancel = CancellationToken::new();
-    let chain = VerifierChain::start(chain_config(&config, &resource)?, cancel.clone())
-        .await
-        .context("setting up token verification (auth.issuers / auth.introspection)")?;
+    let options = serve_options(&config)?;
+    rate_limiter(&config)?;
+    let chain_config = chain_config(&config, &resource)?;
+
     println!("resource: {resource}");
-    println!("metadata: {}", resource.metadata_url());
-    for issuer in &config.auth.issuers {
-        let ready = chain
-            .jwt_verifier(&issuer.issuer)
-            .is_some_and(|v| v.jwks().is_none_or(|j| j.ready()));
-        println!(
-            "issuer {}: keys {}",
-            issuer.issuer,
-            if ready { "loaded" } else { "NOT loaded" }
-        );
-        if !ready {
-            anyhow::bail!(
-                "auth.issuers: no signing keys could be loaded for {}",
-                issuer.issuer
-            );
+    let mut jwt = Vec::new();
+    for (i, c) in chain_config.jwt_issuers.into_iter().enumerate() {
+        let issuer = c.issuer.clone();
+        let v = JwtVerifier::discover(c).await.with_context(|| {
+            format!("`auth.issuers[{i}].issuer` = {issuer}: discovery (RFC 8414 / OpenID) failed")
+        })?;
+        println!("issuer {issuer}");
+        if let Some(jwks) = v.jwks() {
+            println!("  jwks_uri: {}", jwks.uri());
+            if !jwks.ready() {
+                let e = jwks.load().await.err();
+                anyhow::bail!(
+                    "`auth.issuers[{i}].jwks_uri` = {}: no usable signing keys{}",
+                    jwks.uri(),
+                    e.map(|e| format!(": {e}")).unwrap_or_default()
+                );
+            }
+            for key in jwks.current().iter().flat_map(|set| set.keys().iter()) {
+                let algs: Vec<String> = key.algorithms().iter().map(|a| format!("{a:?}")).collect();
+                println!(
+                    "  key kid={} algorithms={}",
+                    key.kid().unwrap_or("<none>"),
+                    algs.join(",")
+                );
+            }
         }
+        jwt.push(Arc::new(v));
     }
-    for i in chain.introspection_verifiers() {
-        println!("introspection for {}: {:?}", i.issuer(), i);
+    let mut introspection = Vec::new();
+    for (i, c) in chain_config.introspection.into_iter().enumerate() {
+        let issuer = c.issuer.clone();
+        let v = IntrospectionVerifier::discover(c).await.with_context(|| {
+            format!(
+                "`auth.introspection[{i}]` for {issuer}: introspection endpoint discovery failed"
+            )
+        })?;
+        println!("introspection for {issuer}\n  endpoint: {}", v.endpoint());
+        introspection.push(Arc::new(v));
     }
+    let chain =
+        VerifierChain::new(jwt, introspection, chain_config.max_token_bytes).context("`auth`")?;
+    let authenticator = Arc::new(Authenticator::new(Arc::new(chain), CacheConfig::default()));
     println!(
         "route scopes: {}",
         policy.route_scopes().to_space_separated()
     );
-    cancel.cancel();
+    let gatehouse = gatehouse_builder(&config, &resource, authenticator, policy)
+        .build()
+        .context("configuring the protected resource")?;
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("endpoints:");
+    println!(
+        "  mcp:      {scheme}://{}{}",
+        config.server.listen,
+        resource.path()
+    );
+    println!(
+        "  metadata: {scheme}://{}{}",
+        config.server.listen,
+        resource.metadata_path()
+    );
+    if config.admin.enabled {
+        println!(
+            "  admin:    http://{}/metrics /healthz /readyz",
+            config.admin.listen
+        );
+    }
+    println!("metadata document ({}):", resource.metadata_url());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(gatehouse.metadata().document())?
+    );
     println!("configuration OK");
     Ok(())
 }

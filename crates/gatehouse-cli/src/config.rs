@@ -27,6 +27,132 @@ pub struct Config {
     pub tenancy: TenancyConfig,
     /// The billing database.
     pub database: DatabaseConfig,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+    pub admin: AdminConfig,
+    /// Connection and request limits.
+    pub limits: LimitsConfig,
+    /// TLS termination (absent: plain HTTP).
+    pub tls: Option<TlsConfig>,
+    /// Rate limits (each absent: off).
+    pub rate_limits: RateLimitsConfig,
+    /// The audit trail on the `gatehouse::audit` tracing target.
+    pub audit: AuditConfig,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin listener. Default true.
+    pub enabled: bool,
+    /// Its address. Default `127.0.0.1:9464` (loopback: metrics reveal traffic patterns and
+    /// client ids' activity; expose them deliberately, never by default).
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// `[limits]`. Body and token sizes are `server.max_body_bytes` / `server.max_token_bytes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request head (request line + headers) in bytes; larger gets `431` (HTTP/1.1) or
+    /// a stream reset (HTTP/2). Default 16384, at least 8192 (hyper's floor).
+    pub max_header_bytes: usize,
+    /// Time a client has to send its complete request head (slowloris). Default 10 s.
+    pub header_read_timeout_seconds: u64,
+    /// Time from request head to response head; past it the request gets `408`. Default 30 s.
+    pub request_timeout_seconds: u64,
+    /// Requests processed at once; more get `503` + `Retry-After` at once (no queueing).
+    /// Default 1024.
+    pub max_concurrent_requests: usize,
+    /// Time a TLS client has to complete its handshake. Default 10 s.
+    pub tls_handshake_timeout_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            max_concurrent_requests: 1024,
+            tls_handshake_timeout_seconds: 10,
+        }
+    }
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// `[rate_limits]`: each quota is `{ per_minute = N, burst = M }`; absent means no limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// Per OAuth client (client id, else subject) of the verified token.
+    pub per_client: Option<QuotaConfig>,
+    /// Per tenant (the tenant claim, else `tenancy.clients`).
+    pub per_tenant: Option<QuotaConfig>,
+    /// Failed authentications (malformed or refused tokens) per source address; over it, the
+    /// address gets `429` before its tokens are verified. Default 60 per minute, burst 20.
+    pub failed_auth_per_address: Option<QuotaConfig>,
+    /// Most keys tracked per limit (bounded memory). Default 100000.
+    pub max_keys: usize,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_client: None,
+            per_tenant: None,
+            failed_auth_per_address: Some(QuotaConfig {
+                per_minute: 60,
+                burst: 20,
+            }),
+            max_keys: 100_000,
+        }
+    }
+}
+
+/// A rate quota.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Authentication failures are summarised (counts by reason) on the audit target every this
+    /// many seconds, and at shutdown, instead of one line per failure. Default 60.
+    pub auth_failure_summary_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            auth_failure_summary_seconds: 60,
+        }
+    }
 }
 
 /// `[server]`
@@ -61,6 +187,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Allow a plain-http resource URL on a non-loopback host. Default false (OAuth 2.1 §1.5).
     pub dangerous_allow_insecure_http: bool,
+    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
+    /// Default 30.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +207,7 @@ impl Default for ServerConfig {
             max_token_bytes: 16 * 1024,
             max_body_bytes: 4 * 1024 * 1024,
             dangerous_allow_insecure_http: false,
+            shutdown_grace_seconds: 30,
         }
     }
 }

@@ -176,6 +176,10 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     }];
     config.database.url = format!("sqlite://{}", database.display());
     config.database.seed_demo_data = true;
+    // `--port 0` (tests, several demos at once): the admin listener takes any free port too.
+    if args.port == 0 {
+        config.admin.listen = SocketAddr::new(loopback, 0);
+    }
     let app = app::build(config).await.inspect_err(|_| cancel.cancel())?;
     let server_task = {
         let cancel = cancel.clone();

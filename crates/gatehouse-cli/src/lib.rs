@@ -6,4 +6,6 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod dev_issuer_cmd;
+pub mod metrics;
+pub mod serve;
 pub mod telemetry;

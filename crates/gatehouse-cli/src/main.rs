@@ -48,6 +48,38 @@ struct ServeArgs {
     /// Override `database.url`.
     #[arg(long)]
     database_url: Option<String>,
+    /// Override `admin.listen` (metrics and health).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Override `tls.cert_file` (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Override `tls.key_file` (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn apply(self, config: &mut Config) {
+        if let Some(l) = self.listen {
+            config.server.listen = l;
+        }
+        if let Some(r) = self.resource {
+            config.server.resource = r;
+        }
+        if let Some(d) = self.database_url {
+            config.database.url = d;
+        }
+        if let Some(a) = self.admin_listen {
+            config.admin.listen = a;
+        }
+        if let (Some(cert_file), Some(key_file)) = (self.tls_cert, self.tls_key) {
+            config.tls = Some(gatehouse_cli::config::TlsConfig {
+                cert_file,
+                key_file,
+            });
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,15 +108,7 @@ fn main() -> ExitCode {
             Command::DevIssuer(args) => dev_issuer_cmd::run(args).await,
             Command::Serve(args) => {
                 let mut config = Config::load(args.config.as_deref())?;
-                if let Some(l) = args.listen {
-                    config.server.listen = l;
-                }
-                if let Some(r) = args.resource {
-                    config.server.resource = r;
-                }
-                if let Some(d) = args.database_url {
-                    config.database.url = d;
-                }
+                args.apply(&mut config);
                 app::serve(config, app::shutdown_signal()).await
             }
             Command::Check(args) => {

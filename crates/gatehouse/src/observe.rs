@@ -21,6 +21,12 @@ pub trait EdgeObserver: Send + Sync + 'static {
         let _ = (caller, tool, required, request_id);
     }
 
+    /// A bearer token was verified (from the cache or a verifier). Called on the success path
+    /// of every authenticated request: keep it to an atomic increment.
+    fn authenticated(&self, caller: &Caller) {
+        let _ = caller;
+    }
+
     /// A request was refused before reaching the server; `reason` is the stable reason code of
     /// the rejection (`invalid.expired`, `missing_token`, `insufficient_scope`, …).
     fn rejected(&self, reason: &'static str) {

@@ -158,6 +158,12 @@ impl Store {
         self.backend
     }
 
+    /// One round trip to the database (`SELECT 1`), for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes every connection (waits for checked-out ones to come back).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -7,6 +7,11 @@
 //! challenged to step up for `void_invoice`; every `tools/call`, allowed or denied, is audited.
 
 mod demo_commands;
+mod ops_admin;
+mod ops_binary;
+mod ops_limits;
+mod ops_rate_limits;
+mod ops_tls;
 mod protocol;
 mod sessions;
 mod stack;

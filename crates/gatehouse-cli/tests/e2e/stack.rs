@@ -25,6 +25,10 @@ pub(crate) const CLIENTS: [(&str, Option<&str>, &[&str]); 4] = [
 
 pub(crate) struct Stack {
     pub(crate) url: String,
+    /// `http://127.0.0.1:<port>` of the admin listener (`None` when `admin.enabled = false`).
+    pub(crate) admin_url: Option<String>,
+    pub(crate) metrics: std::sync::Arc<gatehouse_cli::metrics::Metrics>,
+    pub(crate) summary: std::sync::Arc<gatehouse_cli::metrics::AuthFailureSummary>,
     pub(crate) issuer: DevIssuer,
     pub(crate) store: Store,
     pub(crate) audit: AuditLog,
@@ -54,35 +58,8 @@ impl Drop for TempDir {
 impl Stack {
     /// Starts a stack with the default (demo-like) configuration, adjusted by `tweak`.
     pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> Stack {
-        let issuer_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = DevIssuer::for_listener(
-            &issuer_listener,
-            DevIssuerConfig {
-                clients: CLIENTS
-                    .iter()
-                    .map(|(id, tenant, scopes)| {
-                        let c = DevClient::new(*id, "secret", scopes.iter().copied());
-                        match tenant {
-                            Some(t) => c.with_tenant(*t),
-                            None => c,
-                        }
-                    })
-                    .collect(),
-                ..DevIssuerConfig::default()
-            },
-        )
-        .unwrap();
         let cancel = CancellationToken::new();
-        {
-            let issuer = issuer.clone();
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                gatehouse_dev_issuer::serve_issuer(issuer_listener, issuer, async move {
-                    cancel.cancelled().await
-                })
-                .await
-            });
-        }
+        let issuer = start_issuer(cancel.clone()).await;
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -103,8 +80,16 @@ impl Stack {
         }];
         config.database.url = format!("sqlite://{}", dir.0.join("billing.db").display());
         config.database.seed_demo_data = true;
+        config.admin.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut config);
-        let app = app::build(config).await.expect("build app");
+        let mut app = app::build(config).await.expect("build app");
+        let admin_url = app
+            .bind_admin()
+            .await
+            .expect("bind admin")
+            .map(|a| format!("http://{a}"));
+        let metrics = app.metrics().clone();
+        let summary = app.auth_failure_summary().clone();
         let store = app.store().clone();
         let audit = app.audit().clone();
         let server = {
@@ -116,6 +101,9 @@ impl Stack {
         };
         Stack {
             url,
+            admin_url,
+            metrics,
+            summary,
             issuer,
             store,
             audit,
@@ -175,6 +163,40 @@ impl Stack {
         self.cancel.cancel();
         self.server.await.unwrap().unwrap();
     }
+}
+
+/// Starts the development issuer with [`CLIENTS`] on 127.0.0.1:0 until `cancel` fires.
+pub(crate) async fn start_issuer(cancel: CancellationToken) -> DevIssuer {
+    let issuer_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = DevIssuer::for_listener(
+        &issuer_listener,
+        DevIssuerConfig {
+            clients: CLIENTS
+                .iter()
+                .map(|(id, tenant, scopes)| {
+                    let c = DevClient::new(*id, "secret", scopes.iter().copied());
+                    match tenant {
+                        Some(t) => c.with_tenant(*t),
+                        None => c,
+                    }
+                })
+                .collect(),
+            ..DevIssuerConfig::default()
+        },
+    )
+    .unwrap();
+    {
+        let issuer = issuer.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            gatehouse_dev_issuer::serve_issuer(issuer_listener, issuer, async move {
+                cancel.cancelled().await
+            })
+            .await
+        });
+    }
+
+    issuer
 }
 
 /// A reply: status, headers, body (JSON when it parses).

@@ -29,7 +29,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, Method, Request, Response};
@@ -44,6 +47,7 @@ use crate::http::guard::HostGuard;
 use crate::http::session::SessionBindings;
 use crate::observe::EdgeObserver;
 use crate::policy::ScopePolicy;
+use crate::policy::rate_limit::{RateLimited, RateLimiter};
 use crate::policy::tool_name::{self, ToolTarget};
 use crate::verify::cache::Authenticator;
 
@@ -66,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) sessions: Option<SessionBindings>,
     /// Told about every refusal (audit, metrics).
     pub(crate) observer: Arc<dyn EdgeObserver>,
+    /// Rate limits, when configured ([`crate::policy::rate_limit`]).
+    pub(crate) rate_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 /// What the response path needs to remember about an admitted request (session binding only).
@@ -82,7 +88,14 @@ impl Shared {
 
     async fn admit(&self, mut req: Request<Body>) -> Result<(Request<Body>, Admitted), Rejection> {
         self.guard.check(&req)?;
-        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)?;
+        // An address that failed authentication too often is refused before its token is even
+        // parsed: a flood of bad tokens costs one map lookup each.
+        let peer = self.rate_limiter.as_ref().and_then(|_| peer_ip(&req));
+        if let (Some(limiter), Some(ip)) = (&self.rate_limiter, peer) {
+            limiter.check_address(ip).map_err(rate_limited)?;
+        }
+        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)
+            .map_err(|e| self.auth_failed(peer, e.into()))?;
         if is_form(req.headers()) {
             // OA21 §5.1 / RFC 6750 §2: a header token plus a form-body `access_token` is a token
             // sent two ways (E4). Only form bodies can carry one, so only they are read.
@@ -94,8 +107,16 @@ impl Shared {
             req = Request::from_parts(parts, Body::from(bytes));
         }
 
-        let caller = self.authenticator.authenticate(&token).await?;
+        let caller = self
+            .authenticator
+            .authenticate(&token)
+            .await
+            .map_err(|e| self.auth_failed(peer, e.into()))?;
         drop(token);
+        self.observer.authenticated(&caller);
+        if let Some(limiter) = &self.rate_limiter {
+            limiter.check_caller(&caller).map_err(rate_limited)?;
+        }
         if let Err(route) = self.policy.check_route(&caller) {
             // A18: one challenge names everything the operation needs. For a `tools/call` of a
             // tool with its own scopes that is route + tool scopes (the tool check covers
@@ -135,6 +156,20 @@ impl Shared {
         req.headers_mut().remove(AUTHORIZATION);
         req.extensions_mut().insert(caller);
         Ok((req, admitted))
+    }
+
+    /// Counts a malformed or refused token against the source address (not a missing one, nor
+    /// an undecidable one: those are not the caller's failures to authenticate).
+    fn auth_failed(&self, peer: Option<IpAddr>, rejection: Rejection) -> Rejection {
+        if let (Some(limiter), Some(ip)) = (&self.rate_limiter, peer)
+            && matches!(
+                rejection,
+                Rejection::Malformed(_) | Rejection::InvalidToken(_)
+            )
+        {
+            limiter.record_auth_failure(ip);
+        }
+        rejection
     }
 
     async fn check_tool(
@@ -219,6 +254,19 @@ impl Shared {
         }
         resp.map(Body::new)
     }
+}
+
+fn rate_limited(r: RateLimited) -> Rejection {
+    Rejection::RateLimited {
+        retry_after: r.retry_after,
+    }
+}
+
+/// The TCP peer's address, when the server provides `ConnectInfo<SocketAddr>`.
+fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

@@ -54,6 +54,7 @@ use tower_service::Service;
 use crate::caller::{InvalidScope, ScopeSet};
 use crate::observe::{EdgeObserver, NoopObserver};
 use crate::policy::ScopePolicy;
+use crate::policy::rate_limit::RateLimiter;
 use crate::resource::ResourceUrl;
 use crate::verify::cache::Authenticator;
 
@@ -133,6 +134,7 @@ pub struct GatehouseBuilder {
     unavailable_retry_after: Duration,
     sessions: Option<SessionBindingConfig>,
     observer: Arc<dyn EdgeObserver>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl std::fmt::Debug for GatehouseBuilder {
@@ -281,6 +283,14 @@ impl GatehouseBuilder {
         self
     }
 
+    /// Rate limits ([`crate::policy::rate_limit`]): failed authentications per source address
+    /// (checked before verification; needs `ConnectInfo<SocketAddr>`), then per-client and
+    /// per-tenant quotas after authentication. Refusals are `429` + `Retry-After`. Default: none.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
     /// Validates everything and precomputes the metadata document and challenges.
     pub fn build(self) -> Result<Gatehouse, BuildError> {
         if self.authorization_servers.is_empty() {
@@ -364,6 +374,7 @@ impl GatehouseBuilder {
             max_body_bytes: self.max_body_bytes,
             sessions: self.sessions.as_ref().map(session::SessionBindings::new),
             observer: self.observer,
+            rate_limiter: self.rate_limiter,
         });
         Ok(Gatehouse {
             resource: self.resource,
@@ -438,6 +449,7 @@ impl Gatehouse {
             unavailable_retry_after: DEFAULT_UNAVAILABLE_RETRY_AFTER,
             sessions: None,
             observer: Arc::new(NoopObserver),
+            rate_limiter: None,
         }
     }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::caller::{Caller, InvalidScope, Scope, ScopeSet};
 
+pub mod rate_limit;
 pub mod tool_name;
 
 /// "`parent` implies each of `children`", transitively. Built once from configuration.

@@ -328,6 +328,8 @@ struct Inner {
     /// Completed fetch attempts (success or failure); see the module docs on single flight.
     generation: AtomicU64,
     fetches: AtomicU64,
+    /// Fetches that failed (unreachable, bad document, no usable key).
+    failures: AtomicU64,
     refresh: tokio::sync::Mutex<RefreshState>,
     clock: Clock,
 }
@@ -386,6 +388,7 @@ impl JwksCache {
                 keys: RwLock::new(None),
                 generation: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
                 refresh: tokio::sync::Mutex::new(RefreshState {
                     last_attempt: None,
                     last_ok: false,
@@ -404,6 +407,11 @@ impl JwksCache {
     /// Number of JWKS fetches attempted so far (for tests and metrics).
     pub fn fetch_count(&self) -> u64 {
         self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Number of JWKS fetches that failed so far (for metrics).
+    pub fn failure_count(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
     }
 
     /// True when keys are loaded and younger than `max_staleness`.
@@ -541,6 +549,7 @@ impl Inner {
             Err(e) => Err(JwksError::Fetch(e)),
         };
         if let Err(e) = &result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(issuer = %self.issuer, uri = %self.uri, error = %e, "JWKS refresh failed; keeping previous keys");
             st.next_delay = self.config.retry_interval;
         }

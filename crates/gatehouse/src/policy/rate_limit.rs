@@ -1,0 +1,547 @@
+//! Rate limits: per client (client id, else subject), per tenant, and a separate limit on
+//! *failed* authentications per source address.
+//!
+//! HTTP-agnostic like the rest of [`crate::policy`]: a refusal is a [`RateLimited`] carrying the
+//! time after which the request may succeed; the HTTP edge renders it as `429` + `Retry-After`
+//! (RFC 6585 §4) through the one exhaustive match in `http::challenge`.
+//!
+//! Where the edge applies it (see `http::layer`):
+//! 1. before the token is even parsed, [`RateLimiter::check_address`]: an address that has
+//!    failed authentication too often is refused at the cost of one map lookup, so a flood of
+//!    bad tokens from one address never reaches signature checks or introspection;
+//! 2. when a bearer token is malformed or refused (`400`/`401`), [`RateLimiter::record_auth_failure`].
+//!    Requests *without* credentials are not counted: every MCP client's first contact is an
+//!    unauthenticated request that discovers the authorization server (MCP AUTH26 §Authorization
+//!    Flow), and answering it costs no verification;
+//! 3. after authentication, [`RateLimiter::check_caller`]: the per-client and per-tenant quotas.
+//!
+//! [`GovernorRateLimiter`] keeps the state in memory (GCRA, `governor`) with a bounded number of
+//! keys; the trait is the seam for a shared backend (Redis) for multi-replica deployments.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::caller::Caller;
+
+/// Which limit refused a request (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// The per-client quota (client id, else subject).
+    Client,
+    /// The per-tenant quota.
+    Tenant,
+    /// Too many failed authentications from the source address.
+    FailedAuthAddress,
+}
+
+impl LimitKind {
+    /// Stable label: `client`, `tenant`, `failed_auth_address`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Client => "client",
+            LimitKind::Tenant => "tenant",
+            LimitKind::FailedAuthAddress => "failed_auth_address",
+        }
+    }
+}
+
+/// A request refused by a rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    /// The limit that refused it.
+    pub limit: LimitKind,
+    /// When the same request may succeed.
+    pub retry_after: Duration,
+}
+
+/// A rate-limit backend. Calls are on the request path: they must be cheap and must not block.
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Before authentication: is `peer` barred for failing authentication too often?
+    fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited>;
+
+    /// A request from `peer` carried a malformed or refused token.
+    fn record_auth_failure(&self, peer: IpAddr);
+
+    /// After authentication: may `caller` make this request?
+    fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited>;
+}
+
+/// A quota: `burst` requests at once, refilled at `per_minute` requests per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateQuota {
+    /// Sustained rate, requests per minute (at least 1).
+    pub per_minute: u32,
+    /// Requests allowed at once (at least 1).
+    pub burst: u32,
+}
+
+impl RateQuota {
+    fn to_governor(self) -> Option<Quota> {
+        let per_minute = NonZeroU32::new(self.per_minute)?;
+        let burst = NonZeroU32::new(self.burst)?;
+        // One cell every 60 s / per_minute; nanosecond precision keeps high rates exact.
+        let period = Duration::from_nanos(60_000_000_000 / u64::from(per_minute.get()));
+        Some(Quota::with_period(period.max(Duration::from_nanos(1)))?.allow_burst(burst))
+    }
+}
+
+/// Configuration of [`GovernorRateLimiter`]. `None` disables a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Per client id (else subject) of the verified token, per issuer.
+    pub per_client: Option<RateQuota>,
+    /// Per tenant of the verified token.
+    pub per_tenant: Option<RateQuota>,
+    /// Failed authentications per source address (IPv6: per /64, which one host usually owns).
+    pub failed_auth_per_address: Option<RateQuota>,
+    /// Most keys tracked per limit. When full, idle keys are dropped; if every key is busy, new
+    /// keys share one overflow bucket (memory stays bounded and nobody escapes the limit).
+    pub max_keys: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_client: None,
+            per_tenant: None,
+            failed_auth_per_address: None,
+            max_keys: 100_000,
+        }
+    }
+}
+
+/// A quota that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitConfigError {
+    /// `per_minute` or `burst` is zero.
+    #[error("{0}: per_minute and burst must be at least 1")]
+    ZeroQuota(&'static str),
+    /// `max_keys` is zero.
+    #[error("max_keys must be at least 1")]
+    ZeroKeys,
+}
+
+/// Refusal counters of [`GovernorRateLimiter`], for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitStats {
+    /// Requests refused by the per-client quota.
+    pub client: u64,
+    /// Requests refused by the per-tenant quota.
+    pub tenant: u64,
+    /// Requests refused because their address failed authentication too often.
+    pub failed_auth_address: u64,
+}
+
+/// Keys are 64-bit keyed hashes: checking a limit allocates nothing. A collision (two clients
+/// sharing a bucket) needs two ids whose SipHash under a per-process random key collide.
+type Keyed<K> = DefaultKeyedRateLimiter<K>;
+
+struct Limit<K: Hash + Eq + Clone> {
+    limiter: Keyed<K>,
+    max_keys: usize,
+    overflow: K,
+    /// Last time idle keys were dropped (nanoseconds since `epoch`), so that a full table costs
+    /// one O(n) sweep per second, not one per request.
+    last_sweep: AtomicU64,
+    epoch: Instant,
+}
+
+impl<K: Hash + Eq + Clone> Limit<K> {
+    fn new(quota: Quota, max_keys: usize, overflow: K) -> Self {
+        Self {
+            limiter: Keyed::dashmap(quota),
+            max_keys,
+            overflow,
+            last_sweep: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Takes one cell for `key`; `Err(wait)` when the key is over its quota.
+    fn take(&self, key: K) -> Result<(), Duration> {
+        let key = if self.limiter.len() >= self.max_keys {
+            self.sweep();
+            if self.limiter.len() >= self.max_keys {
+                self.overflow.clone()
+            } else {
+                key
+            }
+        } else {
+            key
+        };
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    fn sweep(&self) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1_000_000_000
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.limiter.retain_recent();
+        }
+    }
+}
+
+/// In-memory [`RateLimiter`] on `governor` (GCRA), bounded in keys. One per process: with several
+/// replicas each enforces its own share.
+pub struct GovernorRateLimiter {
+    hasher: std::hash::RandomState,
+    client: Option<Limit<u64>>,
+    tenant: Option<Limit<u64>>,
+    failed_auth: Option<Limit<IpAddr>>,
+    /// Addresses over the failed-authentication limit, until when. Checked before verification.
+    barred: moka::sync::Cache<IpAddr, Instant>,
+    refused: [AtomicU64; 3],
+}
+
+impl std::fmt::Debug for GovernorRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GovernorRateLimiter")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+struct BarredExpiry;
+
+impl moka::Expiry<IpAddr, Instant> for BarredExpiry {
+    fn expire_after_create(&self, _: &IpAddr, until: &Instant, now: Instant) -> Option<Duration> {
+        Some(until.saturating_duration_since(now))
+    }
+}
+
+impl GovernorRateLimiter {
+    /// Builds the limits of `config`.
+    pub fn new(config: &RateLimitConfig) -> Result<Self, RateLimitConfigError> {
+        if config.max_keys == 0 {
+            return Err(RateLimitConfigError::ZeroKeys);
+        }
+        let quota = |q: Option<RateQuota>, name| match q {
+            None => Ok(None),
+            Some(q) => q
+                .to_governor()
+                .map(Some)
+                .ok_or(RateLimitConfigError::ZeroQuota(name)),
+        };
+        let client = quota(config.per_client, "per_client")?;
+        let tenant = quota(config.per_tenant, "per_tenant")?;
+        let failed = quota(config.failed_auth_per_address, "failed_auth_per_address")?;
+        let keys = config.max_keys;
+        Ok(Self {
+            hasher: std::hash::RandomState::new(),
+            client: client.map(|q| Limit::new(q, keys, u64::MAX)),
+            tenant: tenant.map(|q| Limit::new(q, keys, u64::MAX)),
+            failed_auth: failed.map(|q| Limit::new(q, keys, IpAddr::from([0u8; 16]))),
+            barred: moka::sync::Cache::builder()
+                .max_capacity(keys as u64)
+                .expire_after(BarredExpiry)
+                .build(),
+            refused: Default::default(),
+        })
+    }
+
+    /// Refusal counters.
+    pub fn stats(&self) -> RateLimitStats {
+        let n = |i: usize| self.refused[i].load(Ordering::Relaxed);
+        RateLimitStats {
+            client: n(0),
+            tenant: n(1),
+            failed_auth_address: n(2),
+        }
+    }
+
+    /// Checks the per-client and per-tenant quotas for explicit keys (for backends that resolve
+    /// the tenant differently from the token's tenant claim). `client` is the client id, else the
+    /// subject; both are scoped by `issuer`.
+    pub fn check(
+        &self,
+        issuer: &str,
+        client: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Result<(), RateLimited> {
+        if let (Some(limit), Some(client)) = (&self.client, client) {
+            let key = self.key(0, issuer, client);
+            limit
+                .take(key)
+                .map_err(|wait| self.refuse(LimitKind::Client, wait))?;
+        }
+        if let (Some(limit), Some(tenant)) = (&self.tenant, tenant) {
+            let key = self.key(1, "", tenant);
+            limit
+                .take(key)
+                .map_err(|wait| self.refuse(LimitKind::Tenant, wait))?;
+        }
+        Ok(())
+    }
+
+    fn key(&self, kind: u8, issuer: &str, id: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        kind.hash(&mut h);
+        issuer.hash(&mut h);
+        id.hash(&mut h);
+        h.finish()
+    }
+
+    fn refuse(&self, limit: LimitKind, wait: Duration) -> RateLimited {
+        let i = match limit {
+            LimitKind::Client => 0,
+            LimitKind::Tenant => 1,
+            LimitKind::FailedAuthAddress => 2,
+        };
+        self.refused[i].fetch_add(1, Ordering::Relaxed);
+        RateLimited {
+            limit,
+            retry_after: wait,
+        }
+    }
+}
+
+/// IPv4 as is; IPv6 by its /64 (one host usually owns a whole /64, so per-address keys would let
+/// it rotate through 2^64 of them). IPv4-mapped IPv6 is treated as IPv4.
+fn address_key(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+        },
+    }
+}
+
+impl RateLimiter for GovernorRateLimiter {
+    fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited> {
+        if self.failed_auth.is_none() {
+            return Ok(());
+        }
+        let key = address_key(peer);
+        match self.barred.get(&key) {
+            Some(until) => {
+                let wait = until.saturating_duration_since(Instant::now());
+                if wait.is_zero() {
+                    Ok(())
+                } else {
+                    Err(self.refuse(LimitKind::FailedAuthAddress, wait))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn record_auth_failure(&self, peer: IpAddr) {
+        let Some(limit) = &self.failed_auth else {
+            return;
+        };
+        let key = address_key(peer);
+        if let Err(wait) = limit.take(key) {
+            self.barred.insert(key, Instant::now() + wait);
+        }
+    }
+
+    fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited> {
+        let client = caller.client_id.as_deref().or(caller.subject.as_deref());
+        self.check(&caller.issuer, client, caller.tenant.as_deref())
+    }
+}
+
+impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
+    fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited> {
+        (**self).check_address(peer)
+    }
+    fn record_auth_failure(&self, peer: IpAddr) {
+        (**self).record_auth_failure(peer)
+    }
+    fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited> {
+        (**self).check_caller(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::caller::{Principal, ScopeSet, TokenKind};
+
+    fn caller(client: Option<&str>, subject: &str, tenant: Option<&str>) -> Caller {
+        Caller::new(Principal {
+            issuer: "https://as.example".into(),
+            subject: Some(subject.into()),
+            client_id: client.map(Into::into),
+            scopes: ScopeSet::new(),
+            audiences: vec![],
+            tenant: tenant.map(Into::into),
+            expires_at: SystemTime::now() + Duration::from_secs(60),
+            kind: TokenKind::Jwt,
+            claims: Default::default(),
+        })
+    }
+
+    // Slow refill (1/hour) so that no test depends on the clock moving.
+    const SLOW: RateQuota = RateQuota {
+        per_minute: 1,
+        burst: 2,
+    };
+
+    #[test]
+    fn per_client_quota_refuses_after_the_burst_with_a_retry_time() {
+        let rl = GovernorRateLimiter::new(&RateLimitConfig {
+            per_client: Some(SLOW),
+            ..Default::default()
+        })
+        .unwrap();
+        let a = caller(Some("app-a"), "alice", None);
+        assert!(rl.check_caller(&a).is_ok());
+        assert!(rl.check_caller(&a).is_ok());
+        let refused = rl.check_caller(&a).unwrap_err();
+        assert_eq!(refused.limit, LimitKind::Client);
+        assert!(refused.retry_after > Duration::from_secs(1));
+        assert!(refused.retry_after <= Duration::from_secs(60));
+        // Another client, and the same subject through another client, are separate buckets.
+        assert!(
+            rl.check_caller(&caller(Some("app-b"), "alice", None))
+                .is_ok()
+        );
+        // Without a client id the subject is the key.
+        let s = caller(None, "svc", None);
+        assert!(rl.check_caller(&s).is_ok());
+        assert!(rl.check_caller(&s).is_ok());
+        assert!(rl.check_caller(&s).is_err());
+        assert_eq!(rl.stats().client, 2);
+    }
+
+    #[test]
+    fn per_tenant_quota_is_shared_by_the_tenants_clients() {
+        let rl = GovernorRateLimiter::new(&RateLimitConfig {
+            per_tenant: Some(SLOW),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            rl.check_caller(&caller(Some("a"), "x", Some("acme")))
+                .is_ok()
+        );
+        assert!(
+            rl.check_caller(&caller(Some("b"), "y", Some("acme")))
+                .is_ok()
+        );
+        let e = rl
+            .check_caller(&caller(Some("c"), "z", Some("acme")))
+            .unwrap_err();
+        assert_eq!(e.limit, LimitKind::Tenant);
+        assert!(
+            rl.check_caller(&caller(Some("c"), "z", Some("globex")))
+                .is_ok()
+        );
+        // No tenant: only the client quota (none here) applies.
+        assert!(rl.check_caller(&caller(Some("c"), "z", None)).is_ok());
+        assert_eq!(rl.stats().tenant, 1);
+    }
+
+    #[test]
+    fn failed_authentications_bar_the_address_before_verification() {
+        let rl = GovernorRateLimiter::new(&RateLimitConfig {
+            failed_auth_per_address: Some(SLOW),
+            ..Default::default()
+        })
+        .unwrap();
+        let bad: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(rl.check_address(bad).is_ok());
+        rl.record_auth_failure(bad);
+        rl.record_auth_failure(bad);
+        assert!(rl.check_address(bad).is_ok(), "within the burst");
+        rl.record_auth_failure(bad);
+        let e = rl.check_address(bad).unwrap_err();
+        assert_eq!(e.limit, LimitKind::FailedAuthAddress);
+        assert!(e.retry_after > Duration::ZERO);
+        assert!(rl.check_address(other).is_ok());
+        assert_eq!(rl.stats().failed_auth_address, 1);
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_slash_64() {
+        let rl = GovernorRateLimiter::new(&RateLimitConfig {
+            failed_auth_per_address: Some(RateQuota {
+                per_minute: 1,
+                burst: 1,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        rl.record_auth_failure("2001:db8:1:2::1".parse().unwrap());
+        rl.record_auth_failure("2001:db8:1:2::ffff".parse().unwrap());
+        assert!(
+            rl.check_address("2001:db8:1:2:aaaa::1".parse().unwrap())
+                .is_err()
+        );
+        assert!(rl.check_address("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        assert_eq!(
+            address_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn key_count_is_bounded_and_overflow_is_still_limited() {
+        let rl = GovernorRateLimiter::new(&RateLimitConfig {
+            per_client: Some(RateQuota {
+                per_minute: 1,
+                burst: 1,
+            }),
+            max_keys: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        for i in 0..4 {
+            assert!(
+                rl.check_caller(&caller(Some(&format!("c{i}")), "s", None))
+                    .is_ok()
+            );
+        }
+        // The table is full of busy keys: new clients share the overflow bucket.
+        assert!(rl.check_caller(&caller(Some("new-1"), "s", None)).is_ok());
+        assert!(rl.check_caller(&caller(Some("new-2"), "s", None)).is_err());
+        assert!(rl.client.as_ref().unwrap().limiter.len() <= 5);
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        let zero = RateQuota {
+            per_minute: 0,
+            burst: 1,
+        };
+        assert_eq!(
+            GovernorRateLimiter::new(&RateLimitConfig {
+                per_tenant: Some(zero),
+                ..Default::default()
+            })
+            .unwrap_err(),
+            RateLimitConfigError::ZeroQuota("per_tenant")
+        );
+        assert_eq!(
+            GovernorRateLimiter::new(&RateLimitConfig {
+                max_keys: 0,
+                ..Default::default()
+            })
+            .unwrap_err(),
+            RateLimitConfigError::ZeroKeys
+        );
+    }
+}
