@@ -568,17 +568,7 @@ mod tests {
     use crate::verify::fetch::FetchConfig;
     use crate::verify::test_support::{MockIdp, TestKey};
 
-    const ALL: &[Algorithm] = &[
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-        Algorithm::ES256,
-        Algorithm::ES384,
-        Algorithm::EdDSA,
-    ];
+    const ALL: &[Algorithm] = crate::verify::jwt::DEFAULT_ALGORITHMS;
 
     fn kids(keys: &[Arc<VerificationKey>]) -> Vec<&str> {
         keys.iter().map(|k| k.kid().unwrap_or("-")).collect()
