@@ -860,6 +860,36 @@ fn introspection_config(
 mod tests {
     use super::*;
 
+    // spec-requirements A26 / OAuth 2.1 §1.5: a public resource must be https; plain http only on
+    // loopback or through the explicitly dangerous switch.
+    #[test]
+    fn resource_must_be_https_outside_loopback() {
+        let mut config = Config::default();
+        for ok in [
+            "https://mcp.example.com/mcp",
+            "http://127.0.0.1:8080/mcp",
+            "http://localhost:9/mcp",
+        ] {
+            config.server.resource = ok.into();
+            assert!(resource_url(&config).is_ok(), "{ok}");
+        }
+        config.server.resource = "http://mcp.example.com/mcp".into();
+        let err = resource_url(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("server.resource") && err.contains("https"),
+            "{err}"
+        );
+        config.server.dangerous_allow_insecure_http = true;
+        assert!(resource_url(&config).is_ok());
+        config.server.resource = "https://mcp.example.com/mcp#frag".into();
+        assert!(
+            resource_url(&config)
+                .unwrap_err()
+                .to_string()
+                .contains("server.resource")
+        );
+    }
+
     #[test]
     fn database_passwords_never_reach_error_messages() {
         assert_eq!(
