@@ -5,6 +5,10 @@
 use axum::serve::ListenerExt as _;
 use gatehouse_bench::{args, ceiling};
 
+/// The same allocator as the `gatehouse` binary, so the ratios compare like with like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let listen: std::net::SocketAddr = args::required("listen")?.parse()?;
     let mode = args::required("mode")?;
