@@ -91,4 +91,6 @@ awk -v s="$start" -v sent="$sent" -v r="$(awk '/^Requests\/sec/ {print $2}' "$WO
   '{ t = $1 - s; printf "| %d | %d | %s |\n", t, sent + t * r, $2 }' "$WORK/rss.txt"
 echo
 echo "tokens presented: $total (distinct: $((total < N ? total : N))), non-2xx: ${non2xx:-0}, peak RSS (VmHWM): $(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER/status") MB, final RSS: $(rss) MB"
-grep -q WRAPPED "$WORK/main.err" && echo "note: the token file wrapped (all $N presented; later requests reuse tokens)"
+if grep -q WRAPPED "$WORK/main.err"; then
+  echo "note: the token file wrapped (all $N presented; later requests reuse tokens)"
+fi
