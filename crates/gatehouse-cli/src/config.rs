@@ -259,6 +259,23 @@ fn default_leeway() -> u64 {
     60
 }
 
+impl IssuerConfig {
+    /// An issuer entry with every option at its default (what a file with only `issuer = …`
+    /// gives).
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_uri: None,
+            audiences: vec![],
+            algorithms: vec![],
+            accept_typ_jwt: false,
+            accept_missing_typ: false,
+            leeway_seconds: default_leeway(),
+            extra_scope_claims: vec![],
+        }
+    }
+}
+
 /// One `[[auth.introspection]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -164,16 +164,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     config.server.listen = mcp_addr;
     config.server.resource = mcp_url.clone();
     config.server.resource_name = "Gatehouse Billing (demo)".into();
-    config.auth.issuers = vec![IssuerConfig {
-        issuer: issuer_url.clone(),
-        jwks_uri: None,
-        audiences: vec![],
-        algorithms: vec![],
-        accept_typ_jwt: false,
-        accept_missing_typ: false,
-        leeway_seconds: 60,
-        extra_scope_claims: vec![],
-    }];
+    config.auth.issuers = vec![IssuerConfig::new(issuer_url.clone())];
     config.database.url = format!("sqlite://{}", database.display());
     config.database.seed_demo_data = true;
     // `--port 0` (tests, several demos at once): the admin listener takes any free port too.

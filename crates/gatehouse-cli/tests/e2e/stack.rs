@@ -68,16 +68,7 @@ impl Stack {
         let mut config = Config::default();
         config.server.listen = addr;
         config.server.resource = url.clone();
-        config.auth.issuers = vec![IssuerConfig {
-            issuer: issuer.issuer().to_owned(),
-            jwks_uri: None,
-            audiences: vec![],
-            algorithms: vec![],
-            accept_typ_jwt: false,
-            accept_missing_typ: false,
-            leeway_seconds: 60,
-            extra_scope_claims: vec![],
-        }];
+        config.auth.issuers = vec![IssuerConfig::new(issuer.issuer().to_owned())];
         config.database.url = format!("sqlite://{}", dir.0.join("billing.db").display());
         config.database.seed_demo_data = true;
         config.admin.listen = "127.0.0.1:0".parse().unwrap();
