@@ -14,27 +14,8 @@ SIZES=${SIZES:-"10000 1000000"}
 WINDOW=${WINDOW:-10}
 PORT=${PORT:-18080}
 ISSUER_PORT=${ISSUER_PORT:-18090}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-URL=http://127.0.0.1:$PORT/mcp
-ISSUER=http://127.0.0.1:$ISSUER_PORT
-WORK=$(mktemp -d /tmp/gatehouse-scale.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "[scale $(date +%H:%M:%S)] $*" >&2; }
-wait_http() {
-  for ((i = 0; i < ${2:-60} * 10; i++)); do
-    curl -s -o /dev/null --max-time 1 "$1" && return 0
-    sleep 0.1
-  done
-  echo "$1 did not come up" >&2
-  return 1
-}
+# shellcheck source=bench/scale/lib.sh
+source "$ROOT/bench/scale/lib.sh"
 to_ms() {
   awk -v v="$1" 'BEGIN {
     if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
