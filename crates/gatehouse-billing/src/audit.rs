@@ -9,13 +9,20 @@
 //!   the record is dropped from the database (the tracing event was still emitted), a warning is
 //!   logged and [`AuditLog::dropped`] counts it.
 //!
+//! The writer gathers records for up to [`DEFAULT_LINGER`] after the first one of a batch (or
+//! until [`MAX_BATCH`] are waiting) and writes them in one transaction of multi-row `INSERT`s.
+//! Writing each record as it comes costs a transaction per `tools/call`, which measured as the
+//! largest single cost of a call on SQLite (`bench/README.md`). The price is that a crash can
+//! lose the rows of the last linger window from the table; their tracing events were already
+//! emitted. [`AuditLog::flush`] and an orderly shutdown write what is waiting at once.
+//!
 //! Records never contain a token: they are built from the verified [`Caller`], which holds none.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use gatehouse::Caller;
 use tokio::sync::{mpsc, oneshot};
@@ -28,8 +35,12 @@ pub const AUDIT_TARGET: &str = "gatehouse::audit";
 /// Default capacity of the queue between [`AuditLog::record`] and the writer task.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 
-/// Most records the writer puts in one transaction.
-const MAX_BATCH: usize = 256;
+/// Default time the writer waits, after the first record of a batch, for more to join it.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(50);
+
+/// Most records the writer puts in one transaction; a full batch is written without waiting
+/// for the linger time to end.
+pub const MAX_BATCH: usize = 512;
 
 /// How a `tools/call` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,19 +183,28 @@ impl fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer task on the current tokio runtime with the default queue capacity.
+    /// Starts the writer task on the current tokio runtime with the default queue capacity and
+    /// linger time.
     pub fn new(store: Store) -> Self {
-        Self::with_capacity(store, DEFAULT_QUEUE_CAPACITY)
+        Self::with_options(store, DEFAULT_QUEUE_CAPACITY, DEFAULT_LINGER)
     }
 
-    /// Starts the writer task with a queue of `capacity` records (at least 1).
+    /// Starts the writer task with a queue of `capacity` records (at least 1) and the default
+    /// linger time.
+    pub fn with_capacity(store: Store, capacity: usize) -> Self {
+        Self::with_options(store, capacity, DEFAULT_LINGER)
+    }
+
+    /// Starts the writer task with a queue of `capacity` records (at least 1) that waits up to
+    /// `linger` after the first record of a batch for more records to join it (zero: write what
+    /// is queued at once).
     ///
     /// # Panics
     /// Outside a tokio runtime (like `tokio::spawn`).
-    pub fn with_capacity(store: Store, capacity: usize) -> Self {
+    pub fn with_options(store: Store, capacity: usize, linger: Duration) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(writer(store, rx, counters.clone()));
+        tokio::spawn(writer(store, rx, linger, counters.clone()));
         Self { tx, counters }
     }
 
@@ -240,21 +260,36 @@ impl AuditLog {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    linger: Duration,
+    counters: Arc<Counters>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
-        // Take what is already queued, so that a burst becomes one transaction.
+        // Gather a batch: everything that arrives within `linger` of its first record, up to
+        // MAX_BATCH; a flush request or the last sender going away ends the wait early.
+        let deadline = tokio::time::Instant::now() + linger;
         let mut next = Some(first);
-        while let Some(msg) = next {
+        while let Some(msg) = next.take() {
             match msg {
                 Msg::Record(r) => batch.push(r),
                 Msg::Flush(done) => flushes.push(done),
             }
-            next = if batch.len() < MAX_BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
+            if batch.len() >= MAX_BATCH || !flushes.is_empty() {
+                break;
+            }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
             };
         }
         if !batch.is_empty() {

@@ -128,6 +128,11 @@ impl Store {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
+            // sqlx pings every idle connection before handing it out. A SQLite connection is a
+            // file handle that cannot be lost the way a socket can, and the ping is a round trip
+            // to the connection's worker thread on every query (measured: `bench/README.md`).
+            // PostgreSQL connections can die with the server or the network; they keep the test.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -350,26 +355,29 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Writes audit records in one transaction.
+    /// Writes audit records in one transaction of multi-row `INSERT`s (see [`audit_chunk_len`]):
+    /// one statement per record would be one round trip to the database (on SQLite, to the
+    /// connection's worker thread) per record.
     pub(crate) async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO audit_log \
-                 (id, at, request_id, tool, subject, client_id, tenant_id, outcome, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(to_micros(r.at))
-            .bind(r.request_id.as_deref())
-            .bind(&r.tool)
-            .bind(r.subject.as_deref())
-            .bind(r.client_id.as_deref())
-            .bind(r.tenant.as_deref())
-            .bind(r.outcome.as_str())
-            .bind(&r.detail)
-            .execute(&mut *tx)
-            .await?;
+        let mut rest = records;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(audit_chunk_len(rest.len()));
+            rest = tail;
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(audit_insert_sql(chunk.len())));
+            for r in chunk {
+                q = q
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(to_micros(r.at))
+                    .bind(r.request_id.as_deref())
+                    .bind(&r.tool)
+                    .bind(r.subject.as_deref())
+                    .bind(r.client_id.as_deref())
+                    .bind(r.tenant.as_deref())
+                    .bind(r.outcome.as_str())
+                    .bind(&r.detail);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -419,6 +427,43 @@ const SELECT_INVOICE_BY_ID: &str = concat!(select_invoice!(), " WHERE tenant_id 
 /// The cursor condition is a row-value comparison, which both engines turn into an index range
 /// on `(created_at, id)` after the tenant (and status) equality; the `ORDER BY` matches the index,
 /// so there is no sort step.
+/// Most audit rows per `INSERT` statement: 9 parameters each, well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+pub(crate) const AUDIT_ROWS_PER_INSERT: usize = 64;
+
+/// Rows in the next `INSERT` of a batch that has `remaining` rows left: the largest power of two
+/// that fits, up to [`AUDIT_ROWS_PER_INSERT`]. Every distinct row count is a distinct statement
+/// in each connection's prepared-statement cache, and one with hundreds of parameters is tens of
+/// kilobytes; powers of two keep that to seven statements, at most seven per batch remainder.
+fn audit_chunk_len(remaining: usize) -> usize {
+    if remaining >= AUDIT_ROWS_PER_INSERT {
+        AUDIT_ROWS_PER_INSERT
+    } else {
+        1 << remaining.ilog2()
+    }
+}
+
+/// `INSERT INTO audit_log … VALUES (…), (…), …` for `rows` rows, with numbered parameters.
+fn audit_insert_sql(rows: usize) -> String {
+    const COLUMNS: usize = 9;
+    let mut sql = String::from(
+        "INSERT INTO audit_log \
+         (id, at, request_id, tool, subject, client_id, tenant_id, outcome, detail) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * COLUMNS + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn list_sql(status: bool, cursor: bool) -> &'static str {
     macro_rules! order {
         () => {
@@ -733,6 +778,34 @@ mod tests {
                 cursor,
                 "{sql}: {plan}"
             );
+        }
+    }
+
+    #[test]
+    fn audit_insert_sql_numbers_every_parameter_once() {
+        assert_eq!(
+            audit_insert_sql(2),
+            "INSERT INTO audit_log (id, at, request_id, tool, subject, client_id, tenant_id, \
+             outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
+             ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        );
+        let full = audit_insert_sql(AUDIT_ROWS_PER_INSERT);
+        assert!(full.ends_with(&format!("${})", AUDIT_ROWS_PER_INSERT * 9)));
+        assert_eq!(full.matches('$').count(), AUDIT_ROWS_PER_INSERT * 9);
+    }
+
+    #[test]
+    fn audit_chunks_are_powers_of_two_that_cover_the_batch() {
+        for n in 1..=300 {
+            let (mut rest, mut lens) = (n, Vec::new());
+            while rest > 0 {
+                let len = audit_chunk_len(rest);
+                assert!(len.is_power_of_two() && len <= AUDIT_ROWS_PER_INSERT && len <= rest);
+                lens.push(len);
+                rest -= len;
+            }
+            assert_eq!(lens.iter().sum::<usize>(), n);
+            assert!(lens.iter().filter(|&&l| l < AUDIT_ROWS_PER_INSERT).count() <= 6, "{n}: {lens:?}");
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gatehouse_billing::{
     AuditLog, AuditOutcome, AuditRecord, Seed, TenantResolver, default_policy,
@@ -123,6 +124,27 @@ on_both_engines! {
         assert_eq!((mcp.audit.dropped(), mcp.audit.write_failures()), (0, 0));
     }
 
+    async fn a_burst_larger_than_a_batch_is_written_whole(engine) {
+        // 1,100 records: more than one INSERT statement (64 rows) and more than one batch (512).
+        let db = TestDb::new(engine).await;
+        let store = db.store(Seed::None).await;
+        let audit = AuditLog::with_capacity(store.clone(), 2048);
+        let c = caller("ann", "app", "invoices:read", Some("acme"));
+        for i in 0..1100 {
+            audit.record(AuditRecord::for_caller(
+                &c, "lookup_invoice", Some("acme"), AuditOutcome::Allowed, "ok",
+                Some(format!("b{i:04}")),
+            ));
+        }
+        audit.flush().await;
+        let mut ids: Vec<String> = store.recent_audit(5000).await.unwrap()
+            .into_iter().map(|r| r.request_id.unwrap()).collect();
+        ids.sort();
+        let expected: Vec<String> = (0..1100).map(|i| format!("b{i:04}")).collect();
+        assert_eq!(ids, expected);
+        assert_eq!((audit.dropped(), audit.write_failures()), (0, 0));
+    }
+
     async fn edge_denials_are_recorded_with_the_resolved_tenant(engine) {
         let (_db, mcp) = mcp(engine).await;
         let bot = caller("svc", "acme-reporting", "invoices:read", None);
@@ -170,6 +192,60 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["q0", "q1"]);
+}
+
+fn one_record(audit: &AuditLog, request_id: &str) {
+    let c = caller("ann", "app", "invoices:read", Some("acme"));
+    audit.record(AuditRecord::for_caller(
+        &c,
+        "lookup_invoice",
+        Some("acme"),
+        AuditOutcome::Allowed,
+        "ok",
+        Some(request_id.into()),
+    ));
+}
+
+/// The writer gathers a batch for the linger time: nothing reaches the table while it waits, and
+/// a flush ends the wait at once (with an hour's linger, a flush that waited would time out).
+#[tokio::test]
+async fn a_lingering_batch_is_not_written_until_flushed() {
+    let db = TestDb::sqlite();
+    let store = db.store(Seed::None).await;
+    let audit = AuditLog::with_options(store.clone(), 16, Duration::from_secs(3600));
+    one_record(&audit, "l1");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+        assert!(store.recent_audit(10).await.unwrap().is_empty());
+    }
+    tokio::time::timeout(Duration::from_secs(10), audit.flush())
+        .await
+        .expect("a flush does not wait for the linger time");
+    let rows = store.recent_audit(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].request_id.as_deref(), Some("l1"));
+}
+
+/// Without a flush, a record reaches the table once its batch's linger time has passed.
+#[tokio::test]
+async fn records_reach_the_table_without_a_flush() {
+    let db = TestDb::sqlite();
+    let store = db.store(Seed::None).await;
+    let audit = AuditLog::with_options(store.clone(), 16, Duration::from_millis(20));
+    one_record(&audit, "l2");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = store.recent_audit(10).await.unwrap();
+        if let [row] = rows.as_slice() {
+            assert_eq!(row.request_id.as_deref(), Some("l2"));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the record never reached audit_log"
+        );
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
