@@ -298,7 +298,7 @@ impl Store {
              (id, tenant_id, invoice_id, action, actor_subject, client_id, reason, at, request_id) \
              VALUES ($1, $2, $3, 'void', $4, $5, $6, $7, $8)",
         )
-        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(uuid::Uuid::now_v7().to_string())
         .bind(tenant.as_str())
         .bind(id)
         .bind(actor.subject.as_deref())
@@ -364,10 +364,10 @@ impl Store {
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(audit_chunk_len(rest.len()));
             rest = tail;
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(audit_insert_sql(chunk.len())));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(audit_insert_sql(chunk.len(), self.backend)));
             for r in chunk {
                 q = q
-                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(uuid::Uuid::now_v7().to_string())
                     .bind(to_micros(r.at))
                     .bind(r.request_id.as_deref())
                     .bind(&r.tool)
@@ -443,8 +443,12 @@ fn audit_chunk_len(remaining: usize) -> usize {
     }
 }
 
-/// `INSERT INTO audit_log … VALUES (…), (…), …` for `rows` rows, with numbered parameters.
-fn audit_insert_sql(rows: usize) -> String {
+/// `INSERT INTO audit_log … VALUES (…), (…), …` for `rows` rows.
+///
+/// SQLite gets anonymous `?` parameters: sqlx binds a named or numbered parameter by asking
+/// SQLite for its name, a linear search, which makes a statement with hundreds of `$N`
+/// parameters quadratic to bind (it showed in profiles). PostgreSQL only knows `$N`.
+fn audit_insert_sql(rows: usize, backend: Backend) -> String {
     const COLUMNS: usize = 9;
     let mut sql = String::from(
         "INSERT INTO audit_log \
@@ -456,8 +460,13 @@ fn audit_insert_sql(rows: usize) -> String {
             if col > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * COLUMNS + col + 1).to_string());
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * COLUMNS + col + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
@@ -782,16 +791,23 @@ mod tests {
     }
 
     #[test]
-    fn audit_insert_sql_numbers_every_parameter_once() {
+    fn audit_insert_sql_has_one_parameter_per_column_and_row() {
         assert_eq!(
-            audit_insert_sql(2),
+            audit_insert_sql(2, Backend::Postgres),
             "INSERT INTO audit_log (id, at, request_id, tool, subject, client_id, tenant_id, \
              outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
              ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
-        let full = audit_insert_sql(AUDIT_ROWS_PER_INSERT);
-        assert!(full.ends_with(&format!("${})", AUDIT_ROWS_PER_INSERT * 9)));
-        assert_eq!(full.matches('$').count(), AUDIT_ROWS_PER_INSERT * 9);
+        assert_eq!(
+            audit_insert_sql(2, Backend::Sqlite),
+            "INSERT INTO audit_log (id, at, request_id, tool, subject, client_id, tenant_id, \
+             outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        let n = AUDIT_ROWS_PER_INSERT;
+        let pg = audit_insert_sql(n, Backend::Postgres);
+        assert!(pg.ends_with(&format!("${})", n * 9)));
+        assert_eq!(pg.matches('$').count(), n * 9);
+        assert_eq!(audit_insert_sql(n, Backend::Sqlite).matches('?').count(), n * 9);
     }
 
     #[test]
