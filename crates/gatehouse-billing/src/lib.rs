@@ -46,7 +46,7 @@ use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
 
 pub use audit::{AuditLog, AuditOutcome, AuditRecord};
 pub use server::BillingServer;
-pub use store::{Backend, Seed, Store, StoreError};
+pub use store::{Backend, InvoiceCacheConfig, Seed, Store, StoreError};
 pub use tenancy::{InvalidTenant, TenantId, TenantResolver};
 
 /// Scope that every billing tool needs (the route scope).

@@ -205,7 +205,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     } else {
         Seed::None
     };
-    let store = Store::connect(&config.database.url, seed)
+    let store = Store::connect_with(&config.database.url, seed, config.database.invoice_cache())
         .await
         .with_context(|| {
             format!(

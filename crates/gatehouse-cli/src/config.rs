@@ -383,13 +383,32 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Seed demo data. Default false: production starts empty.
     pub seed_demo_data: bool,
+    /// How long a single-invoice read may be answered from memory, in milliseconds (default
+    /// 1000; 0 reads the database every time). Changes made through this server are seen at
+    /// once; changes made by another process on the same database within this time.
+    pub invoice_cache_ttl_ms: u64,
+    /// Most invoices kept in that cache (default 10,000).
+    pub invoice_cache_max_entries: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
+        let cache = gatehouse_billing::InvoiceCacheConfig::default();
         Self {
             url: "sqlite://gatehouse.db".into(),
             seed_demo_data: false,
+            invoice_cache_ttl_ms: u64::try_from(cache.ttl.as_millis()).unwrap_or(u64::MAX),
+            invoice_cache_max_entries: cache.max_entries,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The invoice-cache settings these keys describe.
+    pub fn invoice_cache(&self) -> gatehouse_billing::InvoiceCacheConfig {
+        gatehouse_billing::InvoiceCacheConfig {
+            max_entries: self.invoice_cache_max_entries,
+            ttl: std::time::Duration::from_millis(self.invoice_cache_ttl_ms),
         }
     }
 }

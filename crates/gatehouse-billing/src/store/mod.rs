@@ -31,6 +31,7 @@
 //! plans).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,10 +41,12 @@ use sqlx::{AnyPool, Executor as _, Row as _};
 use crate::audit::{AuditOutcome, AuditRecord};
 use crate::tenancy::TenantId;
 
+mod cache;
 pub mod cursor;
 pub mod model;
 mod seed;
 
+pub use cache::InvoiceCacheConfig;
 pub use cursor::{Cursor, InvalidCursor};
 pub use model::{
     Actor, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice, VoidOutcome, format_minor,
@@ -94,11 +97,13 @@ pub enum StoreError {
     InvalidInput(&'static str),
 }
 
-/// The billing database. Cheap to clone (a connection pool).
+/// The billing database. Cheap to clone (a connection pool, and the invoice cache shared by all
+/// clones).
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    cache: Arc<cache::InvoiceCache>,
 }
 
 /// One page of a listing.
@@ -116,7 +121,19 @@ impl Store {
     /// `database` is a `postgres://` / `postgresql://` URL, a `sqlite:` URL, or a file path (a
     /// SQLite database, created if missing). For PostgreSQL, a schema other than `public` can be
     /// selected with `?options=-c%20search_path%3D<schema>`.
+    ///
+    /// Single-invoice reads go through an [invoice cache](InvoiceCacheConfig) with the default
+    /// settings; see [`Store::connect_with`].
     pub async fn connect(database: &str, seed: Seed) -> Result<Self, StoreError> {
+        Self::connect_with(database, seed, InvoiceCacheConfig::default()).await
+    }
+
+    /// [`Store::connect`] with explicit invoice-cache settings.
+    pub async fn connect_with(
+        database: &str,
+        seed: Seed,
+        cache: InvoiceCacheConfig,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (url, backend) = database_url(database)?;
         if backend == Backend::Sqlite {
@@ -151,7 +168,11 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            cache: Arc::new(cache::InvoiceCache::new(cache)),
+        };
         if seed == Seed::Demo {
             seed::apply_demo(&store).await?;
         }
@@ -196,22 +217,34 @@ impl Store {
         .bind(inv.created_at)
         .execute(&self.pool)
         .await?;
+        // Nothing was cached for an id that did not exist (misses are not cached); this keeps
+        // the rule "every committed write invalidates" without exceptions.
+        self.cache.invalidate(&inv.tenant, &inv.id);
         Ok(done.rows_affected() == 1)
     }
 
     /// One invoice of `tenant`; `None` when the tenant has no such invoice (whether or not
-    /// another tenant does).
+    /// another tenant does). Served from the invoice cache when it holds the invoice (see
+    /// [`InvoiceCacheConfig`] for how fresh that is).
     pub async fn invoice(
         &self,
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<Invoice>, StoreError> {
+        let ticket = match self.cache.get(tenant, id) {
+            Ok(inv) => return Ok(Some(inv)),
+            Err(ticket) => ticket,
+        };
         let row = sqlx::query(SELECT_INVOICE_BY_ID)
             .bind(tenant.as_str())
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| invoice_from_row(&r)).transpose()
+        let inv = row.map(|r| invoice_from_row(&r)).transpose()?;
+        if let Some(inv) = &inv {
+            self.cache.fill(ticket, inv);
+        }
+        Ok(inv)
     }
 
     /// A page of `tenant`'s invoices, newest first (`created_at DESC, id DESC`), optionally of one
@@ -316,6 +349,7 @@ impl Store {
             .await?;
         let inv = invoice_from_row(&row)?;
         tx.commit().await?;
+        self.cache.invalidate(tenant, id);
         Ok(VoidOutcome::Voided(inv))
     }
 

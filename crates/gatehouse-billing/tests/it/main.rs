@@ -5,6 +5,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`, a fresh schema per test).
 
 mod audit;
+mod cache;
 mod common;
 mod storage;
 mod tenancy_props;
