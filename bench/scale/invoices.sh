@@ -45,6 +45,8 @@ resource = "$URL"
 issuer = "$ISSUER"
 [database]
 url = "sqlite://$db"
+# Every lookup reads the database: this checks the index, not the invoice cache.
+invoice_cache_ttl_ms = 0
 EOF
   taskset -c 0 "$TARGET/release/gatehouse" serve --config "$WORK/gatehouse.toml" > "$WORK/server-$n.log" 2>&1 &
   server=$!
