@@ -95,7 +95,7 @@ struct CheckArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_json);
+    let logs = telemetry::init(cli.log_json);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,6 +121,9 @@ fn main() -> ExitCode {
             }
         }
     });
+    // Stop the runtime, then write out buffered log lines, so that the error below comes last.
+    drop(rt);
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

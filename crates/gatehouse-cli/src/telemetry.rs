@@ -8,9 +8,17 @@
 //! records the method and the path only: never the query string (where a careless client may put
 //! `access_token`) and never headers.
 //!
+//! Lines are formatted on the thread that logs them and written to stderr by a dedicated thread
+//! (`tracing-appender`'s non-blocking writer) through a 64 KiB buffer that is flushed whenever
+//! the queue runs empty: under load many lines share one `write`, and a request never waits for
+//! the disk or the terminal. The queue is not lossy: when it is full, logging waits rather than
+//! dropping lines (the audit trail goes through it). [`init`] returns the guard that flushes what
+//! is left when the process ends.
+//!
 //! Beside the log output, a second layer with its own filter counts the `tools/call` audit events
 //! (target `gatehouse::audit`) by tool and outcome for `/metrics`, whatever `RUST_LOG` says.
 
+use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gatehouse_billing::audit::AUDIT_TARGET;
@@ -25,11 +33,30 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// The filter used when `RUST_LOG` is not set.
 pub const DEFAULT_FILTER: &str = "info,rmcp=warn,sqlx=warn,hyper=warn";
 
+/// Size of the buffer between the log thread and stderr.
+const LOG_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Flushes buffered log lines when dropped: keep it alive until the process is about to exit.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
 /// Installs the global subscriber. Safe to call once per process.
-pub fn init(json: bool) {
+pub fn init(json: bool) -> LogGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: escape codes in a log file are noise, and
+    // writing them costs time on every line.
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("gatehouse-log")
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_BUFFER_BYTES,
+            std::io::stderr(),
+        ));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
     let output = if json {
         fmt.json()
             .flatten_event(true)
@@ -48,6 +75,7 @@ pub fn init(json: bool) {
     {
         eprintln!("warning: logging already initialised: {e}");
     }
+    LogGuard(guard)
 }
 
 /// The span of one HTTP request: `request_id` from the `x-request-id` header (set by the outer
