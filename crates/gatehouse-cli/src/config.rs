@@ -314,7 +314,9 @@ fn default_auth_method() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Maximum number of verified tokens kept. Default 100000.
+    /// Maximum number of verified tokens kept. Default 10000, the library's default: about
+    /// 2.4 KB each when full (token, claims, bookkeeping; measured in `bench/README.md`), and a
+    /// token that falls out is only verified again (one signature check).
     pub max_entries: u64,
     /// Longest time a verification result is reused, in seconds, even if the token lives
     /// longer. For introspected tokens this is the revocation window. Default 300.
@@ -324,7 +326,7 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            max_entries: 100_000,
+            max_entries: gatehouse::verify::cache::CacheConfig::default().max_entries,
             max_ttl_seconds: 300,
         }
     }

@@ -9,7 +9,7 @@
 //! `access_token`) and never headers.
 //!
 //! Lines are formatted on the thread that logs them and written to stderr by a dedicated thread
-//! (`tracing-appender`'s non-blocking writer) through a 64 KiB buffer that is flushed whenever
+//! (`tracing-appender`'s non-blocking writer, a queue of up to 4,096 lines) through a 64 KiB buffer that is flushed whenever
 //! the queue runs empty: under load many lines share one `write`, and a request never waits for
 //! the disk or the terminal. The queue is not lossy: when it is full, logging waits rather than
 //! dropping lines (the audit trail goes through it). [`init`] returns the guard that flushes what
@@ -36,6 +36,10 @@ pub const DEFAULT_FILTER: &str = "info,rmcp=warn,sqlx=warn,hyper=warn";
 /// Size of the buffer between the log thread and stderr.
 const LOG_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Lines that may wait for the log thread before logging blocks. tracing-appender's default,
+/// 128,000, let a burst hold tens of megabytes of formatted lines (seen as RSS under load).
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Flushes buffered log lines when dropped: keep it alive until the process is about to exit.
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
@@ -49,6 +53,7 @@ pub fn init(json: bool) -> LogGuard {
     let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("gatehouse-log")
         .finish(std::io::BufWriter::with_capacity(
             LOG_BUFFER_BYTES,
