@@ -10,7 +10,8 @@
 //!
 //! - times are `BIGINT` Unix microseconds, converted at the edges of this module;
 //! - money is `BIGINT` minor units plus a currency code;
-//! - placeholders are `$1, $2, …` (PostgreSQL's form, which sqlx's SQLite driver also binds);
+//! - placeholders are `$1, $2, …` (PostgreSQL's form, which sqlx's SQLite driver also binds),
+//!   except in the many-row audit `INSERT`, which uses `?` on SQLite (see `audit_insert_sql`);
 //! - no engine-specific SQL: `ON CONFLICT … DO NOTHING`, row-value comparisons and `CHECK`
 //!   constraints exist in both.
 //!
@@ -31,8 +32,8 @@
 //! plans).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -398,7 +399,10 @@ impl Store {
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(audit_chunk_len(rest.len()));
             rest = tail;
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(audit_insert_sql(chunk.len(), self.backend)));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(audit_insert_sql(
+                chunk.len(),
+                self.backend,
+            )));
             for r in chunk {
                 q = q
                     .bind(uuid::Uuid::now_v7().to_string())
@@ -841,7 +845,10 @@ mod tests {
         let pg = audit_insert_sql(n, Backend::Postgres);
         assert!(pg.ends_with(&format!("${})", n * 9)));
         assert_eq!(pg.matches('$').count(), n * 9);
-        assert_eq!(audit_insert_sql(n, Backend::Sqlite).matches('?').count(), n * 9);
+        assert_eq!(
+            audit_insert_sql(n, Backend::Sqlite).matches('?').count(),
+            n * 9
+        );
     }
 
     #[test]
@@ -855,7 +862,10 @@ mod tests {
                 rest -= len;
             }
             assert_eq!(lens.iter().sum::<usize>(), n);
-            assert!(lens.iter().filter(|&&l| l < AUDIT_ROWS_PER_INSERT).count() <= 6, "{n}: {lens:?}");
+            assert!(
+                lens.iter().filter(|&&l| l < AUDIT_ROWS_PER_INSERT).count() <= 6,
+                "{n}: {lens:?}"
+            );
         }
     }
 

@@ -144,12 +144,22 @@ async fn a_cached_read_does_not_touch_the_database() {
     let store = store_with(&db, Duration::from_secs(3600)).await;
     let acme = tenant("acme");
     assert_eq!(
-        store.invoice(&acme, "INV-2041").await.unwrap().unwrap().status,
+        store
+            .invoice(&acme, "INV-2041")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         InvoiceStatus::Open
     );
     mark_paid_outside(&db).await;
     assert_eq!(
-        store.invoice(&acme, "INV-2041").await.unwrap().unwrap().status,
+        store
+            .invoice(&acme, "INV-2041")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         InvoiceStatus::Open
     );
 }
