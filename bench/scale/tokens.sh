@@ -2,7 +2,7 @@
 # bench/scale/tokens.sh — memory stays bounded while 1,000,000 distinct valid tokens are presented.
 #
 # Mints N (default 1,000,000) distinct tokens, starts the Gatehouse billing server (release,
-# default configuration: verified-token cache of 100,000 entries) pinned to one core, and sends
+# default configuration: verified-token cache of 10,000 entries) pinned to one core, and sends
 # tools/call lookup_invoice with a new token on every request (wrk, c=32, other core) until all
 # N have been presented (duration calibrated from a short first run, capped at MAX_SECONDS).
 # Samples the server's RSS every 5 s and prints RSS against tokens presented: it must level off
