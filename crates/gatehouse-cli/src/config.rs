@@ -315,7 +315,7 @@ fn default_auth_method() -> String {
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// Maximum number of verified tokens kept. Default 10000, the library's default: about
-    /// 2.4 KB each when full (token, claims, bookkeeping; measured in `bench/README.md`), and a
+    /// 2 KB each when full (claims, bookkeeping; measured in `bench/README.md`), and a
     /// token that falls out is only verified again (one signature check).
     pub max_entries: u64,
     /// Longest time a verification result is reused, in seconds, even if the token lives

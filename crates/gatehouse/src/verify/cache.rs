@@ -1,9 +1,12 @@
 //! The verified-token cache and the [`Authenticator`] that consults it before any verifier.
 //!
 //! Architecture invariants (peers.md gap 6, spec rows A27, E15):
-//! - **Keyed by the exact token text.** A hit requires byte equality with a token that was
-//!   verified before, so no hash collision can ever authenticate a different token. The text
-//!   lives only in this in-memory map, never in logs.
+//! - **Keyed by the token's SHA-256, never its text** (spec row A27: a token kept in a server's
+//!   cache is a theft vector). A hit requires a token with the same digest as one verified
+//!   before: reaching it with a different token means finding a SHA-256 second preimage of an
+//!   unknown valid token. The cache therefore holds no bearer string (a memory dump of the process
+//!   yields none from it), and an entry is 32 bytes of key instead of the token, which is
+//!   typically 600–1,500 bytes (measured: `bench/README.md`).
 //! - **Never past `exp`.** Each entry expires at `min(exp − now, max_ttl)`, and a hit re-checks
 //!   `exp` against the clock, so a cached token dies with the token (RFC 7662 §4: "MUST NOT cache
 //!   past exp"). Introspected tokens have a shorter cap, because revocation is only seen on the
@@ -24,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::sync::Cache;
+
+use aws_lc_rs::digest;
 
 use crate::caller::{AccessToken, Caller, TokenKind};
 use crate::verify::{InvalidReason, TokenVerifier, VerifyError};
@@ -72,14 +77,24 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+/// What the caches are keyed by: the SHA-256 of the token text.
+type TokenKey = [u8; 32];
+
+fn token_key(token: &str) -> TokenKey {
+    let d = digest::digest(&digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(d.as_ref());
+    key
+}
+
 /// Per-entry lifetime: until the token's `exp`, capped by kind.
 struct CallerExpiry {
     max_ttl: Duration,
     max_ttl_introspected: Duration,
 }
 
-impl Expiry<Box<str>, Caller> for CallerExpiry {
-    fn expire_after_create(&self, _: &Box<str>, caller: &Caller, _: Instant) -> Option<Duration> {
+impl Expiry<TokenKey, Caller> for CallerExpiry {
+    fn expire_after_create(&self, _: &TokenKey, caller: &Caller, _: Instant) -> Option<Duration> {
         let cap = match caller.kind {
             TokenKind::Jwt => self.max_ttl,
             TokenKind::Introspected => self.max_ttl_introspected,
@@ -121,8 +136,8 @@ struct Counters {
 /// Entry point of authentication: cache first, then the verifier (chain).
 pub struct Authenticator {
     inner: Arc<dyn TokenVerifier>,
-    positive: Cache<Box<str>, Caller>,
-    negative: Option<Cache<Box<str>, InvalidReason>>,
+    positive: Cache<TokenKey, Caller>,
+    negative: Option<Cache<TokenKey, InvalidReason>>,
     max_token_bytes: usize,
     counters: Counters,
 }
@@ -161,16 +176,16 @@ impl Authenticator {
     }
 
     /// Answers from memory when possible. Synchronous on purpose: no future is boxed on a hit.
-    fn lookup(&self, token: &str) -> Option<Result<Caller, VerifyError>> {
-        if let Some(caller) = self.positive.get(token) {
+    fn lookup(&self, key: &TokenKey) -> Option<Result<Caller, VerifyError>> {
+        if let Some(caller) = self.positive.get(key) {
             // moka's expiry is the first line; this is the second: never past exp.
             if caller.expires_at > SystemTime::now() {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Some(Ok(caller));
             }
-            self.positive.invalidate(token);
+            self.positive.invalidate(key);
         }
-        if let Some(reason) = self.negative.as_ref().and_then(|n| n.get(token)) {
+        if let Some(reason) = self.negative.as_ref().and_then(|n| n.get(key)) {
             self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
             return Some(Err(VerifyError::Invalid(reason)));
         }
@@ -179,7 +194,8 @@ impl Authenticator {
 
     /// Verifies `token`, answering from the cache when the exact token was verified before.
     pub async fn authenticate(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
-        if let Some(answer) = self.lookup(token.expose()) {
+        let key = token_key(token.expose());
+        if let Some(answer) = self.lookup(&key) {
             return answer;
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
@@ -187,11 +203,11 @@ impl Authenticator {
         if token.len() <= self.max_token_bytes {
             match &result {
                 Ok(caller) if caller.expires_at > SystemTime::now() => {
-                    self.positive.insert(token.expose().into(), caller.clone());
+                    self.positive.insert(key, caller.clone());
                 }
                 Err(VerifyError::Invalid(reason)) if is_definitive(*reason) => {
                     if let Some(n) = &self.negative {
-                        n.insert(token.expose().into(), *reason);
+                        n.insert(key, *reason);
                     }
                 }
                 _ => {}
@@ -326,7 +342,7 @@ mod tests {
         );
         let mut p = (*caller(TokenKind::Jwt, Duration::ZERO)).clone();
         p.expires_at = SystemTime::now() - Duration::from_secs(1);
-        a.positive.insert("stale".into(), Caller::new(p));
+        a.positive.insert(token_key("stale"), Caller::new(p));
         let t = AccessToken::new("stale");
         assert_eq!(
             a.authenticate(&t).await.unwrap_err(),
@@ -349,12 +365,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_sha256_of_the_token_text() {
+        // FIPS 180-2 test vector, so the key is the real digest and not, say, a prefix.
+        let k = token_key("abc");
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(token_key("abc"), token_key("abd"));
+    }
+
+    #[test]
     fn expiry_is_min_of_exp_and_cap() {
         let e = CallerExpiry {
             max_ttl: Duration::from_secs(300),
             max_ttl_introspected: Duration::from_secs(60),
         };
-        let k: Box<str> = "t".into();
+        let k = token_key("t");
         let now = Instant::now();
         let d = e
             .expire_after_create(&k, &caller(TokenKind::Jwt, Duration::from_secs(3600)), now)
