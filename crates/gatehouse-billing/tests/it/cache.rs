@@ -28,6 +28,17 @@ async fn store_with(db: &TestDb, ttl: Duration) -> Store {
         .expect("connect store")
 }
 
+/// The status `store` reports for acme's `INV-2041`.
+async fn status_2041(store: &Store) -> InvoiceStatus {
+    let acme = tenant("acme");
+    store
+        .invoice(&acme, "INV-2041")
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
 /// Changes `INV-2041` of acme behind the store's back, as another process would.
 async fn mark_paid_outside(db: &TestDb) {
     let mut raw = db.raw().await;
@@ -112,12 +123,11 @@ on_both_engines! {
         let db = TestDb::new(engine).await;
         let ttl = Duration::from_millis(100);
         let store = store_with(&db, ttl).await;
-        let acme = tenant("acme");
-        assert_eq!(store.invoice(&acme, "INV-2041").await.unwrap().unwrap().status, InvoiceStatus::Open);
+        assert_eq!(status_2041(&store).await, InvoiceStatus::Open);
         mark_paid_outside(&db).await;
         let changed_at = tokio::time::Instant::now();
         loop {
-            let status = store.invoice(&acme, "INV-2041").await.unwrap().unwrap().status;
+            let status = status_2041(&store).await;
             if status == InvoiceStatus::Paid {
                 break;
             }
@@ -129,10 +139,9 @@ on_both_engines! {
     async fn a_zero_ttl_reads_the_database_every_time(engine) {
         let db = TestDb::new(engine).await;
         let store = store_with(&db, Duration::ZERO).await;
-        let acme = tenant("acme");
-        assert_eq!(store.invoice(&acme, "INV-2041").await.unwrap().unwrap().status, InvoiceStatus::Open);
+        assert_eq!(status_2041(&store).await, InvoiceStatus::Open);
         mark_paid_outside(&db).await;
-        assert_eq!(store.invoice(&acme, "INV-2041").await.unwrap().unwrap().status, InvoiceStatus::Paid);
+        assert_eq!(status_2041(&store).await, InvoiceStatus::Paid);
     }
 }
 
@@ -142,24 +151,7 @@ on_both_engines! {
 async fn a_cached_read_does_not_touch_the_database() {
     let db = TestDb::sqlite();
     let store = store_with(&db, Duration::from_secs(3600)).await;
-    let acme = tenant("acme");
-    assert_eq!(
-        store
-            .invoice(&acme, "INV-2041")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        InvoiceStatus::Open
-    );
+    assert_eq!(status_2041(&store).await, InvoiceStatus::Open);
     mark_paid_outside(&db).await;
-    assert_eq!(
-        store
-            .invoice(&acme, "INV-2041")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        InvoiceStatus::Open
-    );
+    assert_eq!(status_2041(&store).await, InvoiceStatus::Open);
 }
