@@ -37,17 +37,8 @@ for n in $SIZES; do
   db=$WORK/billing-$n.db
   log "seeding $n invoices"
   "$TARGET/release/seed-invoices" --database "$db" --count "$n" >&2
-  cat > "$WORK/gatehouse.toml" <<EOF
-[server]
-listen = "127.0.0.1:$PORT"
-resource = "$URL"
-[[auth.issuers]]
-issuer = "$ISSUER"
-[database]
-url = "sqlite://$db"
-# Every lookup reads the database: this checks the index, not the invoice cache.
-invoice_cache_ttl_ms = 0
-EOF
+  # Every lookup reads the database: this checks the index, not the invoice cache.
+  gatehouse_config "$db" "invoice_cache_ttl_ms = 0"
   taskset -c 0 "$TARGET/release/gatehouse" serve --config "$WORK/gatehouse.toml" > "$WORK/server-$n.log" 2>&1 &
   server=$!
   PIDS+=($server)

@@ -22,3 +22,16 @@ wait_http() {
   echo "$1 did not come up" >&2
   return 1
 }
+# gatehouse_config DB [LINE...]: writes $WORK/gatehouse.toml for a server on $PORT that trusts
+# the issuer on $ISSUER_PORT and stores in the SQLite file DB; each LINE is added under
+# [database].
+gatehouse_config() {
+  local db=$1
+  shift
+  {
+    printf '[server]\nlisten = "127.0.0.1:%s"\nresource = "%s"\n' "$PORT" "$URL"
+    printf '[[auth.issuers]]\nissuer = "%s"\n' "$ISSUER"
+    printf '[database]\nurl = "sqlite://%s"\n' "$db"
+    printf '%s\n' "$@"
+  } > "$WORK/gatehouse.toml"
+}

@@ -28,16 +28,7 @@ PIDS+=($!)
 wait_http "$ISSUER/jwks" 600
 cat "$WORK/issuer.log" >&2
 
-cat > "$WORK/gatehouse.toml" <<EOF
-[server]
-listen = "127.0.0.1:$PORT"
-resource = "$URL"
-[[auth.issuers]]
-issuer = "$ISSUER"
-[database]
-url = "sqlite://$WORK/billing.db"
-seed_demo_data = true
-EOF
+gatehouse_config "$WORK/billing.db" "seed_demo_data = true"
 taskset -c 0 "$TARGET/release/gatehouse" serve --config "$WORK/gatehouse.toml" > "$WORK/server.log" 2>&1 &
 SERVER=$!
 PIDS+=($SERVER)
