@@ -66,6 +66,19 @@ async fn mcp(engine: Engine) -> (TestDb, Mcp) {
     (db, mcp)
 }
 
+/// Records one allowed `lookup_invoice` by ann (acme) with `request_id`.
+fn one_record(audit: &AuditLog, request_id: &str) {
+    let c = caller("ann", "app", "invoices:read", Some("acme"));
+    audit.record(AuditRecord::for_caller(
+        &c,
+        "lookup_invoice",
+        Some("acme"),
+        AuditOutcome::Allowed,
+        "ok",
+        Some(request_id.into()),
+    ));
+}
+
 on_both_engines! {
     async fn every_tools_call_is_audited_once(engine) {
         use AuditOutcome::{Allowed, Denied, Error};
@@ -129,12 +142,8 @@ on_both_engines! {
         let db = TestDb::new(engine).await;
         let store = db.store(Seed::None).await;
         let audit = AuditLog::with_capacity(store.clone(), 2048);
-        let c = caller("ann", "app", "invoices:read", Some("acme"));
         for i in 0..1100 {
-            audit.record(AuditRecord::for_caller(
-                &c, "lookup_invoice", Some("acme"), AuditOutcome::Allowed, "ok",
-                Some(format!("b{i:04}")),
-            ));
+            one_record(&audit, &format!("b{i:04}"));
         }
         audit.flush().await;
         let mut ids: Vec<String> = store.recent_audit(5000).await.unwrap()
@@ -170,16 +179,8 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
     let db = TestDb::sqlite();
     let store = db.store(Seed::None).await;
     let audit = AuditLog::with_capacity(store.clone(), 2);
-    let c = caller("ann", "app", "invoices:read", Some("acme"));
     for i in 0..5 {
-        audit.record(AuditRecord::for_caller(
-            &c,
-            "lookup_invoice",
-            Some("acme"),
-            AuditOutcome::Allowed,
-            "ok",
-            Some(format!("q{i}")),
-        ));
+        one_record(&audit, &format!("q{i}"));
     }
     assert_eq!(audit.dropped(), 3);
     audit.flush().await;
@@ -192,18 +193,6 @@ async fn a_full_queue_drops_and_counts_without_blocking() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["q0", "q1"]);
-}
-
-fn one_record(audit: &AuditLog, request_id: &str) {
-    let c = caller("ann", "app", "invoices:read", Some("acme"));
-    audit.record(AuditRecord::for_caller(
-        &c,
-        "lookup_invoice",
-        Some("acme"),
-        AuditOutcome::Allowed,
-        "ok",
-        Some(request_id.into()),
-    ));
 }
 
 /// The writer gathers a batch for the linger time: nothing reaches the table while it waits, and
