@@ -511,6 +511,26 @@ mod tests {
     }
 
     #[test]
+    fn invoice_cache_keys_reach_the_store_settings() {
+        let d = tmpdir();
+        let defaults = Config::load_from(None, Env::raw().only(&[])).unwrap();
+        assert_eq!(
+            defaults.database.invoice_cache(),
+            gatehouse_billing::InvoiceCacheConfig::default()
+        );
+        let p = write(
+            &d,
+            "[database]\ninvoice_cache_ttl_ms = 0\ninvoice_cache_max_entries = 7\n",
+        );
+        let c = Config::load_from(Some(&p), Env::raw().only(&[])).unwrap();
+        let cache = c.database.invoice_cache();
+        assert_eq!(
+            (cache.ttl, cache.max_entries),
+            (std::time::Duration::ZERO, 7)
+        );
+    }
+
+    #[test]
     fn the_shipped_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
         let c = Config::load_from(Some(&path), Env::raw().only(&[])).unwrap();

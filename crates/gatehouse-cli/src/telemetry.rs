@@ -9,11 +9,11 @@
 //! `access_token`) and never headers.
 //!
 //! Lines are formatted on the thread that logs them and written to stderr by a dedicated thread
-//! (`tracing-appender`'s non-blocking writer, a queue of up to 4,096 lines) through a 64 KiB buffer that is flushed whenever
-//! the queue runs empty: under load many lines share one `write`, and a request never waits for
-//! the disk or the terminal. The queue is not lossy: when it is full, logging waits rather than
-//! dropping lines (the audit trail goes through it). [`init`] returns the guard that flushes what
-//! is left when the process ends.
+//! (`tracing-appender`'s non-blocking writer, a queue of up to 4,096 lines) through a 64 KiB
+//! buffer that is flushed whenever the queue runs empty: under load many lines share one
+//! `write`, and a request never waits for the disk or the terminal. The queue is not lossy: when
+//! it is full, logging waits rather than dropping lines (the audit trail goes through it).
+//! [`init`] returns the guard that flushes what is left when the process ends.
 //!
 //! Beside the log output, a second layer with its own filter counts the `tools/call` audit events
 //! (target `gatehouse::audit`) by tool and outcome for `/metrics`, whatever `RUST_LOG` says.
