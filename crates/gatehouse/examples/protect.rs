@@ -4,23 +4,18 @@
 //! ISSUER=https://auth.example.com RESOURCE=http://127.0.0.1:8080/mcp \
 //!     cargo run -p gatehouse --example protect
 //! ```
+//!
+//! `crates/gatehouse/tests/example_protect.rs` runs [`protect`] against a real issuer and drives
+//! `401` → token → `tools/call` → `403` step-up through it.
 // README:begin
 use std::sync::Arc;
 
-use gatehouse::http::Gatehouse;
-use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
-use gatehouse::verify::cache::{Authenticator, CacheConfig};
-use gatehouse::verify::chain::{ChainConfig, VerifierChain};
-use gatehouse::verify::jwt::JwtIssuerConfig;
-use gatehouse::{Caller, ResourceUrl, ScopeSet};
+use gatehouse::{Caller, Gatehouse};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 
 #[derive(Clone)]
-struct Hello {
+pub struct Hello {
     tool_router: Arc<ToolRouter<Self>>,
 }
 
@@ -34,68 +29,42 @@ impl Hello {
             caller.subject.as_deref().unwrap_or("anonymous")
         )
     }
-}
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Hello {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    #[tool(description = "Forgets everyone (needs the admin scope)")]
+    async fn reset(&self) -> String {
+        "forgotten".to_owned()
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let issuer = std::env::var("ISSUER")?;
-    let resource = ResourceUrl::parse(&std::env::var("RESOURCE")?)?;
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Hello {}
 
-    // Authentication: JWTs from `issuer` (keys discovered from its metadata) whose `aud` names
-    // this resource, behind the verified-token cache.
-    let chain = VerifierChain::start(
-        ChainConfig {
-            jwt_issuers: vec![JwtIssuerConfig::new(&issuer, resource.as_str())],
-            ..ChainConfig::default()
-        },
-        Default::default(),
-    )
-    .await?;
-    let authenticator = Arc::new(Authenticator::new(Arc::new(chain), CacheConfig::default()));
-
-    // Authorization: every request needs `greet`; `admin` implies it.
-    let policy = ScopePolicy::new(
-        ScopeSet::parse(["greet"])?,
-        Default::default(),
-        ScopeHierarchy::new([("admin", ["greet"])])?,
-        ToolListMode::All,
-    );
-
-    let gatehouse = Gatehouse::builder(resource.clone())
-        .authorization_servers([issuer])
-        .authenticator(authenticator)
-        .policy(policy)
-        .resource_name("Hello MCP")
-        .build()?;
-
+/// JWTs from `issuer` (keys discovered from its metadata) whose `aud` names `resource`; every
+/// request needs `greet`, `reset` needs `admin`, and `admin` implies `greet`.
+pub async fn protect(
+    resource: &str,
+    issuer: &str,
+) -> Result<(Gatehouse, axum::Router), Box<dyn std::error::Error>> {
+    let gatehouse = Gatehouse::builder(resource.parse()?)
+        .jwt_issuer(issuer)
+        .route_scopes(["greet"])
+        .tool_scopes("reset", ["admin"])
+        .scope_implies("admin", ["greet"])
+        .start()
+        .await?;
     let hello = Hello {
         tool_router: Arc::new(Hello::tool_router()),
     };
-    let mcp = StreamableHttpService::new(
-        move || Ok(hello.clone()),
-        Arc::new(NeverSessionManager::default()),
-        gatehouse.configure_rmcp(
-            StreamableHttpServerConfig::default()
-                .with_legacy_session_mode(false)
-                .with_json_response(true),
-        ),
-    );
-    // The metadata document (no token) and the MCP endpoint (guarded, authenticated, authorized).
-    let app = gatehouse.router(mcp);
+    let app = gatehouse.mount(move || hello.clone());
+    Ok((gatehouse, app))
+}
 
-    let listener = tokio::net::TcpListener::bind(resource.authority()).await?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await?;
+#[tokio::main]
+#[allow(dead_code)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (gatehouse, app) = protect(&std::env::var("RESOURCE")?, &std::env::var("ISSUER")?).await?;
+    let listener = tokio::net::TcpListener::bind(gatehouse.resource().authority()).await?;
+    gatehouse::serve(listener, app, std::future::pending()).await?;
     Ok(())
 }
 // README:end

@@ -226,11 +226,11 @@ impl Caller {
         Self(Arc::new(principal))
     }
 
-    /// A copy with the tenant replaced (used by client→tenant maps).
-    pub fn with_tenant(&self, tenant: Option<String>) -> Self {
-        let mut p = (*self.0).clone();
-        p.tenant = tenant;
-        Self::new(p)
+    /// The caller with `change` applied to its principal (for [`crate::tenancy::CallerEnricher`]s).
+    /// Copies the principal only when it is shared.
+    pub fn map(mut self, change: impl FnOnce(&mut Principal)) -> Self {
+        change(Arc::make_mut(&mut self.0));
+        self
     }
 
     /// Seconds until expiry, zero when already expired.

@@ -19,11 +19,19 @@ pub mod mcp;
 pub mod observe;
 pub mod policy;
 pub mod resource;
+pub mod tenancy;
 pub mod verify;
 
 pub use caller::{AccessToken, Caller, Principal, Scope, ScopeSet, TokenKind};
+pub use http::{Gatehouse, GatehouseBuilder, serve};
 pub use resource::ResourceUrl;
+pub use tenancy::TenantId;
 pub use verify::{TokenVerifier, VerifyError};
+
+/// Default cap on bearer tokens, in bytes (16 KiB): larger tokens are refused with `400` at the
+/// edge before any parsing. One limit for the edge, the verifier chain and the cache
+/// ([`GatehouseBuilder::max_token_bytes`]).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 #[cfg(test)]
 mod readme {

@@ -37,6 +37,14 @@ pub enum ResourceUrlError {
     /// Has `user:pass@`.
     #[error("resource URL must not carry credentials")]
     Userinfo,
+    /// Plain `http` on a host that is not loopback: bearer tokens would cross the network in
+    /// the clear (OAuth 2.1 §1.5, A26).
+    #[error(
+        "resource URL must use https outside loopback (OAuth 2.1 §1.5); plain http is only \
+         acceptable behind a TLS-terminating proxy, through the dangerous_allow_insecure_http \
+         option"
+    )]
+    InsecureHttp,
     /// Ends with `/` while that was not allowed.
     #[error("resource URL ends with '/'; drop it or set allow_trailing_slash (MCP canonical URI)")]
     TrailingSlash,
@@ -45,14 +53,26 @@ pub enum ResourceUrlError {
     NotCanonical(String),
 }
 
+/// Options of [`ResourceUrl::parse_with`]; the defaults are what [`ResourceUrl::parse`] applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Permit a path ending in `/`. Default false.
+    pub allow_trailing_slash: bool,
+    /// Permit plain `http` on a host that is not loopback. Default false; only for a server
+    /// behind a TLS-terminating proxy. Logs a warning when it is what made a URL acceptable.
+    pub dangerous_allow_insecure_http: bool,
+}
+
 impl ResourceUrl {
-    /// Validates a resource URL with the default rules (no trailing slash).
+    /// Validates a resource URL with the default rules: https (http on loopback only), no
+    /// trailing slash.
     pub fn parse(s: &str) -> Result<Self, ResourceUrlError> {
-        Self::parse_with(s, false)
+        Self::parse_with(s, ParseOptions::default())
     }
 
-    /// Validates a resource URL; `allow_trailing_slash` permits a path ending in `/`.
-    pub fn parse_with(s: &str, allow_trailing_slash: bool) -> Result<Self, ResourceUrlError> {
+    /// Validates a resource URL with `options`.
+    pub fn parse_with(s: &str, options: ParseOptions) -> Result<Self, ResourceUrlError> {
+        let allow_trailing_slash = options.allow_trailing_slash;
         let url = Url::parse(s).map_err(|_| ResourceUrlError::NotAbsolute(s.to_owned()))?;
         if url.scheme() != "https" && url.scheme() != "http" {
             return Err(ResourceUrlError::Scheme(url.scheme().to_owned()));
@@ -85,10 +105,20 @@ impl ResourceUrl {
         if input_has_path && s.ends_with('/') && !allow_trailing_slash {
             return Err(ResourceUrlError::TrailingSlash);
         }
-        Ok(Self {
+        let parsed = Self {
             text: s.to_owned(),
             url,
-        })
+        };
+        if parsed.url.scheme() == "http" && !parsed.is_loopback() {
+            if !options.dangerous_allow_insecure_http {
+                return Err(ResourceUrlError::InsecureHttp);
+            }
+            tracing::warn!(
+                resource = s,
+                "dangerous_allow_insecure_http: a non-loopback resource served over plain http"
+            );
+        }
+        Ok(parsed)
     }
 
     /// The URL exactly as configured.
@@ -203,6 +233,47 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(&ResourceUrl::parse(input).unwrap_err(), want, "{input}");
         }
-        assert!(ResourceUrl::parse_with("https://h/mcp/", true).is_ok());
+        let slash = ParseOptions {
+            allow_trailing_slash: true,
+            ..ParseOptions::default()
+        };
+        assert!(ResourceUrl::parse_with("https://h/mcp/", slash).is_ok());
+    }
+
+    // A26 / OAuth 2.1 §1.5: a public resource must be https; plain http only on loopback or
+    // through the explicitly dangerous option.
+    #[test]
+    fn plain_http_only_on_loopback_unless_dangerously_allowed() {
+        for ok in [
+            "https://mcp.example.com/mcp",
+            "http://127.0.0.1:8080/mcp",
+            "http://localhost:9/mcp",
+            "http://[::1]:9/mcp",
+        ] {
+            assert!(ResourceUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for public in ["http://mcp.example.com/mcp", "http://10.0.0.1:8080/mcp"] {
+            assert_eq!(
+                ResourceUrl::parse(public).unwrap_err(),
+                ResourceUrlError::InsecureHttp,
+                "{public}"
+            );
+            let dangerous = ParseOptions {
+                dangerous_allow_insecure_http: true,
+                ..ParseOptions::default()
+            };
+            assert!(
+                ResourceUrl::parse_with(public, dangerous).is_ok(),
+                "{public}"
+            );
+        }
+    }
+}
+
+impl std::str::FromStr for ResourceUrl {
+    type Err = ResourceUrlError;
+    /// [`ResourceUrl::parse`] with the default rules.
+    fn from_str(s: &str) -> Result<Self, ResourceUrlError> {
+        Self::parse(s)
     }
 }

@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use gatehouse::http::{CorsConfig, Gatehouse, SessionBindingConfig};
 use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
-use gatehouse::verify::cache::{Authenticator, CacheConfig};
+
 use gatehouse::verify::{BoxFuture, InvalidReason, UnavailableReason};
 use gatehouse::{
     AccessToken, Caller, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier, VerifyError,
@@ -173,10 +173,9 @@ struct Setup {
 
 fn setup(resource: &str) -> Setup {
     let verifier = verifier();
-    let authenticator = Arc::new(Authenticator::new(verifier.clone(), CacheConfig::default()));
     let builder = Gatehouse::builder(ResourceUrl::parse(resource).unwrap())
         .authorization_servers(["https://auth.example.com"])
-        .authenticator(authenticator)
+        .verifier(verifier.clone())
         .policy(policy())
         .resource_name("Billing");
     Setup { builder, verifier }
@@ -868,7 +867,7 @@ async fn sessions_are_bound_to_the_principal() {
     let s = setup(RESOURCE);
     let gatehouse = s
         .builder
-        .session_binding(SessionBindingConfig::default())
+        .stateful_sessions(SessionBindingConfig::default())
         .build()
         .unwrap();
     let mcp = StreamableHttpService::new(

@@ -20,9 +20,7 @@ use http::header::AUTHORIZATION;
 
 use crate::caller::AccessToken;
 
-/// Default upper bound for a bearer token, in bytes. Large JWTs (many groups or roles) stay far
-/// below it; anything bigger is abuse.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub use crate::DEFAULT_MAX_TOKEN_BYTES;
 
 const SCHEME: &str = "Bearer";
 

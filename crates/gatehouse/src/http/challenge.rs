@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::caller::ScopeSet;
@@ -80,6 +80,13 @@ pub enum Rejection {
         /// When the client may try again.
         retry_after: Duration,
     },
+    /// Every request permit is taken ([`crate::http::RequestLimits::max_concurrent_requests`]):
+    /// refused at once rather than queued, since a queue only adds latency to an overload.
+    Overloaded,
+    /// No response head within [`crate::http::RequestLimits::request_timeout`].
+    Timeout,
+    /// A path this server does not serve.
+    NotFound,
 }
 
 impl Rejection {
@@ -98,6 +105,9 @@ impl Rejection {
             Rejection::PayloadTooLarge => "request.body_too_large",
             Rejection::BodyUnreadable => "request.body_unreadable",
             Rejection::RateLimited { .. } => "rate_limited",
+            Rejection::Overloaded => "limits.overloaded",
+            Rejection::Timeout => "limits.timeout",
+            Rejection::NotFound => "request.not_found",
         }
     }
 
@@ -113,7 +123,9 @@ impl Rejection {
                 StatusCode::FORBIDDEN
             }
             Rejection::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
-            Rejection::UnknownSession => StatusCode::NOT_FOUND,
+            Rejection::UnknownSession | Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -167,6 +179,11 @@ const BODY_TOO_LARGE: &[u8] =
     br#"{"error":"payload_too_large","error_description":"The request body is too large"}"#;
 const BODY_UNREADABLE: &[u8] =
     br#"{"error":"bad_request","error_description":"The request body could not be read"}"#;
+const BODY_OVERLOADED: &[u8] =
+    br#"{"error":"server_busy","error_description":"Too many requests in progress"}"#;
+const BODY_TIMEOUT: &[u8] =
+    br#"{"error":"request_timeout","error_description":"The request took too long"}"#;
+const BODY_NOT_FOUND: &[u8] = br#"{"error":"not_found","error_description":"Not found"}"#;
 const BODY_RATE_LIMITED: &[u8] =
     br#"{"error":"rate_limited","error_description":"Too many requests"}"#;
 
@@ -274,6 +291,16 @@ impl Challenges {
                 );
                 BODY_RATE_LIMITED
             }
+            Rejection::Overloaded => {
+                builder = builder.header(RETRY_AFTER, HeaderValue::from_static("1"));
+                BODY_OVERLOADED
+            }
+            Rejection::Timeout => {
+                // The request may still be running; the connection is not reused for another.
+                builder = builder.header(CONNECTION, HeaderValue::from_static("close"));
+                BODY_TIMEOUT
+            }
+            Rejection::NotFound => BODY_NOT_FOUND,
         };
         builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -289,7 +316,10 @@ fn log(rejection: &Rejection) {
     let status = rejection.status().as_u16();
     match rejection {
         // Expected traffic (first contact of every client, expiring tokens): debug only.
-        Rejection::MissingCredentials | Rejection::InvalidToken(_) | Rejection::UnknownSession => {
+        Rejection::MissingCredentials
+        | Rejection::InvalidToken(_)
+        | Rejection::UnknownSession
+        | Rejection::NotFound => {
             tracing::debug!(reason, status, "request refused")
         }
         Rejection::Malformed(_)
@@ -299,9 +329,12 @@ fn log(rejection: &Rejection) {
         | Rejection::OriginNotAllowed
         | Rejection::PayloadTooLarge
         | Rejection::BodyUnreadable
-        | Rejection::RateLimited { .. } => tracing::info!(reason, status, "request refused"),
+        | Rejection::RateLimited { .. }
+        | Rejection::Timeout => tracing::info!(reason, status, "request refused"),
         // An outage of the verifier's dependencies: operators must see it.
-        Rejection::Unavailable(_) => tracing::warn!(reason, status, "request refused"),
+        Rejection::Unavailable(_) | Rejection::Overloaded => {
+            tracing::warn!(reason, status, "request refused")
+        }
     }
 }
 

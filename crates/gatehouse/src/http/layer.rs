@@ -28,6 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -45,7 +46,7 @@ use crate::http::bearer::{MalformedReason, extract_bearer, has_access_token_para
 use crate::http::challenge::{Challenges, Rejection};
 use crate::http::guard::HostGuard;
 use crate::http::session::SessionBindings;
-use crate::observe::EdgeObserver;
+use crate::observe::{Observer, Outcome, Stage, ToolCall};
 use crate::policy::ScopePolicy;
 use crate::policy::rate_limit::{RateLimited, RateLimiter};
 use crate::policy::tool_name::{self, ToolTarget};
@@ -68,10 +69,14 @@ pub(crate) struct Shared {
     pub(crate) max_token_bytes: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) sessions: Option<SessionBindings>,
-    /// Told about every refusal (audit, metrics).
-    pub(crate) observer: Arc<dyn EdgeObserver>,
+    /// Told about every refusal, authentication and edge-denied tool call (audit, metrics).
+    pub(crate) observer: Arc<dyn Observer>,
     /// Rate limits, when configured ([`crate::policy::rate_limit`]).
     pub(crate) rate_limiter: Option<Arc<dyn RateLimiter>>,
+    /// True when a setting needs the peer address (rate limits, trusted proxies).
+    pub(crate) needs_peer: bool,
+    /// Set once the missing peer address has been reported.
+    pub(crate) warned_no_peer: std::sync::atomic::AtomicBool,
 }
 
 /// What the response path needs to remember about an admitted request (session binding only).
@@ -87,6 +92,8 @@ impl Shared {
     }
 
     async fn admit(&self, mut req: Request<Body>) -> Result<(Request<Body>, Admitted), Rejection> {
+        let started = Instant::now();
+        self.warn_if_no_peer(&req);
         self.guard.check(&req)?;
         // An address that failed authentication too often is refused before its token is even
         // parsed: a flood of bad tokens costs one map lookup each.
@@ -124,7 +131,7 @@ impl Shared {
             if req.method() == Method::POST
                 && self.policy.has_tool_rules()
                 && let Err(r @ Rejection::InsufficientScope { .. }) =
-                    self.check_tool(req, &caller).await
+                    self.check_tool(req, &caller, started).await
             {
                 return Err(r);
             }
@@ -150,7 +157,7 @@ impl Shared {
         }
 
         if req.method() == Method::POST && self.policy.has_tool_rules() {
-            req = self.check_tool(req, &caller).await?;
+            req = self.check_tool(req, &caller, started).await?;
         }
 
         req.headers_mut().remove(AUTHORIZATION);
@@ -176,16 +183,17 @@ impl Shared {
         &self,
         req: Request<Body>,
         caller: &Caller,
+        started: Instant,
     ) -> Result<Request<Body>, Rejection> {
         let request_id = single(req.headers(), &REQUEST_ID);
         if let Some(target) = header_target(req.headers()) {
-            self.check_target(&target, caller, request_id)?;
+            self.check_target(&target, caller, request_id, started)?;
             return Ok(req);
         }
         let (parts, body) = req.into_parts();
         let bytes = self.collect(&parts.headers, body).await?;
         let request_id = single(&parts.headers, &REQUEST_ID);
-        self.check_target(&tool_name::from_body(&bytes), caller, request_id)?;
+        self.check_target(&tool_name::from_body(&bytes), caller, request_id, started)?;
         Ok(Request::from_parts(parts, Body::from(bytes)))
     }
 
@@ -194,14 +202,27 @@ impl Shared {
         target: &ToolTarget<'_>,
         caller: &Caller,
         request_id: Option<&str>,
+        started: Instant,
     ) -> Result<(), Rejection> {
+        let denied = |tool: Option<&str>, required: &ScopeSet| {
+            self.observer.tool_call(&ToolCall {
+                caller: Some(caller),
+                tool,
+                known_tool: false,
+                required: Some(required),
+                outcome: Outcome::Denied,
+                reason: "insufficient_scope",
+                latency: started.elapsed(),
+                request_id,
+                stage: Stage::Edge,
+            })
+        };
         match target {
             // Route scopes were checked already; rmcp refuses what is not a JSON object.
             ToolTarget::NotToolCall | ToolTarget::NotAnObject => Ok(()),
             ToolTarget::Tool(name) => self.policy.check_tool(caller, name).map_err(|e| {
                 let crate::policy::PolicyError::InsufficientScope { required } = &e;
-                self.observer
-                    .tool_call_denied(caller, Some(name), required, request_id);
+                denied(Some(name), required);
                 e.into()
             }),
             ToolTarget::Ambiguous => {
@@ -210,11 +231,28 @@ impl Shared {
                     Ok(())
                 } else {
                     let required = self.policy.hierarchy().minimise(all);
-                    self.observer
-                        .tool_call_denied(caller, None, &required, request_id);
+                    denied(None, &required);
                     Err(Rejection::InsufficientScope { required })
                 }
             }
+        }
+    }
+
+    /// Rate limits and trusted proxies need the peer address, which only a server that provides
+    /// `ConnectInfo<SocketAddr>` gives ([`crate::serve`] does). Without it they are not applied:
+    /// say so once, loudly, instead of silently.
+    fn warn_if_no_peer<B>(&self, req: &Request<B>) {
+        use std::sync::atomic::Ordering;
+        if self.needs_peer
+            && peer_ip(req).is_none()
+            && !self.warned_no_peer.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                "rate limits or trusted proxies are configured but the server does not provide \
+                 the peer address: serve with gatehouse::serve (or \
+                 into_make_service_with_connect_info::<SocketAddr>()); per-address limits are \
+                 not applied and forwarded headers are not believed"
+            );
         }
     }
 

@@ -9,6 +9,10 @@ use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 
 use crate::caller::Caller;
 
+mod protected;
+
+pub use protected::{Protected, report_outcome};
+
 impl<C: AsRequestContext> FromContextPart<C> for Caller {
     fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
         caller_from_extensions(&context.as_request_context().extensions).ok_or_else(|| {

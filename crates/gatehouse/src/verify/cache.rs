@@ -31,6 +31,8 @@ use moka::sync::Cache;
 use aws_lc_rs::digest;
 
 use crate::caller::{AccessToken, Caller, TokenKind};
+use crate::observe::Observer;
+use crate::tenancy::CallerEnricher;
 use crate::verify::{InvalidReason, TokenVerifier, VerifyError};
 
 /// Tuning of the verified-token cache.
@@ -140,6 +142,10 @@ pub struct Authenticator {
     negative: Option<Cache<TokenKey, InvalidReason>>,
     max_token_bytes: usize,
     counters: Counters,
+    /// Runs once per verified token, before the result is cached ([`crate::tenancy`]).
+    enricher: Option<Arc<dyn CallerEnricher>>,
+    /// Told how long each cache miss took to verify.
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -172,7 +178,22 @@ impl Authenticator {
             negative,
             max_token_bytes: config.max_token_bytes,
             counters: Counters::default(),
+            enricher: None,
+            observer: None,
         }
+    }
+
+    /// Runs `enricher` on every newly verified caller, before it is cached: the tenant and
+    /// whatever else the application derives are computed once per token, not per request.
+    pub fn with_enricher(mut self, enricher: Arc<dyn CallerEnricher>) -> Self {
+        self.enricher = Some(enricher);
+        self
+    }
+
+    /// Reports the duration of every verification that missed the cache to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Answers from memory when possible. Synchronous on purpose: no future is boxed on a hit.
@@ -199,7 +220,14 @@ impl Authenticator {
             return answer;
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let result = self.inner.verify(token).await;
+        let started = Instant::now();
+        let mut result = self.inner.verify(token).await;
+        if let Some(o) = &self.observer {
+            o.verified(started.elapsed());
+        }
+        if let (Ok(caller), Some(e)) = (&mut result, &self.enricher) {
+            *caller = e.enrich(caller.clone());
+        }
         if token.len() <= self.max_token_bytes {
             match &result {
                 Ok(caller) if caller.expires_at > SystemTime::now() => {

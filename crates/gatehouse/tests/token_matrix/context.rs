@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gatehouse::http::Gatehouse;
-use gatehouse::observe::EdgeObserver;
+use gatehouse::observe::{Observer, ToolCall};
 use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
-use gatehouse::verify::cache::{Authenticator, CacheConfig, CacheStats};
+use gatehouse::verify::cache::{Authenticator, CacheStats};
 use gatehouse::verify::chain::{ChainConfig, VerifierChain};
 use gatehouse::verify::introspection::{ClientSecret, IntrospectionConfig};
 use gatehouse::verify::jwt::{JwtIssuerConfig, TypPolicy};
@@ -117,19 +117,15 @@ impl Recorder {
     }
 }
 
-impl EdgeObserver for Recorder {
-    fn tool_call_denied(
-        &self,
-        _caller: &Caller,
-        tool: Option<&str>,
-        required: &ScopeSet,
-        _request_id: Option<&str>,
-    ) {
-        self.denials.lock().unwrap().push(format!(
-            "{}:{}",
-            tool.unwrap_or("?"),
-            required.to_space_separated()
-        ));
+impl Observer for Recorder {
+    fn tool_call(&self, call: &ToolCall<'_>) {
+        if let Some(required) = call.required {
+            self.denials.lock().unwrap().push(format!(
+                "{}:{}",
+                call.tool.unwrap_or("?"),
+                required.to_space_separated()
+            ));
+        }
     }
 
     fn rejected(&self, reason: &'static str) {
@@ -276,7 +272,6 @@ impl TestContext {
         )
         .await
         .expect("chain starts (discovery from the issuer URLs)");
-        let authenticator = Arc::new(Authenticator::new(Arc::new(chain), CacheConfig::default()));
 
         let observer = Arc::new(Recorder::default());
         let mut servers = vec![x.issuer().to_owned()];
@@ -285,7 +280,7 @@ impl TestContext {
         }
         let gatehouse = Gatehouse::builder(ResourceUrl::parse(&resource).unwrap())
             .authorization_servers(servers)
-            .authenticator(authenticator.clone())
+            .verifier(Arc::new(chain))
             .policy(policy())
             .resource_name("Invoices (token matrix)")
             .listen_addr(addr)
@@ -293,6 +288,7 @@ impl TestContext {
             .observer(observer.clone())
             .build()
             .unwrap();
+        let authenticator = gatehouse.authenticator().clone();
         let config = gatehouse.configure_rmcp(
             StreamableHttpServerConfig::default()
                 .with_legacy_session_mode(false)

@@ -1,0 +1,704 @@
+//! [`GatehouseBuilder`]: one place that owns the verifier chain, the verified-token cache, the
+//! scope policy, tenancy, observers and limits, and validates them together.
+//!
+//! Issuers and the resource are each given once: a JWT issuer or introspection endpoint is also
+//! what the RFC 9728 metadata advertises in `authorization_servers`, and the resource is the
+//! audience every verifier requires unless told otherwise.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::DEFAULT_MAX_TOKEN_BYTES;
+use crate::caller::{InvalidScope, ScopeSet};
+use crate::http::challenge::{self, Challenges, OFFLINE_ACCESS};
+use crate::http::cors::{self, CorsConfig, CorsConfigError};
+use crate::http::guard::{self, GuardConfig, HostGuard};
+use crate::http::layer::Shared;
+use crate::http::limits::RequestLimits;
+use crate::http::metadata::{
+    DEFAULT_METADATA_MAX_AGE, MetadataDocument, ProtectedResourceMetadata,
+};
+use crate::http::session::{self, SessionBindingConfig};
+use crate::http::{DEFAULT_MAX_BODY_BYTES, DEFAULT_UNAVAILABLE_RETRY_AFTER, Gatehouse};
+use crate::observe::{Observer, Observers};
+use crate::policy::rate_limit::RateLimiter;
+use crate::policy::{HierarchyError, ScopeHierarchy, ScopePolicy, ToolListMode};
+use crate::resource::ResourceUrl;
+use crate::tenancy::{CallerEnricher, Enrichers, Tenancy};
+use crate::verify::TokenVerifier;
+use crate::verify::cache::{Authenticator, CacheConfig};
+use crate::verify::chain::{ChainConfig, ChainError, VerifierChain};
+use crate::verify::introspection::IntrospectionConfig;
+use crate::verify::jwt::JwtIssuerConfig;
+
+/// A configuration [`GatehouseBuilder::build`] or [`GatehouseBuilder::start`] refuses. Each names
+/// the bad setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// No authorization server: neither issuers nor introspection nor an explicit list
+    /// (RFC 9728 / MCP ASD26: at least one).
+    #[error("authorization_servers: at least one authorization server is required")]
+    NoAuthorizationServers,
+    /// An authorization server is not an absolute https URL (http is allowed on loopback only).
+    #[error("authorization_servers: {0:?} is not an https issuer URL (http only on loopback)")]
+    AuthorizationServer(String),
+    /// Nothing verifies tokens: no issuer, no introspection, no custom verifier.
+    #[error("auth: configure at least one JWT issuer or introspection endpoint")]
+    NoVerifier,
+    /// Issuers or introspection were configured together with a custom verifier.
+    #[error(
+        "auth: a custom verifier replaces issuers and introspection; configure one or the other"
+    )]
+    VerifierAndIssuers,
+    /// Issuers or introspection were configured but [`GatehouseBuilder::build`] was called:
+    /// their keys and metadata must be fetched, which [`GatehouseBuilder::start`] does.
+    #[error("auth: issuers and introspection need GatehouseBuilder::start (it fetches their keys)")]
+    NotStarted,
+    /// The verifier chain could not be set up (discovery, keys, duplicate issuers).
+    #[error("auth: {0}")]
+    Chain(#[from] ChainError),
+    /// A scope (route, tool, hierarchy or `scopes_supported`) is not a valid scope.
+    #[error("scopes: {0}")]
+    Scope(#[from] InvalidScope),
+    /// The scope hierarchy is invalid.
+    #[error("policy.hierarchy: {0}")]
+    Hierarchy(#[from] HierarchyError),
+    /// Host/Origin/proxy settings.
+    #[error("guard: {0}")]
+    Guard(#[from] guard::GuardConfigError),
+    /// CORS settings.
+    #[error("cors: {0}")]
+    Cors(#[from] CorsConfigError),
+    /// The resource URL or scopes cannot be put into a challenge header.
+    #[error("resource: {0}")]
+    Challenge(#[from] challenge::ChallengeBuildError),
+    /// The resource path cannot be mounted as an axum route.
+    #[error("resource: path {0:?} cannot be mounted (segments must not start with ':' or '*')")]
+    ResourcePath(String),
+    /// A size or count limit is zero.
+    #[error("{0}: must be greater than zero")]
+    ZeroLimit(&'static str),
+}
+
+/// Builder for [`Gatehouse`]. Every setting has a secure default; see each method.
+///
+/// Start with [`Gatehouse::builder`], name the issuers, the scopes and whatever else differs from
+/// the defaults, then [`GatehouseBuilder::start`] (which fetches the issuers' metadata and keys)
+/// and mount the MCP server with [`Gatehouse::mount`].
+#[must_use]
+pub struct GatehouseBuilder {
+    pub(crate) resource: ResourceUrl,
+    authorization_servers: Option<Vec<String>>,
+    jwt_issuers: Vec<JwtIssuerConfig>,
+    introspection: Vec<IntrospectionConfig>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    cache: CacheConfig,
+    policy: Option<ScopePolicy>,
+    route_scopes: Vec<String>,
+    tool_scopes: BTreeMap<String, Vec<String>>,
+    hierarchy: BTreeMap<String, Vec<String>>,
+    list_mode: ToolListMode,
+    tenant_claim: Option<String>,
+    tenancy: Tenancy,
+    enrichers: Vec<Arc<dyn CallerEnricher>>,
+    /// True once [`GatehouseBuilder::start`] has turned the issuers into a verifier.
+    started: bool,
+    chain: Option<Arc<VerifierChain>>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    scopes_supported: Option<Vec<String>>,
+    guard: GuardConfig,
+    cors: Option<CorsConfig>,
+    max_token_bytes: usize,
+    max_body_bytes: usize,
+    metadata_max_age: Duration,
+    unavailable_retry_after: Duration,
+    sessions: Option<SessionBindingConfig>,
+    observers: Vec<Arc<dyn Observer>>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
+    limits: RequestLimits,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for GatehouseBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatehouseBuilder")
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatehouseBuilder {
+    pub(crate) fn new(resource: ResourceUrl) -> Self {
+        Self {
+            resource,
+            authorization_servers: None,
+            jwt_issuers: Vec::new(),
+            introspection: Vec::new(),
+            verifier: None,
+            cache: CacheConfig::default(),
+            policy: None,
+            route_scopes: Vec::new(),
+            tool_scopes: BTreeMap::new(),
+            hierarchy: BTreeMap::new(),
+            list_mode: ToolListMode::All,
+            tenant_claim: None,
+            tenancy: Tenancy::new(),
+            enrichers: Vec::new(),
+            started: false,
+            chain: None,
+            resource_name: None,
+            resource_documentation: None,
+            scopes_supported: None,
+            guard: GuardConfig::default(),
+            cors: None,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            metadata_max_age: DEFAULT_METADATA_MAX_AGE,
+            unavailable_retry_after: DEFAULT_UNAVAILABLE_RETRY_AFTER,
+            sessions: None,
+            observers: Vec::new(),
+            rate_limiter: None,
+            limits: RequestLimits::default(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    // --- authentication ----------------------------------------------------------------------
+
+    /// Trusts JWT access tokens from `issuer`: keys from its RFC 8414 / OpenID metadata (fetched
+    /// by [`GatehouseBuilder::start`]), `aud` must name this resource, `typ` must be `at+jwt`.
+    /// For other settings use [`GatehouseBuilder::jwt_issuer_config`].
+    pub fn jwt_issuer(self, issuer: impl Into<String>) -> Self {
+        let config = JwtIssuerConfig::new(issuer, self.resource.as_str());
+        self.jwt_issuer_config(config)
+    }
+
+    /// Trusts JWT access tokens as `config` describes. Empty `audiences` mean this resource.
+    pub fn jwt_issuer_config(mut self, mut config: JwtIssuerConfig) -> Self {
+        if config.audiences.is_empty() {
+            config.audiences.push(self.resource.as_str().to_owned());
+        }
+        self.jwt_issuers.push(config);
+        self
+    }
+
+    /// Decides opaque tokens by RFC 7662 introspection as `config` describes. Empty `audiences`
+    /// mean this resource.
+    pub fn introspection(mut self, mut config: IntrospectionConfig) -> Self {
+        if config.audiences.is_empty() {
+            config.audiences.push(self.resource.as_str().to_owned());
+        }
+        self.introspection.push(config);
+        self
+    }
+
+    /// Verifies tokens with a verifier of your own instead of issuers and introspection (tests,
+    /// exotic token formats). It still runs behind the verified-token cache and the enrichers.
+    pub fn verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The verified-token cache. Default [`CacheConfig::default`].
+    pub fn cache(mut self, cache: CacheConfig) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Issuer identifiers advertised in `authorization_servers`. Default: every JWT issuer and
+    /// introspection issuer, each once. Set it only to advertise something else (for example a
+    /// custom verifier's issuer). https, or http on a loopback host.
+    pub fn authorization_servers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authorization_servers = Some(issuers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Cap on bearer tokens, in bytes: larger tokens get `400` before any parsing, and no
+    /// verifier ever sees one. One setting for the edge, the chain and the cache. Default
+    /// [`DEFAULT_MAX_TOKEN_BYTES`] (16 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    // --- authorization -----------------------------------------------------------------------
+
+    /// Scopes every request to the MCP endpoint needs. Default: none (any valid token).
+    pub fn route_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.route_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Extra scopes a `tools/call` of `tool` needs (checked at the edge before the server runs,
+    /// answered `403 insufficient_scope` for step-up, and again around the tool).
+    pub fn tool_scopes<I, S>(mut self, tool: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tool_scopes
+            .insert(tool.into(), scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `parent` implies each of `children` (transitively): a token with `parent` may do what
+    /// they allow (MCP step-up: servers account for scope hierarchies, A19).
+    pub fn scope_implies<I, S>(mut self, parent: impl Into<String>, children: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.hierarchy
+            .entry(parent.into())
+            .or_default()
+            .extend(children.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether `tools/list` shows every tool (default, so clients can discover what to step up
+    /// to) or only those the caller's scopes allow. Applied by the library to every mounted
+    /// server.
+    pub fn tools_list(mut self, mode: ToolListMode) -> Self {
+        self.list_mode = mode;
+        self
+    }
+
+    /// A complete policy instead of [`GatehouseBuilder::route_scopes`],
+    /// [`GatehouseBuilder::tool_scopes`], [`GatehouseBuilder::scope_implies`] and
+    /// [`GatehouseBuilder::tools_list`].
+    pub fn policy(mut self, policy: ScopePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    // --- tenancy and the application seam ----------------------------------------------------
+
+    /// The claim that names the caller's tenant (set on every JWT issuer and introspection
+    /// endpoint configured so far and later). Default: none.
+    pub fn tenant_claim(mut self, claim: impl Into<String>) -> Self {
+        self.tenant_claim = Some(claim.into());
+        self
+    }
+
+    /// The tenant of a client whose tokens carry no tenant claim (client credentials).
+    pub fn tenant_for_client(
+        mut self,
+        client_id: impl Into<String>,
+        tenant: &str,
+    ) -> Result<Self, crate::tenancy::InvalidTenant> {
+        self.tenancy = self.tenancy.with_client(client_id, tenant)?;
+        Ok(self)
+    }
+
+    /// Tenant rules in one piece (see [`crate::tenancy`]).
+    pub fn tenancy(mut self, tenancy: Tenancy) -> Self {
+        self.tenancy = tenancy;
+        self
+    }
+
+    /// Runs `enricher` once per verified token, after the tenant rules, before the caller is
+    /// cached, rate-limited, authorized and handed to tools.
+    pub fn enrich(mut self, enricher: Arc<dyn CallerEnricher>) -> Self {
+        self.enrichers.push(enricher);
+        self
+    }
+
+    /// Tells `observer` about every tool call, refusal, authentication and request
+    /// ([`crate::observe`]). May be called several times; each observer hears everything.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Rate limits ([`crate::policy::rate_limit`]): failed authentications per source address
+    /// (checked before verification), then per-client and per-tenant quotas after
+    /// authentication. Refusals are `429` + `Retry-After`. Default: none.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
+        self
+    }
+
+    // --- the edge ----------------------------------------------------------------------------
+
+    /// `resource_name` in the metadata. Default: omitted.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// `resource_documentation` URL in the metadata. Default: omitted.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// `scopes_supported` in the metadata. Default: every scope the policy mentions.
+    /// `offline_access` is always removed (with a warning): MCP AUTH26 §Refresh Tokens (A11).
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Extra allowed `Host` values (`host` = any port, or `host:port`). The resource's authority
+    /// is always allowed, and the loopback names in loopback mode.
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.guard.allowed_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Extra allowed `Origin` values (`https://app.example.com`, `http://localhost:*`, `null`).
+    /// The resource's origin is always allowed (and loopback origins in loopback mode).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.guard.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Peers (IP or CIDR) whose `X-Forwarded-Host`/`X-Forwarded-Proto` are believed. Default:
+    /// none. Needs the peer address: serve with [`crate::serve`] (or
+    /// `into_make_service_with_connect_info::<SocketAddr>()`).
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.guard.trusted_proxies = proxies.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The address the server listens on; a loopback address allows `localhost`, `127.0.0.1`
+    /// and `[::1]` with its port as Host and Origin.
+    pub fn listen_addr(mut self, addr: SocketAddr) -> Self {
+        self.guard.listen_addr = Some(addr);
+        self
+    }
+
+    /// Accept any `Host`. Weakens DNS-rebinding protection to the Origin check; logs a warning.
+    pub fn dangerous_allow_any_host(mut self) -> Self {
+        self.guard.dangerous_allow_any_host = true;
+        self
+    }
+
+    /// Enables CORS for browser clients. Default: off.
+    pub fn cors(mut self, cors: CorsConfig) -> Self {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// Cap on request bodies; larger bodies get `413`, from Gatehouse and from rmcp alike
+    /// ([`Gatehouse::mount`] sets rmcp's limit to the same value). Default
+    /// [`DEFAULT_MAX_BODY_BYTES`] (4 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Requests processed at once (more get `503` + `Retry-After` at once, no queueing) and the
+    /// time from request head to response head (then `408`). Default 1024 and 30 s.
+    pub fn request_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// `max-age` of the metadata response. Default [`DEFAULT_METADATA_MAX_AGE`] (1 hour).
+    pub fn metadata_max_age(mut self, max_age: Duration) -> Self {
+        self.metadata_max_age = max_age;
+        self
+    }
+
+    /// `Retry-After` sent with `503` when tokens cannot be verified. Default 5 s.
+    pub fn unavailable_retry_after(mut self, after: Duration) -> Self {
+        self.unavailable_retry_after = after;
+        self
+    }
+
+    /// Stateful MCP sessions, each bound to the principal that created it (issuer, subject,
+    /// client); [`Gatehouse::mount`] then serves SSE with rmcp's session manager. Default: off
+    /// (stateless JSON: any replica can serve any request).
+    pub fn stateful_sessions(mut self, config: SessionBindingConfig) -> Self {
+        self.sessions = Some(config);
+        self
+    }
+
+    /// Stops the background tasks (key refresh) and ends open streams when cancelled. Default: a
+    /// token of the server's own ([`Gatehouse::shutdown`]).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    // --- building ----------------------------------------------------------------------------
+
+    /// Fetches the issuers' metadata and keys and the introspection endpoints' discovery, then
+    /// [`GatehouseBuilder::build`]s. Keys that cannot be fetched yet are retried in the
+    /// background (requests get `503` until they are); an issuer whose metadata is unusable is
+    /// an error.
+    pub async fn start(mut self) -> Result<Gatehouse, BuildError> {
+        let has_issuers = !self.jwt_issuers.is_empty() || !self.introspection.is_empty();
+        if has_issuers {
+            if self.verifier.is_some() {
+                return Err(BuildError::VerifierAndIssuers);
+            }
+            let chain = VerifierChain::start(self.chain_config(), self.cancel.clone()).await?;
+            if !chain.ready() {
+                tracing::warn!("signing keys not loaded yet; tokens get 503 until they are");
+            }
+            let chain = Arc::new(chain);
+            self.verifier = Some(chain.clone());
+            self.chain = Some(chain);
+            self.started = true;
+        }
+        self.build()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn mark_started_for_tests(&mut self) {
+        self.started = true;
+    }
+
+    /// The verifier chain's configuration: the issuers as configured, each with the tenant
+    /// claim, and the one token-size cap.
+    pub fn chain_config(&self) -> ChainConfig {
+        let claim = &self.tenant_claim;
+        ChainConfig {
+            jwt_issuers: self
+                .jwt_issuers
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    c.tenant_claim = c.tenant_claim.or_else(|| claim.clone());
+                    c
+                })
+                .collect(),
+            introspection: self
+                .introspection
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    c.tenant_claim = c.tenant_claim.or_else(|| claim.clone());
+                    c
+                })
+                .collect(),
+            max_token_bytes: self.max_token_bytes,
+        }
+    }
+
+    /// The issuers advertised in `authorization_servers`: the explicit list, else every JWT and
+    /// introspection issuer once, in configuration order.
+    fn advertised_servers(&self) -> Vec<String> {
+        if let Some(list) = &self.authorization_servers {
+            return list.clone();
+        }
+        let mut out: Vec<String> = Vec::new();
+        let issuers = self.jwt_issuers.iter().map(|c| &c.issuer);
+        for issuer in issuers.chain(self.introspection.iter().map(|c| &c.issuer)) {
+            if !out.contains(issuer) {
+                out.push(issuer.clone());
+            }
+        }
+        out
+    }
+
+    fn scope_policy(&mut self) -> Result<ScopePolicy, BuildError> {
+        if let Some(p) = self.policy.take() {
+            return Ok(p);
+        }
+        let tools = self
+            .tool_scopes
+            .iter()
+            .map(|(tool, scopes)| Ok((tool.clone(), ScopeSet::parse(scopes)?)))
+            .collect::<Result<_, InvalidScope>>()?;
+        let hierarchy = ScopeHierarchy::new(self.hierarchy.iter().map(|(k, v)| (k, v)))?;
+        Ok(ScopePolicy::new(
+            ScopeSet::parse(&self.route_scopes)?,
+            tools,
+            hierarchy,
+            self.list_mode,
+        ))
+    }
+
+    /// Validates everything and precomputes the metadata document and challenges. Needs a
+    /// [`GatehouseBuilder::verifier`]; with issuers or introspection, call
+    /// [`GatehouseBuilder::start`] instead.
+    pub fn build(mut self) -> Result<Gatehouse, BuildError> {
+        let has_issuers = !self.jwt_issuers.is_empty() || !self.introspection.is_empty();
+        if has_issuers && !self.started {
+            return Err(if self.verifier.is_some() {
+                BuildError::VerifierAndIssuers
+            } else {
+                BuildError::NotStarted
+            });
+        }
+        let verifier = self.verifier.take().ok_or(BuildError::NoVerifier)?;
+        let authorization_servers = self.advertised_servers();
+        if authorization_servers.is_empty() {
+            return Err(BuildError::NoAuthorizationServers);
+        }
+        for issuer in &authorization_servers {
+            if !is_acceptable_issuer(issuer) {
+                return Err(BuildError::AuthorizationServer(issuer.clone()));
+            }
+        }
+        for (name, value) in [
+            ("max_token_bytes", self.max_token_bytes),
+            ("max_body_bytes", self.max_body_bytes),
+            (
+                "max_concurrent_requests",
+                self.limits.max_concurrent_requests,
+            ),
+        ] {
+            if value == 0 {
+                return Err(BuildError::ZeroLimit(name));
+            }
+        }
+        if self.limits.request_timeout.is_zero() {
+            return Err(BuildError::ZeroLimit("request_timeout"));
+        }
+        let path = self.resource.path();
+        if path
+            .split('/')
+            .any(|seg| seg.starts_with(':') || seg.starts_with('*'))
+        {
+            return Err(BuildError::ResourcePath(path.to_owned()));
+        }
+        let policy = self.scope_policy()?;
+
+        let scopes_supported = match &self.scopes_supported {
+            Some(list) => ScopeSet::parse(list)?,
+            None => policy.all_scopes(),
+        };
+        let scopes_supported = strip_offline_access(scopes_supported, "scopes_supported");
+        if policy.all_scopes().contains_str(OFFLINE_ACCESS) {
+            tracing::warn!(
+                "the scope policy requires offline_access; it is never advertised in challenges \
+                 or metadata (MCP AUTH26 §Refresh Tokens)"
+            );
+        }
+        // A15: a 401 names the scopes basic access needs.
+        let challenge_scopes = if policy.route_scopes().is_empty() {
+            scopes_supported.clone()
+        } else {
+            policy.route_scopes().clone()
+        };
+
+        let metadata = MetadataDocument::new(
+            ProtectedResourceMetadata {
+                resource: self.resource.as_str().to_owned(),
+                authorization_servers,
+                scopes_supported: scopes_supported
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+                bearer_methods_supported: vec!["header".to_owned()],
+                resource_name: self.resource_name.filter(|s| !s.is_empty()),
+                resource_documentation: self.resource_documentation.filter(|s| !s.is_empty()),
+            },
+            self.metadata_max_age,
+        );
+
+        let cors = self.cors.as_ref().map(cors::Cors::new).transpose()?;
+        let mut guard_config = self.guard;
+        if let Some(c) = &self.cors {
+            guard_config
+                .allowed_origins
+                .extend(c.allowed_origins.iter().cloned());
+        }
+        let guard = HostGuard::new(&self.resource, &guard_config)?;
+        let challenges = Challenges::new(
+            &self.resource,
+            &challenge_scopes,
+            self.unavailable_retry_after,
+        )?;
+        let all_tool_scopes = policy.all_scopes();
+
+        let observer: Arc<dyn Observer> = Arc::new(Observers::new(self.observers));
+        let mut enrichers: Vec<Arc<dyn CallerEnricher>> = vec![Arc::new(self.tenancy)];
+        enrichers.extend(self.enrichers);
+        let cache = CacheConfig {
+            max_token_bytes: self.max_token_bytes,
+            ..self.cache
+        };
+        let authenticator = Arc::new(
+            Authenticator::new(verifier, cache)
+                .with_enricher(Arc::new(Enrichers::new(enrichers)))
+                .with_observer(observer.clone()),
+        );
+        let needs_peer = self.rate_limiter.is_some() || !guard_config.trusted_proxies.is_empty();
+
+        let shared = Arc::new(Shared {
+            guard,
+            challenges,
+            authenticator,
+            policy,
+            all_tool_scopes,
+            max_token_bytes: self.max_token_bytes,
+            max_body_bytes: self.max_body_bytes,
+            sessions: self.sessions.as_ref().map(session::SessionBindings::new),
+            observer,
+            rate_limiter: self.rate_limiter,
+            needs_peer,
+            warned_no_peer: Default::default(),
+        });
+        Ok(Gatehouse {
+            resource: self.resource,
+            metadata,
+            cors,
+            shared,
+            limits: self.limits,
+            stateful: self.sessions.is_some(),
+            cancel: self.cancel,
+            chain: self.chain,
+        })
+    }
+}
+
+fn strip_offline_access(scopes: ScopeSet, what: &str) -> ScopeSet {
+    if scopes.contains_str(OFFLINE_ACCESS) {
+        tracing::warn!(
+            setting = what,
+            "offline_access removed (MCP AUTH26 §Refresh Tokens)"
+        );
+    }
+    scopes
+        .iter()
+        .filter(|s| s.as_str() != OFFLINE_ACCESS)
+        .cloned()
+        .collect()
+}
+
+fn is_acceptable_issuer(issuer: &str) -> bool {
+    let Ok(url) = url::Url::parse(issuer) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => return false,
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
