@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use gatehouse::Caller;
+use gatehouse::observe::{Observer, Outcome, ToolCall};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
@@ -63,6 +64,16 @@ impl AuditOutcome {
             Self::Allowed => "allowed",
             Self::Denied => "denied",
             Self::Error => "error",
+        }
+    }
+}
+
+impl From<Outcome> for AuditOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Allowed => Self::Allowed,
+            Outcome::Denied => Self::Denied,
+            Outcome::Error => Self::Error,
         }
     }
 }
@@ -117,7 +128,7 @@ const MAX_TOOL_NAME: usize = 128;
 
 impl AuditRecord {
     /// A record for `caller` calling `tool`, timestamped now. `tenant` is the tenant the caller
-    /// acts for (see [`crate::TenantResolver::resolve`]), which may differ from the raw claim.
+    /// acts for (resolved after authentication, see [`gatehouse::tenancy`]), which may differ from the raw claim.
     ///
     /// This is what the HTTP edge uses for calls it denies before the tool runs:
     /// `AuditRecord::for_caller(&caller, tool, tenant, AuditOutcome::Denied, "insufficient_scope",
@@ -257,6 +268,38 @@ impl AuditLog {
     /// Records the writer failed to store (database errors; each is logged).
     pub fn write_failures(&self) -> u64 {
         self.counters.write_failures.load(Ordering::Relaxed)
+    }
+}
+
+/// Every tool call the library observes — denied at the edge or run by the server — becomes one
+/// record: who (subject, client, the tenant resolved after authentication), which tool, how it
+/// ended and why.
+impl Observer for AuditLog {
+    fn tool_call(&self, call: &ToolCall<'_>) {
+        // The edge could not name the tool (an ambiguous body): record that, not a guess.
+        let tool = call.tool.unwrap_or("<ambiguous>");
+        let request_id = call.request_id.map(str::to_owned);
+        let record = match call.caller {
+            Some(c) => AuditRecord::for_caller(
+                c,
+                tool,
+                c.tenant.as_deref(),
+                call.outcome.into(),
+                call.reason,
+                request_id,
+            ),
+            None => AuditRecord {
+                at: SystemTime::now(),
+                request_id,
+                tool: truncate(tool, MAX_TOOL_NAME).to_owned(),
+                subject: None,
+                client_id: None,
+                tenant: None,
+                outcome: call.outcome.into(),
+                detail: call.reason.to_owned(),
+            },
+        };
+        self.record(record);
     }
 }
 

@@ -5,31 +5,39 @@
 //! invoice 2041".
 //!
 //! This crate knows nothing of HTTP, status codes or tokens. It receives a verified
-//! [`gatehouse::Caller`] through the rmcp extractor in [`gatehouse::mcp`]; the Gatehouse edge
-//! layer has already authenticated the request and applied the route and per-tool scopes.
+//! [`gatehouse::Caller`] (with its tenant resolved) through the rmcp extractor in
+//! [`gatehouse::mcp`]; the Gatehouse edge has already authenticated the request and applied the
+//! route and per-tool scopes, and the library's wrapper reports every call to the observers.
 //!
 //! The modules follow the path of a tool call:
 //!
-//! 1. [`server`] — [`BillingServer`], the rmcp `ServerHandler`: tool definitions, the in-tool
-//!    scope check (defence in depth), `tools/list` filtering, one audit record per `tools/call`;
-//! 2. [`tenancy`] — [`TenantResolver`]: which tenant a caller acts for ([`TenantId`]);
+//! 1. [`server`] — [`BillingServer`], the rmcp `ServerHandler`: tool definitions, each reporting
+//!    its outcome for the audit record;
+//! 2. [`tenancy`] — [`TenantId`], the library's tenancy re-exported;
 //! 3. [`store`] — [`Store`]: SQLite or PostgreSQL through one code path, every query constrained
 //!    to a [`TenantId`];
-//! 4. [`audit`] — [`AuditLog`]: a non-blocking writer of `audit_log` rows plus a `tracing` event on
-//!    the `gatehouse::audit` target.
+//! 4. [`audit`] — [`AuditLog`], an [`gatehouse::observe::Observer`]: a non-blocking writer of
+//!    `audit_log` rows plus a `tracing` event on the `gatehouse::audit` target.
 //!
 //! Wiring it up (what the command line does):
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use gatehouse_billing::{AuditLog, BillingServer, Seed, Store, TenantResolver, default_policy};
+//! use std::sync::Arc;
+//! use gatehouse_billing::{AuditLog, BillingServer, Seed, Store, configure};
 //!
 //! let store = Store::connect("billing.db", Seed::Demo).await?;
 //! let audit = AuditLog::new(store.clone());
-//! let tenants = TenantResolver::new().with_client("reporting-bot", "acme")?;
-//! let server = BillingServer::new(store, default_policy(), tenants, audit.clone());
-//! // Hand `move || Ok(server.clone())` to rmcp's `StreamableHttpService::new`, behind the
-//! // Gatehouse layer; on shutdown, `audit.flush().await`.
+//! let gatehouse = configure(gatehouse::Gatehouse::builder("https://mcp.example.com/mcp".parse()?))
+//!     .jwt_issuer("https://auth.example.com")
+//!     .tenant_claim("tenant")
+//!     .tenant_for_client("reporting-bot", "acme")?
+//!     .observer(Arc::new(audit.clone()))
+//!     .start()
+//!     .await?;
+//! let server = BillingServer::new(store);
+//! let app = gatehouse.mount(move || server.clone());
+//! // Serve `app` with `gatehouse::serve`; on shutdown, `audit.flush().await`.
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -47,12 +55,21 @@ use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
 pub use audit::{AuditLog, AuditOutcome, AuditRecord};
 pub use server::BillingServer;
 pub use store::{Backend, InvoiceCacheConfig, Seed, Store, StoreError};
-pub use tenancy::{InvalidTenant, TenantId, TenantResolver};
+pub use tenancy::{InvalidTenant, Tenancy, TenantId};
 
 /// Scope that every billing tool needs (the route scope).
 pub const SCOPE_READ: &str = "invoices:read";
 /// Scope that destructive billing tools need; it implies [`SCOPE_READ`].
 pub const SCOPE_WRITE: &str = "invoices:write";
+
+/// The billing policy on a builder: [`default_policy`]'s scopes (route `invoices:read`,
+/// `void_invoice` needs `invoices:write`, which implies `invoices:read`).
+pub fn configure(builder: gatehouse::GatehouseBuilder) -> gatehouse::GatehouseBuilder {
+    builder
+        .route_scopes([SCOPE_READ])
+        .tool_scopes(server::TOOL_VOID, [SCOPE_WRITE])
+        .scope_implies(SCOPE_WRITE, [SCOPE_READ])
+}
 
 /// The demo's policy: every request needs `invoices:read`, `void_invoice` needs
 /// `invoices:write`, and `invoices:write` implies `invoices:read`. `tools/list` shows every tool

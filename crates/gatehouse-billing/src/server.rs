@@ -1,42 +1,38 @@
 //! The billing MCP server: four invoice tools over the [`Store`], behind Gatehouse.
 //!
-//! # Authorization inside the server
+//! # What the library does around it
 //!
-//! The Gatehouse edge has already verified the token and applied the [`ScopePolicy`] before a
-//! `tools/call` reaches rmcp. Each tool checks again (defence in depth: a mis-wired router or a
-//! policy applied only to some routes must not open the tools), then resolves the caller's tenant
-//! ([`TenantResolver`]) and passes it to every query. Refusals are tool errors (`isError: true`)
-//! with fixed text; details go to the log.
+//! Mounted with [`gatehouse::Gatehouse::mount`], the server is wrapped in
+//! [`gatehouse::mcp::Protected`]: the edge has verified the token and applied the route and
+//! per-tool scopes before a `tools/call` reaches rmcp; the wrapper checks the tool's scopes again
+//! (defence in depth), reports every call once to the observers (the [`crate::AuditLog`] is one),
+//! and filters `tools/list` by scope when configured. The caller's tenant was resolved once,
+//! after authentication ([`gatehouse::tenancy`]).
 //!
-//! # Audit
+//! # What the tools do
 //!
-//! [`BillingServer`] overrides `call_tool` so that every `tools/call` that reaches the server —
-//! including unknown tools and malformed arguments — produces exactly one [`AuditRecord`]. A tool
-//! reports its precise outcome through a per-call slot placed in the request extensions; calls
-//! that never reached a tool body are classified from the router's answer.
+//! Each tool takes the tenant from the [`Caller`] (no tenant: a tool error and no data), passes it
+//! to every query, and reports its precise outcome for the audit record
+//! ([`gatehouse::mcp::report_outcome`]: `ok`, `already_void`, `not_found`, …). Refusals are tool
+//! errors (`isError: true`) with fixed text; details go to the log.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use gatehouse::mcp::{RequestId, caller_from_extensions, request_id_from_extensions};
-use gatehouse::policy::{PolicyError, ScopePolicy, ToolListMode};
-use gatehouse::{Caller, ScopeSet};
-use rmcp::handler::server::common::{AsRequestContext, FromContextPart, schema_for_output};
-use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
+use gatehouse::Caller;
+use gatehouse::mcp::{RequestId, report_outcome};
+use gatehouse::observe::Outcome;
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ResultType,
-};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditLog, AuditOutcome, AuditRecord};
 use crate::store::{
     Actor, Cursor, Invoice, InvoiceEvent, InvoiceStatus, Store, VoidOutcome, is_valid_invoice_id,
     rfc3339_micros,
 };
-use crate::tenancy::{TenantId, TenantResolver};
+use crate::tenancy::TenantId;
 
 /// Name of the lookup tool.
 pub const TOOL_LOOKUP: &str = "lookup_invoice";
@@ -214,8 +210,6 @@ pub struct InvoiceHistory {
 /// [`ToolError::message`]); internal details are logged, never returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolError {
-    /// The token lacks the tool's scopes.
-    InsufficientScope(ScopeSet),
     /// The caller has no tenant (no tenant claim, no client mapping).
     NoTenant,
     /// The invoice id is malformed.
@@ -238,7 +232,6 @@ impl ToolError {
     /// The machine-readable code recorded in the audit log.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InsufficientScope(_) => "insufficient_scope",
             Self::NoTenant => "no_tenant",
             Self::InvalidInvoiceId => "invalid_invoice_id",
             Self::NotFound(_) => "not_found",
@@ -251,28 +244,22 @@ impl ToolError {
     }
 
     /// How the audit log classifies it.
-    pub fn outcome(&self) -> AuditOutcome {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Self::InsufficientScope(_) | Self::NoTenant => AuditOutcome::Denied,
-            Self::Internal => AuditOutcome::Error,
+            Self::NoTenant => Outcome::Denied,
+            Self::Internal => Outcome::Error,
             Self::InvalidInvoiceId
             | Self::NotFound(_)
             | Self::NotOpen(..)
             | Self::InvalidLimit
             | Self::InvalidCursor
-            | Self::InvalidReason => AuditOutcome::Allowed,
+            | Self::InvalidReason => Outcome::Allowed,
         }
     }
 
     /// The client-facing text.
     pub fn message(&self) -> String {
         match self {
-            Self::InsufficientScope(s) => {
-                format!(
-                    "Insufficient scope: this tool requires {}.",
-                    s.to_space_separated()
-                )
-            }
             Self::NoTenant => "No tenant is associated with this caller.".to_owned(),
             Self::InvalidInvoiceId => "Invalid invoice id.".to_owned(),
             // The id was validated (short, printable) before it got here; echoing it is safe and
@@ -320,39 +307,6 @@ fn success<T: Serialize>(text: String, value: &T) -> CallToolResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-call outcome slot: how a tool tells `call_tool` what to audit.
-
-/// Filled by the tool body; read by [`BillingServer::call_tool`]. Lives in the request's
-/// extensions for the duration of one call.
-#[derive(Clone, Default)]
-struct OutcomeSlot(Arc<Mutex<Option<(AuditOutcome, &'static str)>>>);
-
-impl OutcomeSlot {
-    fn set(&self, outcome: AuditOutcome, code: &'static str) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = Some((outcome, code));
-        }
-    }
-
-    fn take(&self) -> Option<(AuditOutcome, &'static str)> {
-        self.0.lock().ok().and_then(|mut g| g.take())
-    }
-}
-
-impl<C: AsRequestContext> FromContextPart<C> for OutcomeSlot {
-    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
-        // Absent only when a tool is invoked without going through `call_tool`; a detached slot
-        // then simply goes unread.
-        Ok(context
-            .as_request_context()
-            .extensions
-            .get::<OutcomeSlot>()
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The server.
 
 /// The billing MCP server. Cheap to clone (one `Arc`): rmcp's Streamable HTTP service builds one
@@ -364,9 +318,6 @@ pub struct BillingServer {
 
 struct Inner {
     store: Store,
-    policy: ScopePolicy,
-    tenants: TenantResolver,
-    audit: AuditLog,
     tool_router: ToolRouter<BillingServer>,
 }
 
@@ -374,94 +325,43 @@ impl std::fmt::Debug for BillingServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BillingServer")
             .field("backend", &self.inner.store.backend())
-            .field("list_mode", &self.inner.policy.list_mode())
             .finish_non_exhaustive()
     }
 }
 
 impl BillingServer {
-    /// A server over `store`, checking `policy` inside every tool, resolving tenants with
-    /// `tenants`, and recording every `tools/call` in `audit`.
-    pub fn new(
-        store: Store,
-        policy: ScopePolicy,
-        tenants: TenantResolver,
-        audit: AuditLog,
-    ) -> Self {
+    /// A server over `store`. Mount it with [`gatehouse::Gatehouse::mount`] (which adds the
+    /// scope checks, tenancy and the audit of every call around it).
+    pub fn new(store: Store) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
-                policy,
-                tenants,
-                audit,
                 tool_router: Self::tool_router(),
             }),
         }
     }
 
-    /// The audit log this server records to.
-    pub fn audit(&self) -> &AuditLog {
-        &self.inner.audit
+    /// The caller's tenant, resolved once after authentication. Every tool starts here.
+    fn tenant(caller: &Caller) -> Result<TenantId, ToolError> {
+        caller.tenant_id().ok_or(ToolError::NoTenant)
     }
 
-    /// The tenant resolver in use.
-    pub fn tenants(&self) -> &TenantResolver {
-        &self.inner.tenants
-    }
-
-    /// Records a `tools/call` that the HTTP edge denied before it reached the server (for example
-    /// `403 insufficient_scope`). Non-blocking.
-    pub fn record_edge_denial(
-        &self,
-        caller: &Caller,
-        tool: &str,
-        detail: &str,
-        request_id: Option<String>,
-    ) {
-        let tenant = self.inner.tenants.resolve(caller);
-        self.inner.audit.record(AuditRecord::for_caller(
-            caller,
-            tool,
-            tenant.as_ref().map(TenantId::as_str),
-            AuditOutcome::Denied,
-            detail,
-            request_id,
-        ));
-    }
-
-    /// Defence in depth: the edge applied the policy already; check it again, then find the
-    /// tenant. Every tool starts here.
-    fn authorize(&self, caller: &Caller, tool: &str) -> Result<TenantId, ToolError> {
-        if let Err(PolicyError::InsufficientScope { required }) =
-            self.inner.policy.check_tool(caller, tool)
-        {
-            return Err(ToolError::InsufficientScope(required));
-        }
-        self.inner
-            .tenants
-            .resolve(caller)
-            .ok_or(ToolError::NoTenant)
-    }
-
-    /// Reports the outcome to `call_tool` and renders the answer.
-    fn finish(
-        slot: &OutcomeSlot,
-        r: Result<(CallToolResult, &'static str), ToolError>,
-    ) -> CallToolResult {
+    /// Reports the outcome for the audit record of this call and renders the answer.
+    fn finish(r: Result<(CallToolResult, &'static str), ToolError>) -> CallToolResult {
         match r {
             Ok((result, code)) => {
-                slot.set(AuditOutcome::Allowed, code);
+                report_outcome(Outcome::Allowed, code);
                 result
             }
             Err(e) => {
-                slot.set(e.outcome(), e.code());
+                report_outcome(e.outcome(), e.code());
                 e.into_result()
             }
         }
     }
 
     async fn do_lookup(&self, caller: &Caller, p: LookupInvoiceParams) -> ToolOutcome {
-        let tenant = self.authorize(caller, TOOL_LOOKUP)?;
+        let tenant = Self::tenant(caller)?;
         let id = valid_id(p.invoice_id)?;
         let inv = self
             .inner
@@ -481,7 +381,7 @@ impl BillingServer {
     }
 
     async fn do_list(&self, caller: &Caller, p: ListInvoicesParams) -> ToolOutcome {
-        let tenant = self.authorize(caller, TOOL_LIST)?;
+        let tenant = Self::tenant(caller)?;
         let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ToolError::InvalidLimit);
@@ -530,7 +430,7 @@ impl BillingServer {
         request_id: &RequestId,
         p: VoidInvoiceParams,
     ) -> ToolOutcome {
-        let tenant = self.authorize(caller, TOOL_VOID)?;
+        let tenant = Self::tenant(caller)?;
         let id = valid_id(p.invoice_id)?;
         let reason = p.reason.filter(|r| !r.trim().is_empty());
         if reason
@@ -582,7 +482,7 @@ impl BillingServer {
     }
 
     async fn do_history(&self, caller: &Caller, p: InvoiceHistoryParams) -> ToolOutcome {
-        let tenant = self.authorize(caller, TOOL_HISTORY)?;
+        let tenant = Self::tenant(caller)?;
         let id = valid_id(p.invoice_id)?;
         let events = self
             .inner
@@ -641,11 +541,9 @@ impl BillingServer {
     async fn lookup_invoice(
         &self,
         caller: Caller,
-        _request_id: RequestId,
-        slot: OutcomeSlot,
         Parameters(p): Parameters<LookupInvoiceParams>,
     ) -> CallToolResult {
-        Self::finish(&slot, self.do_lookup(&caller, p).await)
+        Self::finish(self.do_lookup(&caller, p).await)
     }
 
     #[tool(
@@ -658,11 +556,9 @@ impl BillingServer {
     async fn list_invoices(
         &self,
         caller: Caller,
-        _request_id: RequestId,
-        slot: OutcomeSlot,
         Parameters(p): Parameters<ListInvoicesParams>,
     ) -> CallToolResult {
-        Self::finish(&slot, self.do_list(&caller, p).await)
+        Self::finish(self.do_list(&caller, p).await)
     }
 
     #[tool(
@@ -682,10 +578,9 @@ impl BillingServer {
         &self,
         caller: Caller,
         request_id: RequestId,
-        slot: OutcomeSlot,
         Parameters(p): Parameters<VoidInvoiceParams>,
     ) -> CallToolResult {
-        Self::finish(&slot, self.do_void(&caller, &request_id, p).await)
+        Self::finish(self.do_void(&caller, &request_id, p).await)
     }
 
     #[tool(
@@ -698,11 +593,9 @@ impl BillingServer {
     async fn invoice_history(
         &self,
         caller: Caller,
-        _request_id: RequestId,
-        slot: OutcomeSlot,
         Parameters(p): Parameters<InvoiceHistoryParams>,
     ) -> CallToolResult {
-        Self::finish(&slot, self.do_history(&caller, p).await)
+        Self::finish(self.do_history(&caller, p).await)
     }
 }
 
@@ -712,93 +605,4 @@ impl BillingServer {
     instructions = "Invoices of your tenant: look up, list, void (needs invoices:write) and \
                     read the history of an invoice."
 )]
-impl ServerHandler for BillingServer {
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        mut context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let caller = caller_from_extensions(&context.extensions);
-        let RequestId(request_id) = request_id_from_extensions(&context.extensions);
-        let tool = request.name.to_string();
-        let known = self.inner.tool_router.get(&tool).is_some();
-        let slot = OutcomeSlot::default();
-        context.extensions.insert(slot.clone());
-
-        let response = self
-            .inner
-            .tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await;
-
-        // The tool body reports its own outcome; anything else never reached one.
-        let (outcome, detail) = slot.take().unwrap_or(match (&caller, known, &response) {
-            (None, ..) => (AuditOutcome::Error, "unauthenticated"),
-            (_, false, _) => (AuditOutcome::Error, "unknown_tool"),
-            (_, true, Ok(_)) => (AuditOutcome::Error, "invalid_params"),
-            (_, true, Err(_)) => (AuditOutcome::Error, "protocol_error"),
-        });
-        let record = match &caller {
-            Some(c) => {
-                let tenant = self.inner.tenants.resolve(c);
-                AuditRecord::for_caller(
-                    c,
-                    &tool,
-                    tenant.as_ref().map(TenantId::as_str),
-                    outcome,
-                    detail,
-                    request_id,
-                )
-            }
-            None => AuditRecord {
-                at: std::time::SystemTime::now(),
-                request_id,
-                tool: tool.chars().take(128).collect(),
-                subject: None,
-                client_id: None,
-                tenant: None,
-                outcome,
-                detail: detail.to_owned(),
-            },
-        };
-        self.inner.audit.record(record);
-        response
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let all = self.inner.tool_router.list_all();
-        let (tools, cache_scope) = match self.inner.policy.list_mode() {
-            ToolListMode::All => (all, CacheScope::Public),
-            ToolListMode::FilterByScope => {
-                // The list depends on the token's scopes, so no shared cache may reuse it
-                // (spec-requirements A36). No caller means nothing is callable.
-                let caller = caller_from_extensions(&context.extensions);
-                let tools = all
-                    .into_iter()
-                    .filter(|t| {
-                        caller
-                            .as_ref()
-                            .is_some_and(|c| self.inner.policy.may_call(c, &t.name))
-                    })
-                    .collect();
-                (tools, CacheScope::Private)
-            }
-        };
-        // Cache hints exist from 2026-07-28 on (SEP-2549).
-        let hints = context
-            .protocol_version()
-            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
-        Ok(ListToolsResult {
-            result_type: Some(ResultType::COMPLETE),
-            meta: None,
-            next_cursor: None,
-            tools,
-            ttl_ms: hints.then_some(0),
-            cache_scope: hints.then_some(cache_scope),
-        })
-    }
-}
+impl ServerHandler for BillingServer {}

@@ -3,13 +3,12 @@
 //! request id, as an `audit_log` row and a `gatehouse::audit` tracing event, never a token; and
 //! recording never blocks the caller (a full queue drops and counts).
 
+use gatehouse::tenancy::CallerEnricher as _;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gatehouse_billing::{
-    AuditLog, AuditOutcome, AuditRecord, Seed, TenantResolver, default_policy,
-};
+use gatehouse_billing::{AuditLog, AuditOutcome, AuditRecord, Seed, Tenancy, default_policy};
 use serde_json::json;
 
 use crate::common::{Engine, Mcp, TestDb, caller};
@@ -59,7 +58,7 @@ fn want(
 async fn mcp(engine: Engine) -> (TestDb, Mcp) {
     let db = TestDb::new(engine).await;
     let store = db.store(Seed::Demo).await;
-    let tenants = TenantResolver::new()
+    let tenants = Tenancy::new()
         .with_client("acme-reporting", "acme")
         .unwrap();
     let mcp = Mcp::new(store, default_policy(), tenants);
@@ -157,7 +156,20 @@ on_both_engines! {
     async fn edge_denials_are_recorded_with_the_resolved_tenant(engine) {
         let (_db, mcp) = mcp(engine).await;
         let bot = caller("svc", "acme-reporting", "invoices:read", None);
-        mcp.server.record_edge_denial(&bot, "void_invoice", "insufficient_scope", Some("edge-1".into()));
+        // What the edge reports when it refuses a call: the caller carries the tenant resolved
+        // after authentication.
+        let required = gatehouse::ScopeSet::from_space_separated("invoices:write");
+        gatehouse::observe::Observer::tool_call(&mcp.audit, &gatehouse::observe::ToolCall {
+            caller: Some(&mcp.tenancy.enrich(bot.clone())),
+            tool: Some("void_invoice"),
+            known_tool: false,
+            required: Some(&required),
+            outcome: gatehouse::observe::Outcome::Denied,
+            reason: "insufficient_scope",
+            latency: std::time::Duration::ZERO,
+            request_id: Some("edge-1"),
+            stage: gatehouse::observe::Stage::Edge,
+        });
         // The lower-level API for wiring that has no BillingServer at hand.
         mcp.audit.record(AuditRecord::for_caller(
             &bot, "x".repeat(300).as_str(), None, AuditOutcome::Denied, "insufficient_scope", None,

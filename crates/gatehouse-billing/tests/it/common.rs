@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use gatehouse::mcp::Protected;
 use gatehouse::policy::ScopePolicy;
+use gatehouse::tenancy::CallerEnricher;
 use gatehouse::{Caller, Principal, ScopeSet, TokenKind};
 use gatehouse_billing::store::{InvoiceStatus, NewInvoice};
-use gatehouse_billing::{AuditLog, BillingServer, Seed, Store, TenantId, TenantResolver};
+use gatehouse_billing::{AuditLog, BillingServer, Seed, Store, Tenancy, TenantId};
 use http_body_util::{BodyExt, Full};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -197,15 +199,20 @@ pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) ->
 pub struct Mcp {
     pub store: Store,
     pub audit: AuditLog,
-    pub server: BillingServer,
-    service: StreamableHttpService<BillingServer, NeverSessionManager>,
+    pub tenancy: Tenancy,
+    service: StreamableHttpService<Protected<BillingServer>, NeverSessionManager>,
 }
 
 impl Mcp {
-    pub fn new(store: Store, policy: ScopePolicy, tenants: TenantResolver) -> Self {
+    /// The billing server as the library mounts it: wrapped in [`Protected`] with `policy` and
+    /// the audit log as observer; callers get their tenant from `tenancy` as the edge gives it.
+    pub fn new(store: Store, policy: ScopePolicy, tenancy: Tenancy) -> Self {
         let audit = AuditLog::new(store.clone());
-        let server = BillingServer::new(store.clone(), policy, tenants, audit.clone());
-        let factory = server.clone();
+        let factory = Protected::new(
+            BillingServer::new(store.clone()),
+            policy,
+            Arc::new(audit.clone()),
+        );
         let service = StreamableHttpService::new(
             move || Ok(factory.clone()),
             Arc::new(NeverSessionManager::default()),
@@ -217,7 +224,7 @@ impl Mcp {
         Self {
             store,
             audit,
-            server,
+            tenancy,
             service,
         }
     }
@@ -244,7 +251,7 @@ impl Mcp {
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("request");
         if let Some(c) = caller {
-            req.extensions_mut().insert(c.clone());
+            req.extensions_mut().insert(self.tenancy.enrich(c.clone()));
         }
         let resp = self.service.handle(req).await;
         let status = resp.status();

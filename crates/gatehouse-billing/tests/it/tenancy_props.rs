@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use gatehouse::Caller;
 use gatehouse_billing::store::InvoiceStatus;
-use gatehouse_billing::{Seed, TenantResolver, default_policy};
+use gatehouse_billing::{Seed, Tenancy, default_policy};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sqlx::Row as _;
@@ -170,8 +170,7 @@ async fn run_case(invoices: Vec<(usize, usize, InvoiceStatus)>, calls: Vec<(Acto
         model.insert((t, i), (s, 0));
     }
     let tenants =
-        TenantResolver::from_client_map(TENANTS.iter().map(|t| (format!("client-{t}"), *t)))
-            .unwrap();
+        Tenancy::from_client_map(TENANTS.iter().map(|t| (format!("client-{t}"), *t))).unwrap();
     let mcp = Mcp::new(store, default_policy(), tenants);
     let mut raw = db.raw().await;
 

@@ -5,7 +5,7 @@
 
 use gatehouse::policy::ToolListMode;
 use gatehouse_billing::store::InvoiceStatus;
-use gatehouse_billing::{Seed, TenantResolver, default_policy, default_policy_with};
+use gatehouse_billing::{Seed, Tenancy, default_policy, default_policy_with};
 use serde_json::{Value, json};
 
 use crate::common::{Engine, Mcp, TestDb, caller, new_invoice, tenant};
@@ -18,7 +18,7 @@ const NEED_WRITE: &str = "Insufficient scope: this tool requires invoices:write.
 async fn demo(engine: Engine) -> (TestDb, Mcp) {
     let db = TestDb::new(engine).await;
     let store = db.store(Seed::Demo).await;
-    let tenants = TenantResolver::new()
+    let tenants = Tenancy::new()
         .with_client("acme-reporting", "acme")
         .unwrap();
     let mcp = Mcp::new(store, default_policy(), tenants);
@@ -252,8 +252,8 @@ on_both_engines! {
         let db = TestDb::new(engine).await;
         let store = db.store(Seed::None).await;
         let all_names = ["invoice_history", "list_invoices", "lookup_invoice", "void_invoice"];
-        let listing = Mcp::new(store.clone(), default_policy(), TenantResolver::new());
-        let filtering = Mcp::new(store, default_policy_with(ToolListMode::FilterByScope), TenantResolver::new());
+        let listing = Mcp::new(store.clone(), default_policy(), Tenancy::new());
+        let filtering = Mcp::new(store, default_policy_with(ToolListMode::FilterByScope), Tenancy::new());
         let none = caller("x", "y", "", Some("acme"));
         for c in [&reader("acme"), &writer("acme"), &none] {
             assert_eq!(listing.list_tool_names(Some(c)).await, all_names);
@@ -269,11 +269,7 @@ on_both_engines! {
 #[tokio::test]
 async fn tool_schemas_use_camel_case_and_server_is_named() {
     let db = TestDb::sqlite();
-    let mcp = Mcp::new(
-        db.store(Seed::None).await,
-        default_policy(),
-        TenantResolver::new(),
-    );
+    let mcp = Mcp::new(db.store(Seed::None).await, default_policy(), Tenancy::new());
     let resp = mcp
         .rpc(
             Some(&reader("acme")),
@@ -316,11 +312,7 @@ async fn tool_schemas_use_camel_case_and_server_is_named() {
 #[tokio::test]
 async fn unknown_tools_are_protocol_errors() {
     let db = TestDb::sqlite();
-    let mcp = Mcp::new(
-        db.store(Seed::Demo).await,
-        default_policy(),
-        TenantResolver::new(),
-    );
+    let mcp = Mcp::new(db.store(Seed::Demo).await, default_policy(), Tenancy::new());
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": "drop_tables", "arguments": {}}});
     let resp = mcp.rpc(Some(&reader("acme")), None, body).await;

@@ -57,6 +57,17 @@ fn insufficient_scope_result(required: &ScopeSet) -> CallToolResult {
     ))])
 }
 
+/// rmcp 3.11 answers arguments that do not deserialize with a tool error (not a JSON-RPC
+/// error) whose text starts with this; the billing audit tests hold the classification.
+const ARGUMENT_ERROR_PREFIX: &str = "failed to deserialize parameters:";
+
+fn is_argument_error(r: &CallToolResult) -> bool {
+    r.content
+        .first()
+        .and_then(|c| c.as_text())
+        .is_some_and(|t| t.text.starts_with(ARGUMENT_ERROR_PREFIX))
+}
+
 /// An rmcp `ServerHandler` wrapped with the library's per-call behaviour (see the module docs).
 /// Cheap to clone when the inner handler is.
 #[derive(Clone)]
@@ -142,7 +153,12 @@ impl<H: ServerHandler> Protected<H> {
         match (reported, &response) {
             (Some((outcome, reason)), _) => observe(outcome, reason, true, None),
             (None, Ok(CallToolResponse::Complete(r))) if r.is_error == Some(true) => {
-                observe(Outcome::Error, "tool_error", known(), None)
+                let reason = if is_argument_error(r) {
+                    "invalid_params"
+                } else {
+                    "tool_error"
+                };
+                observe(Outcome::Error, reason, known(), None)
             }
             (None, Ok(_)) => observe(Outcome::Allowed, "ok", true, None),
             (None, Err(e)) => {
