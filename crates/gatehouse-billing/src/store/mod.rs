@@ -39,7 +39,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor as _, Row as _};
 
-use crate::audit::{AuditOutcome, AuditRecord};
 use crate::tenancy::TenantId;
 
 mod cache;
@@ -50,8 +49,8 @@ mod seed;
 pub use cache::InvoiceCacheConfig;
 pub use cursor::{Cursor, InvalidCursor};
 pub use model::{
-    Actor, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice, VoidOutcome, format_minor,
-    is_valid_invoice_id,
+    Actor, AuditOutcome, AuditRecord, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice,
+    UnknownOutcome, VoidOutcome, format_minor, is_valid_invoice_id,
 };
 
 /// Migrations, embedded in the binary at compile time.
