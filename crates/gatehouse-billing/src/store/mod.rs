@@ -1,5 +1,7 @@
-//! Storage: invoices, their history, and the audit log. This file opens the database: the
-//! [`Store`] handle, connecting and migrating, the [`Backend`] and [`StoreError`].
+//! Storage of invoices, their history and the audit log; this file opens the database.
+//!
+//! It holds the [`Store`] handle (connecting, migrating, the [`Backend`]) and [`StoreError`]; the
+//! queries live in the files below.
 //!
 //! # Layout
 //!
@@ -9,14 +11,14 @@
 //! - `cache.rs`: the invoice cache; `cursor.rs`: listing cursors; `micros.rs`: time conversion;
 //!   `seed.rs`: demo data.
 //!
-//! Storage does not depend on [`crate::audit`]: the audit writer uses the store.
+//! Storage does not depend on the audit writer (`audit.rs`); the writer uses the store.
 //!
 //! # One code path for SQLite and PostgreSQL
 //!
 //! The store uses sqlx's runtime-generic [`Any`](sqlx::Any) driver with portable SQL rather than
 //! a trait with one implementation per database. The queries here are few and simple, and every
 //! one of them is written once and exercised against both engines by the test suite
-//! (`tests/storage.rs`), so a dialect slip cannot hide in a backend nobody runs. The price of
+//! (`tests/it/storage.rs`), so a dialect slip cannot hide in a backend nobody runs. The price of
 //! `Any` is a narrow type system (integers, floats, text, blobs), so:
 //!
 //! - times are `BIGINT` Unix microseconds, converted at the edges of this module;
