@@ -16,19 +16,20 @@
 //! lose the rows of the last linger window from the table; their tracing events were already
 //! emitted. [`AuditLog::flush`] and an orderly shutdown write what is waiting at once.
 //!
-//! Records never contain a token: they are built from the verified [`Caller`], which holds none.
+//! Records never contain a token: they are built from the verified [`Caller`](gatehouse::Caller),
+//! which holds none.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use gatehouse::Caller;
-use gatehouse::observe::{Observer, Outcome, ToolCall};
+use gatehouse::observe::{Observer, ToolCall};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Store;
+// The record is a storage type: this module uses the store, the store does not use this module.
+pub use crate::store::{AuditOutcome, AuditRecord, UnknownOutcome};
 
 /// Tracing target of audit events.
 pub const AUDIT_TARGET: &str = "gatehouse::audit";
@@ -42,128 +43,6 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(50);
 /// Most records the writer puts in one transaction; a full batch is written without waiting
 /// for the linger time to end.
 pub const MAX_BATCH: usize = 512;
-
-/// How a `tools/call` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AuditOutcome {
-    /// The caller was authorized and the tool ran; the detail is `ok` or the tool's error code
-    /// (`not_found`, `not_open`, …).
-    Allowed,
-    /// Authorization refused the call: at the edge (`403` before the tool ran) or inside the tool
-    /// (missing scope, no tenant).
-    Denied,
-    /// The call failed for reasons other than authorization (bad parameters, unknown tool,
-    /// storage failure).
-    Error,
-}
-
-impl AuditOutcome {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allowed => "allowed",
-            Self::Denied => "denied",
-            Self::Error => "error",
-        }
-    }
-}
-
-impl From<Outcome> for AuditOutcome {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Allowed => Self::Allowed,
-            Outcome::Denied => Self::Denied,
-            Outcome::Error => Self::Error,
-        }
-    }
-}
-
-impl fmt::Display for AuditOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An outcome string that is none of `allowed`, `denied`, `error`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown audit outcome")]
-pub struct UnknownOutcome;
-
-impl FromStr for AuditOutcome {
-    type Err = UnknownOutcome;
-    fn from_str(s: &str) -> Result<Self, UnknownOutcome> {
-        match s {
-            "allowed" => Ok(Self::Allowed),
-            "denied" => Ok(Self::Denied),
-            "error" => Ok(Self::Error),
-            _ => Err(UnknownOutcome),
-        }
-    }
-}
-
-/// One audited `tools/call`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// When the call was decided.
-    pub at: SystemTime,
-    /// Request id of the HTTP request (`x-request-id`), when the edge assigned one.
-    pub request_id: Option<String>,
-    /// Tool name as requested (truncated to 128 bytes).
-    pub tool: String,
-    /// Caller subject.
-    pub subject: Option<String>,
-    /// Caller OAuth client.
-    pub client_id: Option<String>,
-    /// Tenant the caller acts for, when known.
-    pub tenant: Option<String>,
-    /// How it ended.
-    pub outcome: AuditOutcome,
-    /// A short machine-readable code: `ok`, `already_void`, `insufficient_scope`, `no_tenant`,
-    /// `not_found`, …
-    pub detail: String,
-}
-
-/// Longest tool name kept in a record: the name is caller-controlled.
-const MAX_TOOL_NAME: usize = 128;
-
-impl AuditRecord {
-    /// A record for `caller` calling `tool`, timestamped now. `tenant` is the tenant the caller
-    /// acts for (resolved after authentication, see [`gatehouse::tenancy`]), which may differ from the raw claim.
-    ///
-    /// This is what the HTTP edge uses for calls it denies before the tool runs:
-    /// `AuditRecord::for_caller(&caller, tool, tenant, AuditOutcome::Denied, "insufficient_scope",
-    /// request_id)`.
-    pub fn for_caller(
-        caller: &Caller,
-        tool: &str,
-        tenant: Option<&str>,
-        outcome: AuditOutcome,
-        detail: &str,
-        request_id: Option<String>,
-    ) -> Self {
-        Self {
-            at: SystemTime::now(),
-            request_id,
-            tool: truncate(tool, MAX_TOOL_NAME).to_owned(),
-            subject: caller.subject.clone(),
-            client_id: caller.client_id.clone(),
-            tenant: tenant.map(str::to_owned),
-            outcome,
-            detail: detail.to_owned(),
-        }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
 
 enum Msg {
     Record(AuditRecord),
@@ -279,26 +158,7 @@ impl Observer for AuditLog {
         // The edge could not name the tool (an ambiguous body): record that, not a guess.
         let tool = call.tool.unwrap_or("<ambiguous>");
         let request_id = call.request_id.map(str::to_owned);
-        let record = match call.caller {
-            Some(c) => AuditRecord::for_caller(
-                c,
-                tool,
-                c.tenant.as_deref(),
-                call.outcome.into(),
-                call.reason,
-                request_id,
-            ),
-            None => AuditRecord {
-                at: SystemTime::now(),
-                request_id,
-                tool: truncate(tool, MAX_TOOL_NAME).to_owned(),
-                subject: None,
-                client_id: None,
-                tenant: None,
-                outcome: call.outcome.into(),
-                detail: call.reason.to_owned(),
-            },
-        };
+        let record = AuditRecord::new(call.caller, tool, call.outcome, call.reason, request_id);
         self.record(record);
     }
 }
@@ -346,32 +206,5 @@ async fn writer(
         for done in flushes.drain(..) {
             let _ = done.send(());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcome_round_trips() {
-        for o in [
-            AuditOutcome::Allowed,
-            AuditOutcome::Denied,
-            AuditOutcome::Error,
-        ] {
-            assert_eq!(o.as_str().parse::<AuditOutcome>(), Ok(o));
-        }
-        assert!("ok".parse::<AuditOutcome>().is_err());
-    }
-
-    #[test]
-    fn long_tool_names_are_truncated_on_a_char_boundary() {
-        assert_eq!(truncate("abc", 5), "abc");
-        assert_eq!(truncate("ééé", 3), "é");
-        assert_eq!(
-            truncate(&"x".repeat(500), MAX_TOOL_NAME).len(),
-            MAX_TOOL_NAME
-        );
     }
 }

@@ -1,17 +1,30 @@
-//! Storage: invoices, their history, and the audit log.
+//! Storage of invoices, their history and the audit log; this file opens the database.
+//!
+//! It holds the [`Store`] handle (connecting, migrating, the [`Backend`]) and [`StoreError`]; the
+//! queries live in the files below.
+//!
+//! # Layout
+//!
+//! - `model.rs`: the rows and value types ([`Invoice`], [`AuditRecord`], …);
+//! - `invoices.rs`: invoice queries (insert, read, list, void, history);
+//! - `audit_rows.rs`: writing and reading `audit_log` rows;
+//! - `cache.rs`: the invoice cache; `cursor.rs`: listing cursors; `micros.rs`: time conversion;
+//!   `seed.rs`: demo data.
+//!
+//! Storage does not depend on the audit writer (`audit.rs`); the writer uses the store.
 //!
 //! # One code path for SQLite and PostgreSQL
 //!
 //! The store uses sqlx's runtime-generic [`Any`](sqlx::Any) driver with portable SQL rather than
 //! a trait with one implementation per database. The queries here are few and simple, and every
 //! one of them is written once and exercised against both engines by the test suite
-//! (`tests/storage.rs`), so a dialect slip cannot hide in a backend nobody runs. The price of
+//! (`tests/it/storage.rs`), so a dialect slip cannot hide in a backend nobody runs. The price of
 //! `Any` is a narrow type system (integers, floats, text, blobs), so:
 //!
 //! - times are `BIGINT` Unix microseconds, converted at the edges of this module;
 //! - money is `BIGINT` minor units plus a currency code;
 //! - placeholders are `$1, $2, …` (PostgreSQL's form, which sqlx's SQLite driver also binds),
-//!   except in the many-row audit `INSERT`, which uses `?` on SQLite (see `audit_insert_sql`);
+//!   except in the many-row audit `INSERT`, which uses `?` on SQLite (see `audit_rows.rs`);
 //! - no engine-specific SQL: `ON CONFLICT … DO NOTHING`, row-value comparisons and `CHECK`
 //!   constraints exist in both.
 //!
@@ -21,37 +34,39 @@
 //!
 //! # Tenancy
 //!
-//! Every method that reads or writes invoices takes a [`TenantId`] and puts it in the `WHERE`
-//! clause (or the row). There is deliberately no method that reads invoices across tenants.
+//! Every method that reads or writes invoices takes a [`TenantId`](crate::TenantId) and puts it
+//! in the `WHERE` clause (or the row). There is deliberately no method that reads invoices across
+//! tenants.
 //!
 //! # Scale
 //!
 //! Lookups use the primary key `(tenant_id, id)`; listings use
 //! `(tenant_id, created_at DESC, id DESC)` (and the same with `status`) with keyset pagination,
-//! so the cost of a call does not grow with the table (`tests/storage.rs` checks the SQLite query
-//! plans).
+//! so the cost of a call does not grow with the table (`invoices/query_plans.rs` checks the query
+//! plans on both engines).
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor as _, Row as _};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor as _};
 
-use crate::audit::{AuditOutcome, AuditRecord};
-use crate::tenancy::TenantId;
-
+mod audit_rows;
 mod cache;
 pub mod cursor;
+mod invoices;
+mod micros;
 pub mod model;
 mod seed;
 
 pub use cache::InvoiceCacheConfig;
 pub use cursor::{Cursor, InvalidCursor};
+pub use invoices::Page;
+pub use micros::rfc3339_micros;
 pub use model::{
-    Actor, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice, VoidOutcome, format_minor,
-    is_valid_invoice_id,
+    Actor, AuditOutcome, AuditRecord, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice,
+    UnknownOutcome, VoidOutcome, format_minor, is_valid_invoice_id,
 };
 
 /// Migrations, embedded in the binary at compile time.
@@ -105,15 +120,6 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cache: Arc<cache::InvoiceCache>,
-}
-
-/// One page of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    /// Invoices, newest first.
-    pub invoices: Vec<Invoice>,
-    /// Where the next page starts, when there is one.
-    pub next: Option<Cursor>,
 }
 
 impl Store {
@@ -197,374 +203,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
-    /// Inserts an invoice. Returns `false` (and changes nothing) when the tenant already has an
-    /// invoice with that id.
-    pub async fn insert_invoice(&self, inv: &NewInvoice) -> Result<bool, StoreError> {
-        if !is_valid_invoice_id(&inv.id) {
-            return Err(StoreError::InvalidInput("invoice id"));
-        }
-        if inv.currency.len() != 3 || !inv.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(StoreError::InvalidInput("currency"));
-        }
-        let done = sqlx::query(
-            "INSERT INTO invoices (tenant_id, id, customer, status, total_minor, currency, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, id) DO NOTHING",
-        )
-        .bind(inv.tenant.as_str())
-        .bind(&inv.id)
-        .bind(&inv.customer)
-        .bind(inv.status.as_str())
-        .bind(inv.total_minor)
-        .bind(&inv.currency)
-        .bind(inv.created_at)
-        .execute(&self.pool)
-        .await?;
-        // Nothing was cached for an id that did not exist (misses are not cached); this keeps
-        // the rule "every committed write invalidates" without exceptions.
-        self.cache.invalidate(&inv.tenant, &inv.id);
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// One invoice of `tenant`; `None` when the tenant has no such invoice (whether or not
-    /// another tenant does). Served from the invoice cache when it holds the invoice (see
-    /// [`InvoiceCacheConfig`] for how fresh that is).
-    pub async fn invoice(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-    ) -> Result<Option<Invoice>, StoreError> {
-        let ticket = match self.cache.get(tenant, id) {
-            Ok(inv) => return Ok(Some(inv)),
-            Err(ticket) => ticket,
-        };
-        let row = sqlx::query(SELECT_INVOICE_BY_ID)
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let inv = row.map(|r| invoice_from_row(&r)).transpose()?;
-        if let Some(inv) = &inv {
-            self.cache.fill(ticket, inv);
-        }
-        Ok(inv)
-    }
-
-    /// A page of `tenant`'s invoices, newest first (`created_at DESC, id DESC`), optionally of one
-    /// status, starting after `after`. `limit` must be positive.
-    pub async fn list_invoices(
-        &self,
-        tenant: &TenantId,
-        status: Option<InvoiceStatus>,
-        limit: u32,
-        after: Option<&Cursor>,
-    ) -> Result<Page, StoreError> {
-        if limit == 0 {
-            return Err(StoreError::InvalidInput("limit"));
-        }
-        // One extra row tells whether a next page exists.
-        let mut q = sqlx::query(list_sql(status.is_some(), after.is_some())).bind(tenant.as_str());
-        if let Some(s) = status {
-            q = q.bind(s.as_str());
-        }
-        if let Some(c) = after {
-            q = q.bind(c.created_at).bind(c.id.as_str());
-        }
-        let rows = q.bind(i64::from(limit) + 1).fetch_all(&self.pool).await?;
-        let mut invoices = rows
-            .iter()
-            .map(invoice_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if invoices.len() > limit as usize {
-            invoices.truncate(limit as usize);
-            invoices.last().map(Cursor::after)
-        } else {
-            None
-        };
-        Ok(Page { invoices, next })
-    }
-
-    /// Voids an open invoice of `tenant`, writing the status change and its history event in one
-    /// transaction: either both are stored or neither is.
-    ///
-    /// The update is conditional (`… AND status = 'open'`), so two concurrent voids cannot both
-    /// succeed and write two events: the loser sees zero rows updated and reports
-    /// [`VoidOutcome::AlreadyVoid`].
-    pub async fn void_invoice(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        actor: &Actor,
-        reason: Option<&str>,
-        request_id: Option<&str>,
-    ) -> Result<VoidOutcome, StoreError> {
-        let now = now_micros();
-        let voided_by = actor.subject.as_deref().or(actor.client_id.as_deref());
-        let mut tx = self.pool.begin().await?;
-        // The write comes first so that SQLite takes the write lock at once (a read-then-write
-        // transaction could fail with SQLITE_BUSY_SNAPSHOT under WAL).
-        let updated = sqlx::query(
-            "UPDATE invoices SET status = 'void', voided_at = $1, voided_by = $2 \
-             WHERE tenant_id = $3 AND id = $4 AND status = 'open'",
-        )
-        .bind(now)
-        .bind(voided_by)
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-
-        if updated == 0 {
-            let row = sqlx::query(SELECT_INVOICE_BY_ID)
-                .bind(tenant.as_str())
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-            return Ok(match row.map(|r| invoice_from_row(&r)).transpose()? {
-                None => VoidOutcome::NotFound,
-                Some(inv) if inv.status == InvoiceStatus::Void => VoidOutcome::AlreadyVoid(inv),
-                Some(inv) => VoidOutcome::NotOpen(inv),
-            });
-        }
-
-        sqlx::query(
-            "INSERT INTO invoice_events \
-             (id, tenant_id, invoice_id, action, actor_subject, client_id, reason, at, request_id) \
-             VALUES ($1, $2, $3, 'void', $4, $5, $6, $7, $8)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(tenant.as_str())
-        .bind(id)
-        .bind(actor.subject.as_deref())
-        .bind(actor.client_id.as_deref())
-        .bind(reason)
-        .bind(now)
-        .bind(request_id)
-        .execute(&mut *tx)
-        .await?;
-
-        let row = sqlx::query(SELECT_INVOICE_BY_ID)
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let inv = invoice_from_row(&row)?;
-        tx.commit().await?;
-        self.cache.invalidate(tenant, id);
-        Ok(VoidOutcome::Voided(inv))
-    }
-
-    /// The history of one invoice of `tenant`, oldest first; `None` when the tenant has no such
-    /// invoice.
-    pub async fn invoice_history(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-    ) -> Result<Option<Vec<InvoiceEvent>>, StoreError> {
-        // Existence first, so that "no events yet" and "no such invoice" differ for the owner
-        // while another tenant's invoice still looks exactly like a missing one.
-        if self.invoice(tenant, id).await?.is_none() {
-            return Ok(None);
-        }
-        let rows = sqlx::query(
-            "SELECT action, actor_subject, client_id, reason, at, request_id FROM invoice_events \
-             WHERE tenant_id = $1 AND invoice_id = $2 ORDER BY at, id",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InvoiceEvent {
-                    action: r.try_get("action")?,
-                    actor_subject: r.try_get("actor_subject")?,
-                    client_id: r.try_get("client_id")?,
-                    reason: r.try_get("reason")?,
-                    at: r.try_get("at")?,
-                    request_id: r.try_get("request_id")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map(Some)
-            .map_err(StoreError::from)
-    }
-
-    /// Writes audit records in one transaction of multi-row `INSERT`s (see [`audit_chunk_len`]):
-    /// one statement per record would be one round trip to the database (on SQLite, to the
-    /// connection's worker thread) per record.
-    pub(crate) async fn insert_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut rest = records;
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(audit_chunk_len(rest.len()));
-            rest = tail;
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(audit_insert_sql(
-                chunk.len(),
-                self.backend,
-            )));
-            for r in chunk {
-                q = q
-                    .bind(uuid::Uuid::now_v7().to_string())
-                    .bind(to_micros(r.at))
-                    .bind(r.request_id.as_deref())
-                    .bind(&r.tool)
-                    .bind(r.subject.as_deref())
-                    .bind(r.client_id.as_deref())
-                    .bind(r.tenant.as_deref())
-                    .bind(r.outcome.as_str())
-                    .bind(&r.detail);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The most recent audit records, newest first (operations and tests; not exposed as a tool).
-    pub async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, request_id, tool, subject, client_id, tenant_id, outcome, detail \
-             FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let outcome: String = r.try_get("outcome")?;
-                Ok(AuditRecord {
-                    at: from_micros(r.try_get("at")?),
-                    request_id: r.try_get("request_id")?,
-                    tool: r.try_get("tool")?,
-                    subject: r.try_get("subject")?,
-                    client_id: r.try_get("client_id")?,
-                    tenant: r.try_get("tenant_id")?,
-                    outcome: AuditOutcome::from_str(&outcome)
-                        .map_err(|_| StoreError::Corrupt("audit_log.outcome"))?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
-    }
-}
-
-/// The invoice columns, as a macro so that `concat!` can build `'static` query strings (sqlx
-/// 0.9 accepts only static SQL unless a dynamic string is explicitly asserted safe).
-macro_rules! select_invoice {
-    () => {
-        "SELECT tenant_id, id, customer, status, total_minor, currency, created_at, voided_at, \
-         voided_by FROM invoices"
-    };
-}
-const SELECT_INVOICE_BY_ID: &str = concat!(select_invoice!(), " WHERE tenant_id = $1 AND id = $2");
-
-/// The listing query for each combination of (status filter, cursor). Placeholders are numbered
-/// in bind order: tenant, [status], [cursor created_at, cursor id], limit.
-///
-/// The cursor condition is a row-value comparison, which both engines turn into an index range
-/// on `(created_at, id)` after the tenant (and status) equality; the `ORDER BY` matches the index,
-/// so there is no sort step.
-/// Most audit rows per `INSERT` statement: 9 parameters each, well under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters.
-pub(crate) const AUDIT_ROWS_PER_INSERT: usize = 64;
-
-/// Rows in the next `INSERT` of a batch that has `remaining` rows left: the largest power of two
-/// that fits, up to [`AUDIT_ROWS_PER_INSERT`]. Every distinct row count is a distinct statement
-/// in each connection's prepared-statement cache, and one with hundreds of parameters is tens of
-/// kilobytes; powers of two keep that to seven statements, at most seven per batch remainder.
-fn audit_chunk_len(remaining: usize) -> usize {
-    if remaining >= AUDIT_ROWS_PER_INSERT {
-        AUDIT_ROWS_PER_INSERT
-    } else {
-        1 << remaining.ilog2()
-    }
-}
-
-/// `INSERT INTO audit_log … VALUES (…), (…), …` for `rows` rows.
-///
-/// SQLite gets anonymous `?` parameters: sqlx binds a named or numbered parameter by asking
-/// SQLite for its name, a linear search, which makes a statement with hundreds of `$N`
-/// parameters quadratic to bind (it showed in profiles). PostgreSQL only knows `$N`.
-fn audit_insert_sql(rows: usize, backend: Backend) -> String {
-    const COLUMNS: usize = 9;
-    let mut sql = String::from(
-        "INSERT INTO audit_log \
-         (id, at, request_id, tool, subject, client_id, tenant_id, outcome, detail) VALUES ",
-    );
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for col in 0..COLUMNS {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => sql.push('?'),
-                Backend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&(row * COLUMNS + col + 1).to_string());
-                }
-            }
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-fn list_sql(status: bool, cursor: bool) -> &'static str {
-    macro_rules! order {
-        () => {
-            " ORDER BY created_at DESC, id DESC"
-        };
-    }
-    match (status, cursor) {
-        (false, false) => concat!(
-            select_invoice!(),
-            " WHERE tenant_id = $1",
-            order!(),
-            " LIMIT $2"
-        ),
-        (true, false) => {
-            concat!(
-                select_invoice!(),
-                " WHERE tenant_id = $1 AND status = $2",
-                order!(),
-                " LIMIT $3"
-            )
-        }
-        (false, true) => concat!(
-            select_invoice!(),
-            " WHERE tenant_id = $1 AND (created_at, id) < ($2, $3)",
-            order!(),
-            " LIMIT $4"
-        ),
-        (true, true) => concat!(
-            select_invoice!(),
-            " WHERE tenant_id = $1 AND status = $2 AND (created_at, id) < ($3, $4)",
-            order!(),
-            " LIMIT $5"
-        ),
-    }
-}
-
-fn invoice_from_row(r: &AnyRow) -> Result<Invoice, StoreError> {
-    let tenant: String = r.try_get("tenant_id")?;
-    let status: String = r.try_get("status")?;
-    Ok(Invoice {
-        tenant: TenantId::new(&tenant).map_err(|_| StoreError::Corrupt("invoices.tenant_id"))?,
-        id: r.try_get("id")?,
-        customer: r.try_get("customer")?,
-        status: status
-            .parse()
-            .map_err(|_| StoreError::Corrupt("invoices.status"))?,
-        total_minor: r.try_get("total_minor")?,
-        currency: r.try_get("currency")?,
-        created_at: r.try_get("created_at")?,
-        voided_at: r.try_get("voided_at")?,
-        voided_by: r.try_get("voided_by")?,
-    })
 }
 
 /// Turns the configured location into a URL for the `Any` driver.
@@ -630,33 +268,6 @@ async fn enable_wal(url: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Current time as Unix microseconds.
-pub(crate) fn now_micros() -> i64 {
-    to_micros(SystemTime::now())
-}
-
-pub(crate) fn to_micros(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
-    }
-}
-
-pub(crate) fn from_micros(us: i64) -> SystemTime {
-    if us >= 0 {
-        UNIX_EPOCH + Duration::from_micros(us.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
-    }
-}
-
-/// Unix microseconds as RFC 3339 UTC with microsecond precision (`2026-01-15T09:30:00.000000Z`).
-pub fn rfc3339_micros(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,206 +290,5 @@ mod tests {
         );
         assert!(database_url("mysql://h/db").is_err());
         assert!(database_url("").is_err());
-    }
-
-    /// The queries whose plans must stay index searches, with binds of the right types:
-    /// (sql, binds, whether a cursor range must be part of the index condition).
-    fn plan_cases() -> Vec<(&'static str, Vec<Bind>, bool)> {
-        use Bind::{Int, Text};
-        let mut cases = vec![(
-            SELECT_INVOICE_BY_ID,
-            vec![Text("acme"), Text("INV-1")],
-            false,
-        )];
-        for (status, cursor) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut binds = vec![Text("acme")];
-            if status {
-                binds.push(Text("open"));
-            }
-            if cursor {
-                binds.extend([Int(1), Text("INV-1")]);
-            }
-            binds.push(Int(21));
-            cases.push((list_sql(status, cursor), binds, cursor));
-        }
-        cases
-    }
-
-    #[derive(Clone, Copy)]
-    enum Bind {
-        Text(&'static str),
-        Int(i64),
-    }
-
-    async fn explain(
-        conn: &mut sqlx::AnyConnection,
-        prefix: &str,
-        sql: &str,
-        binds: &[Bind],
-    ) -> String {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("{prefix} {sql}")));
-        for b in binds {
-            q = match *b {
-                Bind::Text(t) => q.bind(t),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        let rows = q.fetch_all(&mut *conn).await.unwrap();
-        // SQLite: (id, parent, notused, detail); PostgreSQL: one "QUERY PLAN" text column.
-        let col = rows.first().map_or(0, |r| r.columns().len() - 1);
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(col).unwrap())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    }
-
-    /// Latency must not grow with the table: every lookup and listing page must be an index
-    /// search whose condition includes the cursor range, with no sort step and no table scan.
-    #[tokio::test]
-    async fn sqlite_plans_use_the_indexes_without_sorting() {
-        let dir = std::env::temp_dir().join(format!("gatehouse-plan-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::connect(dir.join("p.db").to_str().unwrap(), Seed::Demo)
-            .await
-            .unwrap();
-        // ANALYZE so that the planner sees real statistics, as a long-running database would.
-        sqlx::query("ANALYZE").execute(&store.pool).await.unwrap();
-        let mut conn = store.pool.acquire().await.unwrap();
-        for (sql, binds, cursor) in plan_cases() {
-            let plan = explain(&mut conn, "EXPLAIN QUERY PLAN", sql, &binds).await;
-            assert!(plan.starts_with("SEARCH invoices USING"), "{sql}: {plan}");
-            assert!(
-                !plan.contains("SCAN") && !plan.contains("TEMP B-TREE"),
-                "{sql}: {plan}"
-            );
-            assert_eq!(
-                plan.contains("(created_at,id)<(?,?)"),
-                cursor,
-                "{sql}: {plan}"
-            );
-        }
-        drop(conn);
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    /// The same on PostgreSQL. Its planner rightly prefers sequential scans on a table this
-    /// small, so sequential scans and sorts are priced out for the session: if a plan still
-    /// scans or sorts, no index can serve the query.
-    #[tokio::test]
-    async fn postgres_plans_use_the_indexes_without_sorting() {
-        use sqlx::Connection as _;
-        sqlx::any::install_default_drivers();
-        let base = std::env::var("GATEHOUSE_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let schema = format!("t_plan_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::AnyConnection::connect(&base)
-            .await
-            .expect("PostgreSQL is required");
-        let create = format!("CREATE SCHEMA {schema}");
-        sqlx::query(sqlx::AssertSqlSafe(create))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        let mut plans = Vec::new();
-        {
-            let store = Store::connect(&url, Seed::Demo).await.unwrap();
-            let mut conn = store.pool.acquire().await.unwrap();
-            sqlx::query("SET enable_seqscan = off")
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            sqlx::query("SET enable_sort = off")
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-            for (sql, binds, cursor) in plan_cases() {
-                plans.push((
-                    sql,
-                    cursor,
-                    explain(&mut conn, "EXPLAIN", sql, &binds).await,
-                ));
-            }
-            drop(conn);
-            store.close().await;
-        }
-        let drop_schema = format!("DROP SCHEMA {schema} CASCADE");
-        sqlx::query(sqlx::AssertSqlSafe(drop_schema))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        for (sql, cursor, plan) in plans {
-            assert!(
-                plan.contains("Index Scan") || plan.contains("Index Only Scan"),
-                "{sql}: {plan}"
-            );
-            assert!(
-                !plan.contains("Seq Scan") && !plan.contains("Sort"),
-                "{sql}: {plan}"
-            );
-            assert!(
-                !plan.contains("Filter:"),
-                "every condition is an index condition: {plan}"
-            );
-            assert_eq!(
-                plan.contains("ROW(created_at, id) < ROW("),
-                cursor,
-                "{sql}: {plan}"
-            );
-        }
-    }
-
-    #[test]
-    fn audit_insert_sql_has_one_parameter_per_column_and_row() {
-        assert_eq!(
-            audit_insert_sql(2, Backend::Postgres),
-            "INSERT INTO audit_log (id, at, request_id, tool, subject, client_id, tenant_id, \
-             outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), \
-             ($10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        );
-        assert_eq!(
-            audit_insert_sql(2, Backend::Sqlite),
-            "INSERT INTO audit_log (id, at, request_id, tool, subject, client_id, tenant_id, \
-             outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        let n = AUDIT_ROWS_PER_INSERT;
-        let pg = audit_insert_sql(n, Backend::Postgres);
-        assert!(pg.ends_with(&format!("${})", n * 9)));
-        assert_eq!(pg.matches('$').count(), n * 9);
-        assert_eq!(
-            audit_insert_sql(n, Backend::Sqlite).matches('?').count(),
-            n * 9
-        );
-    }
-
-    #[test]
-    fn audit_chunks_are_powers_of_two_that_cover_the_batch() {
-        for n in 1..=300 {
-            let (mut rest, mut lens) = (n, Vec::new());
-            while rest > 0 {
-                let len = audit_chunk_len(rest);
-                assert!(len.is_power_of_two() && len <= AUDIT_ROWS_PER_INSERT && len <= rest);
-                lens.push(len);
-                rest -= len;
-            }
-            assert_eq!(lens.iter().sum::<usize>(), n);
-            assert!(
-                lens.iter().filter(|&&l| l < AUDIT_ROWS_PER_INSERT).count() <= 6,
-                "{n}: {lens:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn micros_round_trip_and_render() {
-        for us in [0, 1, -1, 1_767_225_600_000_000] {
-            assert_eq!(to_micros(from_micros(us)), us);
-        }
-        assert_eq!(
-            rfc3339_micros(1_767_225_600_000_000),
-            "2026-01-01T00:00:00.000000Z"
-        );
     }
 }

@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::SystemTime;
 
+use gatehouse::Caller;
 use serde::{Deserialize, Serialize};
 
 use crate::tenancy::TenantId;
@@ -184,6 +186,94 @@ pub fn format_minor(minor: i64, currency: &str) -> String {
     )
 }
 
+/// How a `tools/call` ended: the library's [`gatehouse::observe::Outcome`], stored by its
+/// spelling (`allowed`, `denied`, `error`).
+pub use gatehouse::observe::{Outcome as AuditOutcome, UnknownOutcome};
+
+/// One audited `tools/call`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When the call was decided.
+    pub at: SystemTime,
+    /// Request id of the HTTP request (`x-request-id`), when the edge assigned one.
+    pub request_id: Option<String>,
+    /// Tool name as requested (truncated to 128 bytes).
+    pub tool: String,
+    /// Caller subject.
+    pub subject: Option<String>,
+    /// Caller OAuth client.
+    pub client_id: Option<String>,
+    /// Tenant the caller acts for, when known.
+    pub tenant: Option<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// A short machine-readable code: `ok`, `already_void`, `insufficient_scope`, `no_tenant`,
+    /// `not_found`, …
+    pub detail: String,
+}
+
+/// Longest tool name kept in a record: the name is caller-controlled.
+const MAX_TOOL_NAME: usize = 128;
+
+impl AuditRecord {
+    /// A record of `tool` called by `caller` (as the library observed it: its tenant resolved
+    /// after authentication), timestamped now. `None` for a call that reached the server without
+    /// an authenticated caller.
+    pub fn new(
+        caller: Option<&Caller>,
+        tool: &str,
+        outcome: AuditOutcome,
+        detail: &str,
+        request_id: Option<String>,
+    ) -> Self {
+        match caller {
+            Some(c) => Self::for_caller(c, tool, c.tenant.as_deref(), outcome, detail, request_id),
+            None => Self {
+                at: SystemTime::now(),
+                request_id,
+                tool: truncate(tool, MAX_TOOL_NAME).to_owned(),
+                subject: None,
+                client_id: None,
+                tenant: None,
+                outcome,
+                detail: detail.to_owned(),
+            },
+        }
+    }
+
+    /// A record for `caller` calling `tool` on behalf of `tenant`, timestamped now.
+    pub fn for_caller(
+        caller: &Caller,
+        tool: &str,
+        tenant: Option<&str>,
+        outcome: AuditOutcome,
+        detail: &str,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            at: SystemTime::now(),
+            request_id,
+            tool: truncate(tool, MAX_TOOL_NAME).to_owned(),
+            subject: caller.subject.clone(),
+            client_id: caller.client_id.clone(),
+            tenant: tenant.map(str::to_owned),
+            outcome,
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +321,27 @@ mod tests {
             assert_eq!(s.as_str().parse::<InvoiceStatus>(), Ok(s));
         }
         assert_eq!("OPEN".parse::<InvoiceStatus>(), Err(UnknownStatus));
+    }
+
+    #[test]
+    fn outcome_round_trips() {
+        for o in [
+            AuditOutcome::Allowed,
+            AuditOutcome::Denied,
+            AuditOutcome::Error,
+        ] {
+            assert_eq!(o.as_str().parse::<AuditOutcome>(), Ok(o));
+        }
+        assert!("ok".parse::<AuditOutcome>().is_err());
+    }
+
+    #[test]
+    fn long_tool_names_are_truncated_on_a_char_boundary() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("ééé", 3), "é");
+        assert_eq!(
+            truncate(&"x".repeat(500), MAX_TOOL_NAME).len(),
+            MAX_TOOL_NAME
+        );
     }
 }
