@@ -152,7 +152,7 @@ fn verification(c: &mut Criterion) {
     // Gatehouse adds to every authenticated request.
     let gatehouse = Gatehouse::builder(resource)
         .authorization_servers([f.issuer.clone()])
-        .authenticator(Arc::new(auth))
+        .verifier(f.chain.clone())
         .build()
         .expect("gatehouse");
     let inner = tower::service_fn(|_req: Request<Body>| async {

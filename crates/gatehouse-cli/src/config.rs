@@ -2,41 +2,103 @@
 //! environment variable (`GATEHOUSE_SERVER__LISTEN=…`: `__` separates levels), the common ones by
 //! flags. Start-up validation names the key at fault.
 //!
+//! The sections that configure the protection (`[server]`, `[auth]`, `[policy]`, `[tenancy]`,
+//! `[rate_limits]`, `[limits]`) are the library's own types ([`gatehouse::settings`]); this
+//! crate adds the billing database, the admin listener, TLS and the audit summary, and gives the
+//! billing server's defaults (its scopes, the `tenant` claim, its name).
+//!
 //! Every field documents its default and why it is safe. Anything that weakens a check is named
 //! `dangerous_*` and logs a warning at start-up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use gatehouse::settings::{
+    AuthSettings, LimitSettings, PolicySettings, RateLimitSettings, ServerSettings, Settings,
+    SettingsError, TenancySettings,
+};
 use serde::{Deserialize, Serialize};
 
+/// One `[[auth.issuers]]` entry (the library's type).
+pub use gatehouse::settings::IssuerSettings as IssuerConfig;
+
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The HTTP listener and the protected resource.
-    pub server: ServerConfig,
+    pub server: ServerSettings,
     /// Who may issue tokens for this server and how they are checked.
-    pub auth: AuthConfig,
+    pub auth: AuthSettings,
     /// Which scopes each operation needs.
-    pub policy: PolicyConfig,
+    pub policy: PolicySettings,
     /// Where the caller's tenant comes from.
-    pub tenancy: TenancyConfig,
+    pub tenancy: TenancySettings,
     /// The billing database.
     pub database: DatabaseConfig,
     /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
     pub admin: AdminConfig,
     /// Connection and request limits.
-    pub limits: LimitsConfig,
+    pub limits: LimitSettings,
     /// TLS termination (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
     /// Rate limits (each absent: off).
-    pub rate_limits: RateLimitsConfig,
+    pub rate_limits: RateLimitSettings,
     /// The audit trail on the `gatehouse::audit` tracing target.
     pub audit: AuditConfig,
+}
+
+impl Default for Config {
+    /// The library's defaults, plus the billing server's: `invoices:read` for every request,
+    /// `invoices:write` for `void_invoice` (and implying `invoices:read`), the tenant from the
+    /// `tenant` claim, and its name in the metadata.
+    fn default() -> Self {
+        let mut server = ServerSettings::default();
+        server.resource_name = "Gatehouse Billing".into();
+        Self {
+            server,
+            auth: AuthSettings::default(),
+            policy: PolicySettings {
+                route_scopes: vec![gatehouse_billing::SCOPE_READ.into()],
+                tools: BTreeMap::from([(
+                    gatehouse_billing::server::TOOL_VOID.into(),
+                    vec![gatehouse_billing::SCOPE_WRITE.into()],
+                )]),
+                hierarchy: BTreeMap::from([(
+                    gatehouse_billing::SCOPE_WRITE.into(),
+                    vec![gatehouse_billing::SCOPE_READ.into()],
+                )]),
+                ..PolicySettings::default()
+            },
+            tenancy: TenancySettings {
+                claim: "tenant".into(),
+                ..TenancySettings::default()
+            },
+            database: DatabaseConfig::default(),
+            admin: AdminConfig::default(),
+            limits: LimitSettings::default(),
+            tls: None,
+            rate_limits: RateLimitSettings::default(),
+            audit: AuditConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The sections the library reads.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            server: self.server.clone(),
+            auth: self.auth.clone(),
+            policy: self.policy.clone(),
+            tenancy: self.tenancy.clone(),
+            rate_limits: self.rate_limits.clone(),
+            limits: self.limits.clone(),
+        }
+    }
 }
 
 /// `[admin]`
@@ -46,7 +108,8 @@ pub struct AdminConfig {
     /// Serve the admin listener. Default true.
     pub enabled: bool,
     /// Its address. Default `127.0.0.1:9464` (loopback: metrics reveal traffic patterns and
-    /// client ids' activity; expose them deliberately, never by default).
+    /// client ids' activity; expose them deliberately, never by default). Port 0 picks a free
+    /// port (printed on the ready line).
     pub listen: SocketAddr,
 }
 
@@ -59,36 +122,6 @@ impl Default for AdminConfig {
     }
 }
 
-/// `[limits]`. Body and token sizes are `server.max_body_bytes` / `server.max_token_bytes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Largest request head (request line + headers) in bytes; larger gets `431` (HTTP/1.1) or
-    /// a stream reset (HTTP/2). Default 16384, at least 8192 (hyper's floor).
-    pub max_header_bytes: usize,
-    /// Time a client has to send its complete request head (slowloris). Default 10 s.
-    pub header_read_timeout_seconds: u64,
-    /// Time from request head to response head; past it the request gets `408`. Default 30 s.
-    pub request_timeout_seconds: u64,
-    /// Requests processed at once; more get `503` + `Retry-After` at once (no queueing).
-    /// Default 1024.
-    pub max_concurrent_requests: usize,
-    /// Time a TLS client has to complete its handshake. Default 10 s.
-    pub tls_handshake_timeout_seconds: u64,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            max_header_bytes: 16 * 1024,
-            header_read_timeout_seconds: 10,
-            request_timeout_seconds: 30,
-            max_concurrent_requests: 1024,
-            tls_handshake_timeout_seconds: 10,
-        }
-    }
-}
-
 /// `[tls]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,45 +130,6 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
-}
-
-/// `[rate_limits]`: each quota is `{ per_minute = N, burst = M }`; absent means no limit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RateLimitsConfig {
-    /// Per OAuth client (client id, else subject) of the verified token.
-    pub per_client: Option<QuotaConfig>,
-    /// Per tenant (the tenant claim, else `tenancy.clients`).
-    pub per_tenant: Option<QuotaConfig>,
-    /// Failed authentications (malformed or refused tokens) per source address; over it, the
-    /// address gets `429` before its tokens are verified. Default 60 per minute, burst 20.
-    pub failed_auth_per_address: Option<QuotaConfig>,
-    /// Most keys tracked per limit (bounded memory). Default 100000.
-    pub max_keys: usize,
-}
-
-impl Default for RateLimitsConfig {
-    fn default() -> Self {
-        Self {
-            per_client: None,
-            per_tenant: None,
-            failed_auth_per_address: Some(QuotaConfig {
-                per_minute: 60,
-                burst: 20,
-            }),
-            max_keys: 100_000,
-        }
-    }
-}
-
-/// A rate quota.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaConfig {
-    /// Sustained requests per minute.
-    pub per_minute: u32,
-    /// Requests allowed at once.
-    pub burst: u32,
 }
 
 /// `[audit]`
@@ -151,228 +145,6 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             auth_failure_summary_seconds: 60,
-        }
-    }
-}
-
-/// `[server]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on. Default `127.0.0.1:8080` (loopback: MCP transport spec, "bind to
-    /// 127.0.0.1 when running locally").
-    pub listen: SocketAddr,
-    /// The canonical URL clients use to reach the MCP endpoint; tokens' `aud` must name it.
-    /// Default `http://127.0.0.1:8080/mcp`. Must be https outside loopback.
-    pub resource: String,
-    /// Human-readable name in the protected-resource metadata.
-    pub resource_name: String,
-    /// Extra `Host` values accepted besides the resource URL's authority (DNS-rebinding guard).
-    pub allowed_hosts: Vec<String>,
-    /// Extra `Origin` values accepted besides the resource URL's origin.
-    pub allowed_origins: Vec<String>,
-    /// Peer addresses (IP or CIDR) whose `X-Forwarded-Host`/`-Proto` are believed. Default: none.
-    pub trusted_proxies: Vec<String>,
-    /// Serve CORS headers for browser clients (origins from `allowed_origins`). Default off.
-    pub cors: bool,
-    /// `scopes_supported` in the metadata document. Default: the policy's route scopes (the
-    /// minimal set for basic use, spec-requirements A10).
-    pub scopes_supported: Vec<String>,
-    /// Bind MCP sessions to the principal (stateful mode). Default false: stateless, any replica
-    /// can serve any request.
-    pub stateful_sessions: bool,
-    /// Largest accepted bearer token in bytes. Default 16384.
-    pub max_token_bytes: usize,
-    /// Largest accepted request body in bytes. Default 4 MiB (rmcp's default).
-    pub max_body_bytes: usize,
-    /// Allow a plain-http resource URL on a non-loopback host. Default false (OAuth 2.1 §1.5).
-    pub dangerous_allow_insecure_http: bool,
-    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
-    /// Default 30.
-    pub shutdown_grace_seconds: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            resource: "http://127.0.0.1:8080/mcp".into(),
-            resource_name: "Gatehouse Billing".into(),
-            allowed_hosts: vec![],
-            allowed_origins: vec![],
-            trusted_proxies: vec![],
-            cors: false,
-            scopes_supported: vec![],
-            stateful_sessions: false,
-            max_token_bytes: 16 * 1024,
-            max_body_bytes: 4 * 1024 * 1024,
-            dangerous_allow_insecure_http: false,
-            shutdown_grace_seconds: 30,
-        }
-    }
-}
-
-/// `[auth]`
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// Issuers of JWT access tokens (`[[auth.issuers]]`). At least one issuer or an
-    /// introspection endpoint is required.
-    pub issuers: Vec<IssuerConfig>,
-    /// RFC 7662 introspection for opaque tokens (`[[auth.introspection]]`).
-    pub introspection: Vec<IntrospectionConfig>,
-    /// Verified-token cache.
-    pub cache: CacheConfig,
-}
-
-/// One `[[auth.issuers]]` entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssuerConfig {
-    /// The issuer identifier, compared byte-for-byte with `iss` and with the discovery document.
-    pub issuer: String,
-    /// JWKS URL. Default: discovered from RFC 8414 / OpenID Connect metadata of `issuer`.
-    #[serde(default)]
-    pub jwks_uri: Option<String>,
-    /// Accepted audiences. Default: the resource URL only.
-    #[serde(default)]
-    pub audiences: Vec<String>,
-    /// Allowed signature algorithms. Default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA.
-    #[serde(default)]
-    pub algorithms: Vec<String>,
-    /// Also accept header `typ: JWT` (Keycloak, Entra, Auth0 default dialect). Default false:
-    /// RFC 9068 §4 requires `at+jwt`.
-    #[serde(default)]
-    pub accept_typ_jwt: bool,
-    /// Also accept tokens without `typ` (Okta custom AS, Cognito). Default false.
-    #[serde(default)]
-    pub accept_missing_typ: bool,
-    /// Clock-skew leeway in seconds. Default 60, at most 300.
-    #[serde(default = "default_leeway")]
-    pub leeway_seconds: u64,
-    /// Additional claims that carry scopes (e.g. Auth0 `permissions`).
-    #[serde(default)]
-    pub extra_scope_claims: Vec<String>,
-}
-
-fn default_leeway() -> u64 {
-    60
-}
-
-impl IssuerConfig {
-    /// An issuer entry with every option at its default (what a file with only `issuer = …`
-    /// gives).
-    pub fn new(issuer: impl Into<String>) -> Self {
-        Self {
-            issuer: issuer.into(),
-            jwks_uri: None,
-            audiences: vec![],
-            algorithms: vec![],
-            accept_typ_jwt: false,
-            accept_missing_typ: false,
-            leeway_seconds: default_leeway(),
-            extra_scope_claims: vec![],
-        }
-    }
-}
-
-/// One `[[auth.introspection]]` entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntrospectionConfig {
-    /// The issuer whose opaque tokens this endpoint decides; `iss` in responses must match.
-    pub issuer: String,
-    /// Introspection endpoint. Default: discovered from the issuer's metadata.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// This resource server's client id at the authorization server.
-    pub client_id: String,
-    /// The client secret, from a file (preferred) …
-    #[serde(default)]
-    pub client_secret_file: Option<PathBuf>,
-    /// … or from the environment variable of this name. Never inline in the file.
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
-    /// `basic` (default, `client_secret_basic`) or `post` (`client_secret_post`).
-    #[serde(default = "default_auth_method")]
-    pub auth_method: String,
-    /// Accepted audiences in responses. Default: the resource URL.
-    #[serde(default)]
-    pub audiences: Vec<String>,
-    /// Accept `active` responses without `aud`. Default false: a token minted for no resource is
-    /// not proof that it was minted for this one (MCP audience binding). Only for an
-    /// authorization server that audience-restricts introspection itself.
-    #[serde(default)]
-    pub dangerous_accept_missing_audience: bool,
-}
-
-fn default_auth_method() -> String {
-    "basic".into()
-}
-
-/// `[auth.cache]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Maximum number of verified tokens kept. Default 10000, the library's default: about
-    /// 2 KB each when full (claims, bookkeeping; measured in `bench/README.md`), and a
-    /// token that falls out is only verified again (one signature check).
-    pub max_entries: u64,
-    /// Longest time a verification result is reused, in seconds, even if the token lives
-    /// longer. For introspected tokens this is the revocation window. Default 300.
-    pub max_ttl_seconds: u64,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            max_entries: gatehouse::verify::cache::CacheConfig::default().max_entries,
-            max_ttl_seconds: 300,
-        }
-    }
-}
-
-/// `[policy]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Scopes every request to the MCP endpoint needs. Default `["invoices:read"]`.
-    pub route_scopes: Vec<String>,
-    /// Extra scopes per tool: `void_invoice = ["invoices:write"]`.
-    pub tools: BTreeMap<String, Vec<String>>,
-    /// Scope hierarchy: `"invoices:write" = ["invoices:read"]` (write implies read).
-    pub hierarchy: BTreeMap<String, Vec<String>>,
-    /// `all` (default: every tool is listed so clients can discover what to step up to) or
-    /// `filter` (hide tools the caller's scopes cannot call).
-    pub tools_list: String,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            route_scopes: vec!["invoices:read".into()],
-            tools: BTreeMap::from([("void_invoice".into(), vec!["invoices:write".into()])]),
-            hierarchy: BTreeMap::from([("invoices:write".into(), vec!["invoices:read".into()])]),
-            tools_list: "all".into(),
-        }
-    }
-}
-
-/// `[tenancy]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TenancyConfig {
-    /// The claim that names the caller's tenant. Default `tenant`.
-    pub claim: String,
-    /// Tenant of client-credentials clients whose tokens carry no tenant claim.
-    pub clients: HashMap<String, String>,
-}
-
-impl Default for TenancyConfig {
-    fn default() -> Self {
-        Self {
-            claim: "tenant".into(),
-            clients: HashMap::new(),
         }
     }
 }
@@ -429,6 +201,15 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
+}
+
+impl From<SettingsError> for ConfigError {
+    fn from(e: SettingsError) -> Self {
+        Self::Invalid {
+            key: e.key,
+            message: e.message,
+        }
+    }
 }
 
 impl ConfigError {
@@ -534,7 +315,10 @@ mod tests {
     fn the_shipped_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
         let c = Config::load_from(Some(&path), Env::raw().only(&[])).unwrap();
-        assert_eq!(c.server.resource, "https://mcp.example.com/mcp");
+        assert_eq!(
+            c.server.resource.as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
         assert_eq!(c.auth.issuers[0].issuer, "https://auth.example.com");
         assert_eq!(c.policy.tools["void_invoice"], ["invoices:write"]);
     }

@@ -162,7 +162,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
 
     let mut config = Config::default();
     config.server.listen = mcp_addr;
-    config.server.resource = mcp_url.clone();
+    config.server.resource = Some(mcp_url.clone());
     config.server.resource_name = "Gatehouse Billing (demo)".into();
     config.auth.issuers = vec![IssuerConfig::new(issuer_url.clone())];
     config.database.url = format!("sqlite://{}", database.display());
@@ -171,7 +171,9 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     if args.port == 0 {
         config.admin.listen = SocketAddr::new(loopback, 0);
     }
-    let app = app::build(config).await.inspect_err(|_| cancel.cancel())?;
+    let app = app::build(config, mcp_addr)
+        .await
+        .inspect_err(|_| cancel.cancel())?;
     let server_task = {
         let cancel = cancel.clone();
         tokio::spawn(async move {

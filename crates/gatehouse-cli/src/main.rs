@@ -69,7 +69,7 @@ impl ServeArgs {
             config.server.listen = l;
         }
         if let Some(r) = self.resource {
-            config.server.resource = r;
+            config.server.resource = Some(r);
         }
         if let Some(d) = self.database_url {
             config.database.url = d;

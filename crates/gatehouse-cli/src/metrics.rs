@@ -1,10 +1,12 @@
 //! Metrics (Prometheus / OpenMetrics text at `/metrics` on the admin listener), health
 //! (`/healthz`, `/readyz`) and the aggregated audit of authentication failures.
 //!
-//! Hot-path cost: every counter is an atomic increment in a map keyed by `&'static str` (and a
-//! `u16` status), read-locked; a key is inserted once, the first time it is seen. Values that
-//! other components already count (the token cache, JWKS fetches, introspection requests, rate
-//! limiter refusals, tool calls) are read at scrape time, not mirrored per request.
+//! [`Metrics`] is an [`Observer`] of the library: it is told every request, refusal,
+//! authentication, verification and tool call, and counts them. Hot-path cost: every counter is
+//! an atomic increment in a map keyed by `&'static str` (and a `u16` status), read-locked; a key
+//! is inserted once, the first time it is seen. Values that other components already count (the
+//! token cache, JWKS fetches, introspection requests, rate limiter refusals, dropped audit rows)
+//! are read at scrape time, not mirrored per request.
 //!
 //! `prometheus-client` (the Prometheus project's own Rust client) was chosen over
 //! `metrics` + `metrics-exporter-prometheus`: no global recorder, typed registries that tests can
@@ -14,22 +16,17 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gatehouse::Caller;
-use gatehouse::caller::ScopeSet;
-use gatehouse::observe::EdgeObserver;
-use gatehouse::policy::rate_limit::GovernorRateLimiter;
-use gatehouse::verify::cache::Authenticator;
-use gatehouse::verify::chain::VerifierChain;
-use gatehouse::verify::{BoxFuture, TokenVerifier, VerifyError};
+use gatehouse::observe::{Observer, Route, Stage, ToolCall};
+use gatehouse::{Caller, Gatehouse};
 use gatehouse_billing::audit::AUDIT_TARGET;
-use gatehouse_billing::{AuditLog, BillingServer, Store};
+use gatehouse_billing::{AuditLog, Store};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -37,8 +34,6 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::telemetry;
 
 /// Counters keyed by a small, fixed label value. Read-locked on the hot path.
 #[derive(Debug)]
@@ -119,6 +114,8 @@ pub struct Metrics {
     pub overloaded: AtomicU64,
     /// Requests that hit `limits.request_timeout_seconds`.
     pub timed_out: AtomicU64,
+    /// `tools/call` by tool and outcome.
+    pub tool_calls: ToolCallCounters,
     sources: OnceLock<Sources>,
 }
 
@@ -130,12 +127,54 @@ impl std::fmt::Debug for Metrics {
 
 /// Components whose own counters are read at scrape time.
 struct Sources {
-    authenticator: Arc<Authenticator>,
-    chain: Arc<VerifierChain>,
-    /// The configured JWT issuers (the chain is looked up by issuer).
-    issuers: Vec<String>,
-    rate_limiter: Option<Arc<GovernorRateLimiter>>,
+    gatehouse: Gatehouse,
     audit: AuditLog,
+}
+
+/// Tool names seen as labels before the rest are counted as `other`: names are
+/// caller-controlled, so the label set must stay bounded.
+const MAX_TOOL_LABELS: usize = 64;
+
+/// `tools/call` counters by (tool, outcome), with a bounded set of tool labels.
+#[derive(Debug, Default)]
+pub struct ToolCallCounters {
+    map: RwLock<HashMap<(String, &'static str), AtomicU64>>,
+}
+
+impl ToolCallCounters {
+    /// Adds one to (`tool`, `outcome`); a new tool past [`MAX_TOOL_LABELS`] names counts as `other`.
+    pub fn inc(&self, tool: &str, outcome: &'static str) {
+        {
+            let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = map.get(&(tool.to_owned(), outcome)) {
+                c.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let names = map
+            .keys()
+            .map(|(t, _)| t.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let known = map.keys().any(|(t, _)| t == tool);
+        let label = if known || names < MAX_TOOL_LABELS {
+            tool
+        } else {
+            "other"
+        };
+        map.entry((label.to_owned(), outcome))
+            .or_insert_with(|| AtomicU64::new(0))
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Current values: `(tool, outcome, count)`.
+    pub fn snapshot(&self) -> Vec<(String, &'static str, u64)> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|((t, o), v)| (t.clone(), *o, v.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 impl Default for Metrics {
@@ -151,6 +190,7 @@ impl Default for Metrics {
             verifications: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
             timed_out: AtomicU64::new(0),
+            tool_calls: ToolCallCounters::default(),
             sources: OnceLock::new(),
         }
     }
@@ -158,21 +198,8 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Connects the scrape-time sources (once).
-    pub(crate) fn attach(
-        &self,
-        authenticator: Arc<Authenticator>,
-        chain: Arc<VerifierChain>,
-        issuers: Vec<String>,
-        rate_limiter: Option<Arc<GovernorRateLimiter>>,
-        audit: AuditLog,
-    ) {
-        let _ = self.sources.set(Sources {
-            authenticator,
-            chain,
-            issuers,
-            rate_limiter,
-            audit,
-        });
+    pub(crate) fn attach(&self, gatehouse: Gatehouse, audit: AuditLog) {
+        let _ = self.sources.set(Sources { gatehouse, audit });
     }
 
     /// A registry exposing these metrics.
@@ -275,9 +302,10 @@ impl Collector for ScrapeCollector {
             &mut e,
             "gatehouse_tool_calls",
             "tools/call by tool and audit outcome (allowed, denied, error)",
-            telemetry::tool_calls()
+            m.tool_calls
+                .snapshot()
                 .into_iter()
-                .map(|(tool, outcome, v)| ([("tool", tool), ("outcome", outcome)], v)),
+                .map(|(tool, outcome, v)| ([("tool", tool), ("outcome", outcome.to_owned())], v)),
         )?;
         counter(
             &mut e,
@@ -294,7 +322,8 @@ impl Collector for ScrapeCollector {
         let Some(s) = m.sources.get() else {
             return Ok(());
         };
-        let stats = s.authenticator.stats();
+        let authenticator = s.gatehouse.authenticator();
+        let stats = authenticator.stats();
         counter(
             &mut e,
             "gatehouse_token_cache_hits",
@@ -324,11 +353,8 @@ impl Collector for ScrapeCollector {
                 (stats.hits + stats.negative_hits) as f64 / total as f64
             },
         )?;
-        let issuers: Vec<_> = s
-            .issuers
-            .iter()
-            .filter_map(|i| s.chain.jwt_verifier(i))
-            .collect();
+        let chain = s.gatehouse.verifier_chain();
+        let issuers: Vec<_> = chain.map(|c| c.jwt_verifiers()).unwrap_or_default();
         counter_family(
             &mut e,
             "gatehouse_jwks_fetches",
@@ -351,16 +377,13 @@ impl Collector for ScrapeCollector {
             &mut e,
             "gatehouse_introspection_requests",
             "RFC 7662 introspection requests by issuer",
-            s.chain
-                .introspection_verifiers()
+            chain
+                .map(|c| c.introspection_verifiers())
+                .unwrap_or_default()
                 .iter()
                 .map(|v| ([("issuer", v.issuer().to_owned())], v.request_count())),
         )?;
-        let rl = s
-            .rate_limiter
-            .as_ref()
-            .map(|r| r.stats())
-            .unwrap_or_default();
+        let rl = s.gatehouse.rate_limit_stats();
         counter_family(
             &mut e,
             "gatehouse_rate_limited_requests",
@@ -381,71 +404,59 @@ impl Collector for ScrapeCollector {
             &mut e,
             "gatehouse_keys_ready",
             "1 when every issuer's signing keys are loaded",
-            if s.authenticator.ready() { 1.0 } else { 0.0 },
+            if authenticator.ready() { 1.0 } else { 0.0 },
         )?;
         Ok(())
     }
 }
 
-/// Times verifications that reach the verifier chain (cache misses) into the histogram.
-pub(crate) struct TimedVerifier {
-    pub(crate) inner: Arc<VerifierChain>,
-    pub(crate) metrics: Arc<Metrics>,
-}
-
-impl TokenVerifier for TimedVerifier {
-    fn verify<'a>(
-        &'a self,
-        token: &'a gatehouse::AccessToken,
-    ) -> BoxFuture<'a, Result<Caller, VerifyError>> {
-        Box::pin(async move {
-            let start = Instant::now();
-            let result = self.inner.verify(token).await;
-            self.metrics
-                .verify_seconds
-                .observe(start.elapsed().as_secs_f64());
-            self.metrics.verifications.fetch_add(1, Ordering::Relaxed);
-            result
-        })
-    }
-
-    fn ready(&self) -> bool {
-        self.inner.ready()
-    }
-}
-
-/// The edge's observer: denied `tools/call` go to the billing audit log (one record each);
-/// refusals and successes are counted.
-pub(crate) struct EdgeTelemetry {
-    pub(crate) billing: BillingServer,
-    pub(crate) metrics: Arc<Metrics>,
-}
-
-impl EdgeObserver for EdgeTelemetry {
-    fn tool_call_denied(
-        &self,
-        caller: &Caller,
-        tool: Option<&str>,
-        _required: &ScopeSet,
-        request_id: Option<&str>,
-    ) {
-        self.billing.record_edge_denial(
-            caller,
-            tool.unwrap_or("<ambiguous>"),
-            "insufficient_scope",
-            request_id.map(str::to_owned),
-        );
+/// What the library tells the server is what it counts.
+impl Observer for Metrics {
+    fn tool_call(&self, call: &ToolCall<'_>) {
+        // Edge denials name a tool of the policy (a bounded set) or none; at the server, only
+        // tools it knows keep their name.
+        let tool = match (call.tool, call.stage, call.known_tool) {
+            (Some(t), Stage::Edge, _) | (Some(t), Stage::Server, true) => t,
+            (None, ..) => "<ambiguous>",
+            (Some(_), Stage::Server, false) => "other",
+        };
+        self.tool_calls.inc(tool, call.outcome.as_str());
     }
 
     fn authenticated(&self, _caller: &Caller) {
-        self.metrics.auth.inc("ok");
+        self.auth.inc("ok");
+    }
+
+    fn verified(&self, elapsed: Duration) {
+        self.verify_seconds.observe(elapsed.as_secs_f64());
+        self.verifications.fetch_add(1, Ordering::Relaxed);
     }
 
     fn rejected(&self, reason: &'static str) {
-        self.metrics.rejections.inc(reason);
+        self.rejections.inc(reason);
         if is_auth_failure(reason) {
-            self.metrics.auth.inc(reason);
+            self.auth.inc(reason);
         }
+        match reason {
+            "limits.overloaded" => {
+                self.overloaded.fetch_add(1, Ordering::Relaxed);
+            }
+            "limits.timeout" => {
+                self.timed_out.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    fn request_finished(&self, route: Route, status: u16, started: bool) {
+        if started {
+            self.in_flight.dec();
+        }
+        self.requests.inc((route.as_str(), status));
     }
 }
 
@@ -520,7 +531,7 @@ impl AuthFailureSummary {
 #[derive(Clone)]
 pub(crate) struct Admin {
     pub(crate) registry: Arc<Registry>,
-    pub(crate) authenticator: Arc<Authenticator>,
+    pub(crate) gatehouse: Gatehouse,
     pub(crate) store: Store,
 }
 
@@ -550,7 +561,7 @@ async fn metrics_handler(State(a): State<Admin>) -> Response {
 
 /// Ready when every issuer's keys are loaded and the database answers (within 2 s).
 async fn readyz(State(a): State<Admin>) -> Response {
-    let keys = a.authenticator.ready();
+    let keys = a.gatehouse.authenticator().ready();
     let database = matches!(
         tokio::time::timeout(Duration::from_secs(2), a.store.ping()).await,
         Ok(Ok(()))

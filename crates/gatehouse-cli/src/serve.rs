@@ -27,7 +27,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
-use crate::config::{LimitsConfig, TlsConfig};
+use gatehouse::settings::LimitSettings as LimitsConfig;
+
+use crate::config::TlsConfig;
 
 /// Connection-level settings.
 #[derive(Clone)]

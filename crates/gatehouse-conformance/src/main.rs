@@ -16,19 +16,11 @@ mod fixtures;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use gatehouse::ResourceUrl;
-use gatehouse::ScopeSet;
-use gatehouse::http::{Gatehouse, SessionBindingConfig};
-use gatehouse::policy::{ScopePolicy, ToolListMode};
-use gatehouse::verify::cache::{Authenticator, CacheConfig};
-use gatehouse::verify::chain::{ChainConfig, VerifierChain};
-use gatehouse::verify::jwt::JwtIssuerConfig;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use gatehouse::http::SessionBindingConfig;
+use gatehouse::{Gatehouse, ResourceUrl};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -70,64 +62,28 @@ async fn main() -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
 
     let resource = ResourceUrl::parse(&args.resource).context("--resource")?;
-    let chain = VerifierChain::start(
-        ChainConfig {
-            jwt_issuers: vec![JwtIssuerConfig::new(args.issuer.clone(), resource.as_str())],
-            introspection: vec![],
-            max_token_bytes: gatehouse::http::DEFAULT_MAX_TOKEN_BYTES,
-        },
-        cancel.clone(),
-    )
-    .await
-    .context("discovering the issuer's keys")?;
-    let authenticator = Arc::new(Authenticator::new(Arc::new(chain), CacheConfig::default()));
-    let policy = ScopePolicy::new(
-        ScopeSet::parse(&args.scope).context("--scope")?,
-        Default::default(),
-        Default::default(),
-        ToolListMode::All,
-    );
-
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .context("--listen")?;
     let addr = listener.local_addr()?;
     let gatehouse = Gatehouse::builder(resource)
-        .authorization_servers([args.issuer.clone()])
-        .authenticator(authenticator)
-        .policy(policy)
+        .jwt_issuer(args.issuer.clone())
+        .route_scopes(args.scope.clone())
         .resource_name("Gatehouse conformance fixtures")
         .listen_addr(addr)
         .allowed_hosts(args.allowed_host.clone())
         .allowed_origins(args.allowed_origin.clone())
-        .session_binding(SessionBindingConfig::default())
-        .build()
-        .context("configuring Gatehouse")?;
-    let config = gatehouse.configure_rmcp(
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(true)
-            .with_json_response(false)
-            .with_cancellation_token(cancel.child_token()),
-    );
+        .stateful_sessions(SessionBindingConfig::default())
+        .cancellation(cancel.clone())
+        .start()
+        .await
+        .context("configuring Gatehouse (discovering the issuer's keys)")?;
     let server = fixtures::Fixtures::new();
-    let mcp = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let app = gatehouse.router(mcp);
+    let app = gatehouse.mount(move || server.clone());
 
-    // TCP_NODELAY: SSE replies stall ~44 ms each without it (test-peers.md, rmcp facts).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     println!("READY url=http://{addr}/mcp");
     std::io::stdout().flush()?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    gatehouse::serve(listener, app, async move {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -19,6 +19,7 @@ pub mod mcp;
 pub mod observe;
 pub mod policy;
 pub mod resource;
+pub mod settings;
 pub mod tenancy;
 pub mod verify;
 

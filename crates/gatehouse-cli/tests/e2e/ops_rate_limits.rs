@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use gatehouse_cli::config::QuotaConfig;
+use gatehouse::settings::QuotaSettings as QuotaConfig;
 
 use super::stack::{Stack, tools_list};
 

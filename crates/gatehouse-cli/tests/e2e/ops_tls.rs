@@ -23,7 +23,11 @@ async fn serves_http1_and_http2_over_tls() {
         key_file: key_file.clone(),
     };
     let stack = Stack::start(move |c| {
-        c.server.resource = c.server.resource.replace("http://", "https://");
+        c.server.resource = c
+            .server
+            .resource
+            .as_ref()
+            .map(|r| r.replace("http://", "https://"));
         c.tls = Some(tls);
     })
     .await;

@@ -67,13 +67,13 @@ impl Stack {
         let dir = TempDir::new();
         let mut config = Config::default();
         config.server.listen = addr;
-        config.server.resource = url.clone();
+        config.server.resource = Some(url.clone());
         config.auth.issuers = vec![IssuerConfig::new(issuer.issuer().to_owned())];
         config.database.url = format!("sqlite://{}", dir.0.join("billing.db").display());
         config.database.seed_demo_data = true;
         config.admin.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut config);
-        let mut app = app::build(config).await.expect("build app");
+        let mut app = app::build(config, addr).await.expect("build app");
         let admin_url = app
             .bind_admin()
             .await

@@ -26,7 +26,8 @@ async fn default_mode_lists_every_tool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_mode_hides_tools_the_token_cannot_call() {
-    let stack = Stack::start(|c| c.policy.tools_list = "filter".into()).await;
+    let stack =
+        Stack::start(|c| c.policy.tools_list = gatehouse::settings::ToolsList::Filter).await;
     let read = stack.token("acme-reader", &[]);
     let write = stack.token("acme-writer", &[]);
     let names = stack

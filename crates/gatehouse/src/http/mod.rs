@@ -117,6 +117,15 @@ impl Gatehouse {
         self.chain.as_ref()
     }
 
+    /// Refusals of the rate limiter so far, by limit (zeros without one).
+    pub fn rate_limit_stats(&self) -> crate::policy::rate_limit::RateLimitStats {
+        self.shared
+            .rate_limiter
+            .as_ref()
+            .map(|r| r.stats())
+            .unwrap_or_default()
+    }
+
     /// True when MCP sessions are stateful ([`GatehouseBuilder::stateful_sessions`]).
     pub fn is_stateful(&self) -> bool {
         self.stateful

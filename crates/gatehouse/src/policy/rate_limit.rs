@@ -71,6 +71,11 @@ pub trait RateLimiter: Send + Sync + 'static {
 
     /// After authentication: may `caller` make this request?
     fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited>;
+
+    /// Refusals so far, by limit (for metrics). Default: none counted.
+    fn stats(&self) -> RateLimitStats {
+        RateLimitStats::default()
+    }
 }
 
 /// A quota: `burst` requests at once, refilled at `per_minute` requests per minute.
@@ -358,6 +363,10 @@ impl RateLimiter for GovernorRateLimiter {
         let client = caller.client_id.as_deref().or(caller.subject.as_deref());
         self.check(&caller.issuer, client, caller.tenant.as_deref())
     }
+
+    fn stats(&self) -> RateLimitStats {
+        GovernorRateLimiter::stats(self)
+    }
 }
 
 impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
@@ -369,6 +378,9 @@ impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
     }
     fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited> {
         (**self).check_caller(caller)
+    }
+    fn stats(&self) -> RateLimitStats {
+        (**self).stats()
     }
 }
 

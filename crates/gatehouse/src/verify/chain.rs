@@ -165,6 +165,13 @@ impl VerifierChain {
         self.jwt.get(issuer)
     }
 
+    /// The JWT verifiers, ordered by issuer.
+    pub fn jwt_verifiers(&self) -> Vec<&Arc<JwtVerifier>> {
+        let mut all: Vec<_> = self.jwt.values().collect();
+        all.sort_by(|a, b| a.issuer().cmp(b.issuer()));
+        all
+    }
+
     /// The introspection verifiers, in order.
     pub fn introspection_verifiers(&self) -> &[Arc<IntrospectionVerifier>] {
         &self.introspection

@@ -1,0 +1,673 @@
+//! Declarative configuration of a protected server: serde types for a configuration file (TOML,
+//! YAML, environment — whatever the application loads), and their translation into a
+//! [`GatehouseBuilder`] with errors that name the key at fault.
+//!
+//! An application embeds these sections in its own configuration (the `gatehouse` binary's
+//! `[server]`, `[auth]`, `[policy]`, `[tenancy]`, `[rate_limits]` and `[limits]` are exactly
+//! these types), then calls [`Settings::builder`]. Every field documents its default; anything
+//! that weakens a check is named `dangerous_*` and logs a warning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::caller::ScopeSet;
+use crate::http::{CorsConfig, GatehouseBuilder, RequestLimits, SessionBindingConfig};
+use crate::policy::rate_limit::{GovernorRateLimiter, RateLimitConfig, RateQuota};
+use crate::policy::{ScopeHierarchy, ToolListMode};
+use crate::resource::{ParseOptions, ResourceUrl};
+use crate::tenancy::Tenancy;
+use crate::verify::cache::CacheConfig;
+use crate::verify::introspection::{ClientAuthMethod, ClientSecret, IntrospectionConfig};
+use crate::verify::jwt::{JwtIssuerConfig, TypPolicy};
+use crate::{DEFAULT_MAX_TOKEN_BYTES, Gatehouse};
+
+/// A setting that parsed but is not acceptable. `key` is the dotted path (`auth.issuers[0].jwks_uri`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value for `{key}`: {message}")]
+pub struct SettingsError {
+    /// Dotted key path, e.g. `server.resource`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl SettingsError {
+    /// A [`SettingsError`] for `key`.
+    pub fn new(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Everything the library needs to protect a server, as configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The listener and the protected resource (`[server]`).
+    pub server: ServerSettings,
+    /// Who may issue tokens and how they are checked (`[auth]`).
+    pub auth: AuthSettings,
+    /// Which scopes each operation needs (`[policy]`).
+    pub policy: PolicySettings,
+    /// Where the caller's tenant comes from (`[tenancy]`).
+    pub tenancy: TenancySettings,
+    /// Rate limits (`[rate_limits]`).
+    pub rate_limits: RateLimitSettings,
+    /// Request and connection limits (`[limits]`).
+    pub limits: LimitSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on. Default `127.0.0.1:8080` (loopback: MCP transport spec, "bind to
+    /// 127.0.0.1 when running locally"). Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The canonical URL clients use to reach the MCP endpoint; tokens' `aud` must name it.
+    /// Default: `http://{listen}/mcp` when `listen` is a loopback address (with the bound port
+    /// when it is 0); required otherwise. Must be https outside loopback.
+    pub resource: Option<String>,
+    /// Human-readable name in the protected-resource metadata. Default: omitted.
+    pub resource_name: String,
+    /// Extra `Host` values accepted besides the resource URL's authority (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Extra `Origin` values accepted besides the resource URL's origin.
+    pub allowed_origins: Vec<String>,
+    /// Peer addresses (IP or CIDR) whose `X-Forwarded-Host`/`-Proto` are believed. Default: none.
+    pub trusted_proxies: Vec<String>,
+    /// Serve CORS headers for browser clients (origins from `allowed_origins`). Default off.
+    pub cors: bool,
+    /// `scopes_supported` in the metadata document. Default: every scope the policy names.
+    pub scopes_supported: Vec<String>,
+    /// Bind MCP sessions to the principal (stateful mode). Default false: stateless, any replica
+    /// can serve any request.
+    pub stateful_sessions: bool,
+    /// Largest accepted bearer token in bytes (edge, verifiers and cache). Default 16384.
+    pub max_token_bytes: usize,
+    /// Largest accepted request body in bytes. Default 4 MiB (rmcp's default).
+    pub max_body_bytes: usize,
+    /// Allow a plain-http resource URL on a non-loopback host. Default false (OAuth 2.1 §1.5);
+    /// only behind a TLS-terminating proxy. Logs a warning.
+    pub dangerous_allow_insecure_http: bool,
+    /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
+    /// Default 30.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            resource: None,
+            resource_name: String::new(),
+            allowed_hosts: vec![],
+            allowed_origins: vec![],
+            trusted_proxies: vec![],
+            cors: false,
+            scopes_supported: vec![],
+            stateful_sessions: false,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_body_bytes: crate::http::DEFAULT_MAX_BODY_BYTES,
+            dangerous_allow_insecure_http: false,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The validated resource URL, given the address the listener is bound to (which fills in
+    /// the default for a loopback listener, port 0 included).
+    pub fn resource_url(&self, bound: SocketAddr) -> Result<ResourceUrl, SettingsError> {
+        let text = match &self.resource {
+            Some(r) => r.clone(),
+            None if bound.ip().is_loopback() => format!("http://{bound}/mcp"),
+            None => {
+                return Err(SettingsError::new(
+                    "server.resource",
+                    "required when server.listen is not a loopback address (the https URL \
+                     clients use)",
+                ));
+            }
+        };
+        ResourceUrl::parse_with(
+            &text,
+            ParseOptions {
+                allow_trailing_slash: false,
+                dangerous_allow_insecure_http: self.dangerous_allow_insecure_http,
+            },
+        )
+        .map_err(|e| SettingsError::new("server.resource", e))
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Issuers of JWT access tokens (`[[auth.issuers]]`). At least one issuer or an
+    /// introspection endpoint is required.
+    pub issuers: Vec<IssuerSettings>,
+    /// RFC 7662 introspection for opaque tokens (`[[auth.introspection]]`).
+    pub introspection: Vec<IntrospectionSettings>,
+    /// Verified-token cache.
+    pub cache: CacheSettings,
+}
+
+/// One `[[auth.issuers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// The issuer identifier, compared byte-for-byte with `iss` and with the discovery document.
+    pub issuer: String,
+    /// JWKS URL. Default: discovered from RFC 8414 / OpenID Connect metadata of `issuer`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Accepted audiences. Default: the resource URL only.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowed signature algorithms. Default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Also accept header `typ: JWT` (Keycloak, Entra, Auth0 default dialect). Default false:
+    /// RFC 9068 §4 requires `at+jwt`.
+    #[serde(default)]
+    pub accept_typ_jwt: bool,
+    /// Also accept tokens without `typ` (Okta custom AS, Cognito). Default false.
+    #[serde(default)]
+    pub accept_missing_typ: bool,
+    /// Clock-skew leeway in seconds. Default 60, at most 300.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// Additional claims that carry scopes (e.g. Auth0 `permissions`).
+    #[serde(default)]
+    pub extra_scope_claims: Vec<String>,
+    /// An unknown `kid` triggers a key refresh at most this often, in seconds. Default 30, at
+    /// least 1: a flood of made-up key ids must not become a flood of JWKS fetches.
+    #[serde(default = "default_refresh_cooldown")]
+    pub jwks_refresh_cooldown_seconds: u64,
+    /// Deadline for one metadata or JWKS fetch, in seconds. Default 5.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
+    /// How long the last good keys stay in use while refreshes fail, in seconds; past it, tokens
+    /// of the issuer get `503`. Default 21600 (6 h).
+    #[serde(default = "default_max_staleness")]
+    pub jwks_max_staleness_seconds: u64,
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+fn default_refresh_cooldown() -> u64 {
+    30
+}
+fn default_fetch_timeout() -> u64 {
+    5
+}
+fn default_max_staleness() -> u64 {
+    6 * 3600
+}
+
+impl IssuerSettings {
+    /// An issuer entry with every option at its default (what a file with only `issuer = …`
+    /// gives).
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_uri: None,
+            audiences: vec![],
+            algorithms: vec![],
+            accept_typ_jwt: false,
+            accept_missing_typ: false,
+            leeway_seconds: default_leeway(),
+            extra_scope_claims: vec![],
+            jwks_refresh_cooldown_seconds: default_refresh_cooldown(),
+            fetch_timeout_seconds: default_fetch_timeout(),
+            jwks_max_staleness_seconds: default_max_staleness(),
+        }
+    }
+
+    fn to_config(
+        &self,
+        index: usize,
+        resource: &ResourceUrl,
+    ) -> Result<JwtIssuerConfig, SettingsError> {
+        let key = |field: &str| format!("auth.issuers[{index}].{field}");
+        let mut out = JwtIssuerConfig::new(self.issuer.clone(), resource.as_str());
+        if !self.audiences.is_empty() {
+            out.audiences = self.audiences.clone();
+        }
+        if let Some(uri) = &self.jwks_uri {
+            out.jwks_uri =
+                Some(url::Url::parse(uri).map_err(|e| SettingsError::new(key("jwks_uri"), e))?);
+        }
+        if !self.algorithms.is_empty() {
+            out.algorithms = self
+                .algorithms
+                .iter()
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        SettingsError::new(key("algorithms"), format!("unknown algorithm {a:?}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        out.typ = TypPolicy {
+            accept_jwt: self.accept_typ_jwt,
+            accept_missing: self.accept_missing_typ,
+        };
+        if self.leeway_seconds > 300 {
+            return Err(SettingsError::new(key("leeway_seconds"), "at most 300"));
+        }
+        out.leeway = Duration::from_secs(self.leeway_seconds);
+        out.extra_scope_claims = self.extra_scope_claims.clone();
+        for (field, v) in [
+            (
+                "jwks_refresh_cooldown_seconds",
+                self.jwks_refresh_cooldown_seconds,
+            ),
+            ("fetch_timeout_seconds", self.fetch_timeout_seconds),
+            (
+                "jwks_max_staleness_seconds",
+                self.jwks_max_staleness_seconds,
+            ),
+        ] {
+            if v == 0 {
+                return Err(SettingsError::new(key(field), "must be at least 1"));
+            }
+        }
+        out.jwks.min_refresh_interval = Duration::from_secs(self.jwks_refresh_cooldown_seconds);
+        out.jwks.max_staleness = Duration::from_secs(self.jwks_max_staleness_seconds);
+        out.fetch.timeout = Duration::from_secs(self.fetch_timeout_seconds);
+        Ok(out)
+    }
+}
+
+/// One `[[auth.introspection]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSettings {
+    /// The issuer whose opaque tokens this endpoint decides; `iss` in responses must match.
+    pub issuer: String,
+    /// Introspection endpoint. Default: discovered from the issuer's metadata.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// This resource server's client id at the authorization server.
+    pub client_id: String,
+    /// The client secret, from a file (preferred) …
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// … or from the environment variable of this name. Never inline in the file.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// `basic` (default, `client_secret_basic`) or `post` (`client_secret_post`).
+    #[serde(default = "default_auth_method")]
+    pub auth_method: String,
+    /// Accepted audiences in responses. Default: the resource URL.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Accept `active` responses without `aud`. Default false: a token minted for no resource is
+    /// not proof that it was minted for this one (MCP audience binding). Only for an
+    /// authorization server that audience-restricts introspection itself.
+    #[serde(default)]
+    pub dangerous_accept_missing_audience: bool,
+    /// Deadline for one introspection request, in seconds. Default 5.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
+}
+
+fn default_auth_method() -> String {
+    "basic".into()
+}
+
+impl IntrospectionSettings {
+    fn to_config(
+        &self,
+        index: usize,
+        resource: &ResourceUrl,
+    ) -> Result<IntrospectionConfig, SettingsError> {
+        let key = |field: &str| format!("auth.introspection[{index}].{field}");
+        let secret = match (&self.client_secret_file, &self.client_secret_env) {
+            (Some(path), None) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|e| {
+                    SettingsError::new(
+                        key("client_secret_file"),
+                        format!("{}: {e}", path.display()),
+                    )
+                })?,
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                SettingsError::new(
+                    key("client_secret_env"),
+                    format!("environment variable {var} is not set"),
+                )
+            })?,
+            _ => {
+                return Err(SettingsError::new(
+                    key("client_secret_file"),
+                    "set exactly one of client_secret_file or client_secret_env",
+                ));
+            }
+        };
+        let mut out = IntrospectionConfig::new(
+            self.issuer.clone(),
+            self.client_id.clone(),
+            ClientSecret::new(secret),
+            resource.as_str(),
+        );
+        if let Some(endpoint) = &self.endpoint {
+            out.endpoint = Some(
+                url::Url::parse(endpoint).map_err(|e| SettingsError::new(key("endpoint"), e))?,
+            );
+        }
+        out.auth_method = match self.auth_method.as_str() {
+            "basic" => ClientAuthMethod::ClientSecretBasic,
+            "post" => ClientAuthMethod::ClientSecretPost,
+            other => {
+                return Err(SettingsError::new(
+                    key("auth_method"),
+                    format!("expected \"basic\" or \"post\", got {other:?}"),
+                ));
+            }
+        };
+        if !self.audiences.is_empty() {
+            out.audiences = self.audiences.clone();
+        }
+        if self.fetch_timeout_seconds == 0 {
+            return Err(SettingsError::new(
+                key("fetch_timeout_seconds"),
+                "must be at least 1",
+            ));
+        }
+        out.fetch.timeout = Duration::from_secs(self.fetch_timeout_seconds);
+        out.dangerous_accept_missing_audience = self.dangerous_accept_missing_audience;
+        Ok(out)
+    }
+}
+
+/// `[auth.cache]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Maximum number of verified tokens kept. Default 10000 (about 2 KB each when full; a token
+    /// that falls out is only verified again).
+    pub max_entries: u64,
+    /// Longest time a verification result is reused, in seconds, even if the token lives
+    /// longer. For introspected tokens (at most 60 s) this is the revocation window. Default 300.
+    pub max_ttl_seconds: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: CacheConfig::default().max_entries,
+            max_ttl_seconds: 300,
+        }
+    }
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// Scopes every request to the MCP endpoint needs. Default: none.
+    pub route_scopes: Vec<String>,
+    /// Extra scopes per tool: `void_invoice = ["invoices:write"]`.
+    pub tools: BTreeMap<String, Vec<String>>,
+    /// Scope hierarchy: `"invoices:write" = ["invoices:read"]` (write implies read).
+    pub hierarchy: BTreeMap<String, Vec<String>>,
+    /// `all` (default: every tool is listed so clients can discover what to step up to) or
+    /// `filter` (hide tools the caller's scopes cannot call).
+    pub tools_list: ToolsList,
+}
+
+/// `policy.tools_list`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolsList {
+    /// Every tool.
+    #[default]
+    All,
+    /// Only the tools the caller's scopes allow.
+    Filter,
+}
+
+/// `[tenancy]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenancySettings {
+    /// The claim that names the caller's tenant. Default: none (no tenant from tokens).
+    pub claim: String,
+    /// Tenant of client-credentials clients whose tokens carry no tenant claim.
+    pub clients: HashMap<String, String>,
+}
+
+/// `[rate_limits]`: each quota is `{ per_minute = N, burst = M }`; absent (or `per_minute = 0`)
+/// means no limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Per OAuth client (client id, else subject) of the verified token.
+    pub per_client: Option<QuotaSettings>,
+    /// Per tenant (as resolved after authentication).
+    pub per_tenant: Option<QuotaSettings>,
+    /// Failed authentications (malformed or refused tokens) per source address; over it, the
+    /// address gets `429` before its tokens are verified. Default 60 per minute, burst 20.
+    pub failed_auth_per_address: Option<QuotaSettings>,
+    /// Most keys tracked per limit (bounded memory). Default 100000.
+    pub max_keys: usize,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_client: None,
+            per_tenant: None,
+            failed_auth_per_address: Some(QuotaSettings {
+                per_minute: 60,
+                burst: 20,
+            }),
+            max_keys: 100_000,
+        }
+    }
+}
+
+/// A rate quota.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+impl RateLimitSettings {
+    /// The in-memory limiter these settings describe, `None` when every limit is off.
+    pub fn limiter(&self) -> Result<Option<Arc<GovernorRateLimiter>>, SettingsError> {
+        // `per_minute = 0` switches a limit off (a default can only be removed by a value).
+        let quota = |q: Option<QuotaSettings>| {
+            q.filter(|q| q.per_minute > 0).map(|q| RateQuota {
+                per_minute: q.per_minute,
+                burst: q.burst,
+            })
+        };
+        let c = RateLimitConfig {
+            per_client: quota(self.per_client),
+            per_tenant: quota(self.per_tenant),
+            failed_auth_per_address: quota(self.failed_auth_per_address),
+            max_keys: self.max_keys,
+        };
+        if c.per_client.is_none() && c.per_tenant.is_none() && c.failed_auth_per_address.is_none() {
+            return Ok(None);
+        }
+        GovernorRateLimiter::new(&c)
+            .map(|l| Some(Arc::new(l)))
+            .map_err(|e| SettingsError::new("rate_limits", e))
+    }
+}
+
+/// `[limits]`. Body and token sizes are `server.max_body_bytes` / `server.max_token_bytes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest request head (request line + headers) in bytes; larger gets `431` (HTTP/1.1) or
+    /// a stream reset (HTTP/2). Default 16384, at least 8192 (hyper's floor). Applied by the
+    /// listener.
+    pub max_header_bytes: usize,
+    /// Time a client has to send its complete request head (slowloris). Default 10 s. Applied by
+    /// the listener.
+    pub header_read_timeout_seconds: u64,
+    /// Time from request head to response head; past it the request gets `408`. Default 30 s.
+    pub request_timeout_seconds: u64,
+    /// Requests processed at once; more get `503` + `Retry-After` at once (no queueing).
+    /// Default 1024.
+    pub max_concurrent_requests: usize,
+    /// Time a TLS client has to complete its handshake. Default 10 s. Applied by the listener.
+    pub tls_handshake_timeout_seconds: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            max_concurrent_requests: 1024,
+            tls_handshake_timeout_seconds: 10,
+        }
+    }
+}
+
+impl LimitSettings {
+    /// Checks the values (each names its key).
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.max_header_bytes < 8192 {
+            return Err(SettingsError::new(
+                "limits.max_header_bytes",
+                "at least 8192",
+            ));
+        }
+        for (key, v) in [
+            (
+                "limits.header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
+            (
+                "limits.request_timeout_seconds",
+                self.request_timeout_seconds,
+            ),
+            (
+                "limits.tls_handshake_timeout_seconds",
+                self.tls_handshake_timeout_seconds,
+            ),
+        ] {
+            if v == 0 {
+                return Err(SettingsError::new(key, "must be at least 1"));
+            }
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err(SettingsError::new(
+                "limits.max_concurrent_requests",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// A builder configured from these settings, for a listener bound to `bound`. Call
+    /// [`GatehouseBuilder::start`] on it (after adding observers, enrichers, …). Errors name the
+    /// key at fault.
+    pub fn builder(&self, bound: SocketAddr) -> Result<GatehouseBuilder, SettingsError> {
+        let resource = self.server.resource_url(bound)?;
+        self.limits.validate()?;
+        let auth = &self.auth;
+        if auth.issuers.is_empty() && auth.introspection.is_empty() {
+            return Err(SettingsError::new(
+                "auth",
+                "configure at least one [[auth.issuers]] or [[auth.introspection]]",
+            ));
+        }
+        let s = &self.server;
+        let mut b = Gatehouse::builder(resource.clone())
+            .listen_addr(bound)
+            .allowed_hosts(s.allowed_hosts.clone())
+            .allowed_origins(s.allowed_origins.clone())
+            .trusted_proxies(s.trusted_proxies.clone())
+            .max_token_bytes(s.max_token_bytes)
+            .max_body_bytes(s.max_body_bytes)
+            .cache(CacheConfig {
+                max_entries: auth.cache.max_entries,
+                max_ttl: Duration::from_secs(auth.cache.max_ttl_seconds),
+                max_ttl_introspected: Duration::from_secs(auth.cache.max_ttl_seconds.min(60)),
+                ..CacheConfig::default()
+            })
+            .request_limits(RequestLimits {
+                max_concurrent_requests: self.limits.max_concurrent_requests,
+                request_timeout: Duration::from_secs(self.limits.request_timeout_seconds),
+            });
+        if !s.resource_name.is_empty() {
+            b = b.resource_name(s.resource_name.clone());
+        }
+        if !s.scopes_supported.is_empty() {
+            b = b.scopes_supported(s.scopes_supported.clone());
+        }
+        if s.cors {
+            b = b.cors(CorsConfig::new(s.allowed_origins.clone()));
+        }
+        if s.stateful_sessions {
+            b = b.stateful_sessions(SessionBindingConfig::default());
+        }
+        for (i, issuer) in auth.issuers.iter().enumerate() {
+            b = b.jwt_issuer_config(issuer.to_config(i, &resource)?);
+        }
+        for (i, section) in auth.introspection.iter().enumerate() {
+            b = b.introspection(section.to_config(i, &resource)?);
+        }
+
+        let p = &self.policy;
+        // Checked here as well as by the builder, so that the error names the key.
+        ScopeSet::parse(&p.route_scopes)
+            .map_err(|e| SettingsError::new("policy.route_scopes", e))?;
+        for (tool, scopes) in &p.tools {
+            ScopeSet::parse(scopes)
+                .map_err(|e| SettingsError::new(format!("policy.tools.{tool}"), e))?;
+        }
+        ScopeHierarchy::new(p.hierarchy.iter())
+            .map_err(|e| SettingsError::new("policy.hierarchy", e))?;
+        ScopeSet::parse(&s.scopes_supported)
+            .map_err(|e| SettingsError::new("server.scopes_supported", e))?;
+        b = b
+            .route_scopes(p.route_scopes.clone())
+            .tools_list(match p.tools_list {
+                ToolsList::All => ToolListMode::All,
+                ToolsList::Filter => ToolListMode::FilterByScope,
+            });
+        for (tool, scopes) in &p.tools {
+            b = b.tool_scopes(tool.clone(), scopes.clone());
+        }
+        for (parent, children) in &p.hierarchy {
+            b = b.scope_implies(parent.clone(), children.clone());
+        }
+
+        if !self.tenancy.claim.is_empty() {
+            b = b.tenant_claim(self.tenancy.claim.clone());
+        }
+        let tenancy = Tenancy::from_client_map(self.tenancy.clients.iter())
+            .map_err(|e| SettingsError::new("tenancy.clients", e))?;
+        b = b.tenancy(tenancy);
+        if let Some(limiter) = self.rate_limits.limiter()? {
+            b = b.rate_limiter(limiter);
+        }
+        Ok(b)
+    }
+}
