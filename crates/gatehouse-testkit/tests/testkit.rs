@@ -522,6 +522,22 @@ async fn introspect(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// An authenticated introspection request from a client that gives up after 200 ms; the
+/// server must not answer in time.
+async fn introspect_giving_up(ts: &TestAuthServer, token: &str) -> reqwest::Error {
+    let (id, secret) = ts.introspection_client();
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap()
+        .post(ts.introspection_endpoint())
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn introspection_is_programmable_and_authenticated() {
     let ts = TestAuthServer::builder()
@@ -633,17 +649,7 @@ async fn introspection_raw_answers_and_hang() {
 
     // Hang: the client gives up on its own; the request arrived and was recorded.
     ts.set_introspection_hang(true);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let err = client
-        .post(ts.introspection_endpoint())
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", "hung")])
-        .send()
-        .await
-        .unwrap_err();
+    let err = introspect_giving_up(&ts, "hung").await;
     assert!(err.is_timeout(), "{err}");
     assert_eq!(
         ts.last_introspection_request().unwrap().token.as_deref(),
@@ -686,17 +692,7 @@ async fn introspection_down_and_delay() {
     // A delay longer than the client's timeout makes the client time out; the call still
     // reached the server (counted), which is what timeout tests need.
     ts.set_introspection_delay(Duration::from_secs(30));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let err = client
-        .post(ts.introspection_endpoint())
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", "t")])
-        .send()
-        .await
-        .unwrap_err();
+    let err = introspect_giving_up(&ts, "t").await;
     assert!(err.is_timeout(), "{err}");
     ts.wait_for_introspection_calls(3).await;
     assert_eq!(ts.introspection_calls(), 3);
