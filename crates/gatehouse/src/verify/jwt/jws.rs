@@ -123,20 +123,20 @@ impl<'de> Deserialize<'de> for UniqueMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::test_support::b64;
+    use gatehouse_testkit::b64url;
 
     #[test]
     fn jws_shape_detection() {
         assert!(looks_like_jws(&format!(
             "{}.e30.sig",
-            b64(br#"{"alg":"RS256"}"#)
+            b64url(br#"{"alg":"RS256"}"#)
         )));
         assert!(!looks_like_jws("opaque-token-value"));
         assert!(!looks_like_jws("a.b.c"));
         // Auth0-style JWE: five segments.
         assert!(!looks_like_jws(&format!(
             "{}.a.b.c.d",
-            b64(br#"{"alg":"dir","enc":"A256GCM"}"#)
+            b64url(br#"{"alg":"dir","enc":"A256GCM"}"#)
         )));
     }
 }

@@ -1,8 +1,10 @@
-//! Tests of the JWT verifier against a mock identity provider: the checks of [`super`] in
-//! order (header, claims, key, signature), key rotation, configuration and discovery errors.
+//! Tests of the JWT verifier against a test authorization server (gatehouse-testkit): the checks
+//! of [`super`] in order (header, claims, key, signature), key rotation, configuration and
+//! discovery errors.
 
 use std::time::Duration;
 
+use gatehouse_testkit::{Alg, AttackerServer, TestAuthServer, TestKey, TokenBuilder, b64url, now};
 use serde_json::json;
 use url::Url;
 
@@ -10,26 +12,59 @@ use super::*;
 use crate::verify::UnavailableReason;
 use crate::verify::discovery::DiscoveryError;
 use crate::verify::fetch::FetchError;
-use crate::verify::test_support::{MockIdp, TestKey, b64, now, sign_hs256, signing_input};
 
 const AUD: &str = "https://mcp.example/mcp";
 
 struct Fixture {
-    idp: MockIdp,
+    ts: TestAuthServer,
     key: TestKey,
     verifier: JwtVerifier,
 }
 
+impl Fixture {
+    /// A valid token signed by the issuer's RSA key `k1` (RS256), to be edited.
+    fn token(&self) -> TokenBuilder {
+        self.ts.token().key(&self.key)
+    }
+}
+
+/// An RSA key with this `kid`.
+fn rsa(kid: &str) -> TestKey {
+    TestKey::generate(Alg::RS256).with_kid(kid)
+}
+
+/// An issuer publishing exactly `keys`, without `alg` (so an RSA key serves every RSA
+/// algorithm), whose tokens say `aud: AUD`, `sub: user-1`, `client_id: client-1`.
+async fn server(keys: Vec<TestKey>) -> TestAuthServer {
+    let ts = TestAuthServer::builder()
+        .audience(AUD)
+        .subject("user-1")
+        .client_id("client-1")
+        .keys(keys)
+        .start()
+        .await;
+    ts.set_jwks_omit_alg(true);
+    ts
+}
+
+fn jwks_url(ts: &TestAuthServer) -> Url {
+    ts.jwks_uri().parse().unwrap()
+}
+
 async fn fixture_with(edit: impl FnOnce(&mut JwtIssuerConfig)) -> Fixture {
-    let idp = MockIdp::start().await;
-    let key = TestKey::rsa(0, "k1");
-    idp.set_keys(&[&key, &TestKey::ec256("ec1"), &TestKey::ed25519("ed1")]);
-    let mut config = JwtIssuerConfig::new(idp.issuer(), AUD);
-    config.jwks_uri = Some(idp.jwks_url());
+    let key = rsa("k1");
+    let ts = server(vec![
+        key.clone(),
+        TestKey::generate(Alg::ES256).with_kid("ec1"),
+        TestKey::generate(Alg::EdDSA).with_kid("ed1"),
+    ])
+    .await;
+    let mut config = JwtIssuerConfig::new(ts.issuer(), AUD);
+    config.jwks_uri = Some(jwks_url(&ts));
     edit(&mut config);
     let verifier = JwtVerifier::discover(config).await.unwrap();
     assert!(verifier.ready());
-    Fixture { idp, key, verifier }
+    Fixture { ts, key, verifier }
 }
 
 async fn fixture() -> Fixture {
@@ -51,34 +86,33 @@ async fn expect(v: &JwtVerifier, token: &str, want: Result<(), VerifyError>) {
 #[tokio::test]
 async fn valid_tokens_for_each_key_type() {
     // E8: RS256, PS256, ES256, EdDSA all verify with their JWKS key.
-    let idp = MockIdp::start().await;
-    let rsa = TestKey::rsa(0, "rsa");
-    let ec = TestKey::ec256("ec");
-    let ed = TestKey::ed25519("ed");
-    idp.set_keys(&[&rsa, &ec, &ed]);
-    let mut config = JwtIssuerConfig::new(idp.issuer(), AUD);
-    config.jwks_uri = Some(idp.jwks_url());
+    let rsa = rsa("rsa");
+    let ec = TestKey::generate(Alg::ES256).with_kid("ec");
+    let ed = TestKey::generate(Alg::EdDSA).with_kid("ed");
+    let ts = server(vec![rsa.clone(), ec.clone(), ed.clone()]).await;
+    let mut config = JwtIssuerConfig::new(ts.issuer(), AUD);
+    config.jwks_uri = Some(jwks_url(&ts));
     config.tenant_claim = Some("tid".into());
     let v = JwtVerifier::discover(config).await.unwrap();
-    let mut claims = idp.claims(AUD);
-    claims["tid"] = json!("tenant-7");
-    for (key, alg) in [
-        (&rsa, "RS256"),
-        (&rsa, "RS384"),
-        (&rsa, "RS512"),
-        (&rsa, "PS256"),
-        (&rsa, "PS512"),
-        (&ec, "ES256"),
-        (&ed, "EdDSA"),
+    for key in [
+        rsa.clone().with_alg(Alg::RS256),
+        rsa.clone().with_alg(Alg::RS384),
+        rsa.clone().with_alg(Alg::RS512),
+        rsa.clone().with_alg(Alg::PS256),
+        rsa.clone().with_alg(Alg::PS512),
+        ec.clone(),
+        ed.clone(),
     ] {
-        let token = key.sign(
-            &json!({"alg": alg, "typ": "at+jwt", "kid": key.kid}),
-            &claims,
-        );
-        let caller = check(&v, &token)
+        let alg = key.alg();
+        let token = ts
+            .token()
+            .key(&key)
+            .claim("tid", "tenant-7")
+            .claim("jti", "j-1");
+        let caller = check(&v, &token.sign())
             .await
             .unwrap_or_else(|e| panic!("{alg}: {e:?}"));
-        assert_eq!(caller.issuer.as_ref(), idp.issuer());
+        assert_eq!(caller.issuer.as_ref(), ts.issuer());
         assert_eq!(caller.subject.as_deref(), Some("user-1"));
         assert_eq!(caller.client_id.as_deref(), Some("client-1"));
         assert_eq!(caller.tenant.as_deref(), Some("tenant-7"));
@@ -88,7 +122,10 @@ async fn valid_tokens_for_each_key_type() {
         );
         assert_eq!(caller.audiences, [AUD]);
         assert_eq!(caller.kind, TokenKind::Jwt);
-        assert_eq!(caller.expires_at_unix(), claims["exp"].as_u64().unwrap());
+        assert_eq!(
+            caller.expires_at_unix(),
+            token.claims_json()["exp"].as_u64().unwrap()
+        );
         assert_eq!(caller.claims["jti"], "j-1");
     }
     assert_eq!(v.jwks().unwrap().fetch_count(), 1);
@@ -98,24 +135,14 @@ async fn valid_tokens_for_each_key_type() {
 async fn alg_none_and_unknown_algs_refused() {
     // E8 / E14: `none` is never consumed.
     let f = fixture().await;
-    let claims = f.idp.claims(AUD);
-    let none = format!(
-        "{}.",
-        signing_input(&json!({"alg": "none", "typ": "at+jwt"}), &claims)
-    );
+    let none = f.token().no_kid().sign_alg_none();
     expect(
         &f.verifier,
         &none,
         invalid(InvalidReason::AlgorithmNotAllowed),
     )
     .await;
-    let none_kid = format!(
-        "{}.",
-        signing_input(
-            &json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}),
-            &claims
-        )
-    );
+    let none_kid = f.token().sign_alg_none();
     expect(
         &f.verifier,
         &none_kid,
@@ -123,15 +150,11 @@ async fn alg_none_and_unknown_algs_refused() {
     )
     .await;
     for alg in ["None", "NONE", "RSA-OAEP", "ES512", "", "HS256 "] {
-        let t = f
-            .key
-            .sign(&json!({"alg": alg, "typ": "at+jwt", "kid": "k1"}), &claims);
+        let t = f.token().header_alg(alg).sign();
         expect(&f.verifier, &t, invalid(InvalidReason::AlgorithmNotAllowed)).await;
     }
     // alg of the wrong JSON type: malformed header.
-    let t = f
-        .key
-        .sign(&json!({"alg": 256, "typ": "at+jwt", "kid": "k1"}), &claims);
+    let t = f.token().header("alg", 256).sign();
     expect(&f.verifier, &t, invalid(InvalidReason::Malformed)).await;
 }
 
@@ -139,16 +162,14 @@ async fn alg_none_and_unknown_algs_refused() {
 async fn hs256_with_rsa_public_key_as_secret_refused() {
     // E14: the classic RS256→HS256 key confusion.
     let f = fixture().await;
-    let claims = f.idp.claims(AUD);
-    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"});
-    let der = f.key.rsa_public_der();
-    let t = sign_hs256(&header, &claims, &der);
+    let der = f.key.rsa_public_key_pkcs1_der().unwrap();
+    let t = f.token().hs256(der).sign();
     expect(&f.verifier, &t, invalid(InvalidReason::AlgorithmNotAllowed)).await;
     // Also with the JWK JSON and the modulus as "secret".
-    let jwk = serde_json::to_vec(&f.key.jwk(None)).unwrap();
+    let jwk = serde_json::to_vec(&f.key.public_jwk_without_alg()).unwrap();
     expect(
         &f.verifier,
-        &sign_hs256(&header, &claims, &jwk),
+        &f.token().hs256(jwk).sign(),
         invalid(InvalidReason::AlgorithmNotAllowed),
     )
     .await;
@@ -157,32 +178,28 @@ async fn hs256_with_rsa_public_key_as_secret_refused() {
 #[tokio::test]
 async fn hmac_only_with_configured_secret() {
     let secret = b"0123456789abcdef0123456789abcdef".to_vec();
-    let idp = MockIdp::start().await;
-    let rsa = TestKey::rsa(0, "k1");
-    idp.set_keys(&[&rsa]);
-    let mut config = JwtIssuerConfig::new(idp.issuer(), AUD);
-    config.jwks_uri = Some(idp.jwks_url());
+    let rsa = rsa("k1");
+    let ts = server(vec![rsa.clone()]).await;
+    let mut config = JwtIssuerConfig::new(ts.issuer(), AUD);
+    config.jwks_uri = Some(jwks_url(&ts));
     config.algorithms = vec![Algorithm::HS256, Algorithm::RS256];
     config.dangerous_allow_hmac_secret = Some(HmacSecret::new(secret.clone()).unwrap());
     assert!(!format!("{config:?}").contains("0123456789"));
     let v = JwtVerifier::discover(config).await.unwrap();
-    let claims = idp.claims(AUD);
-    let header = json!({"alg": "HS256", "typ": "at+jwt"});
-    check(&v, &sign_hs256(&header, &claims, &secret))
-        .await
-        .unwrap();
+    let hs256 = ts.token().hs256(secret.clone()).no_kid().sign();
+    check(&v, &hs256).await.unwrap();
     // The RSA public key is never an HMAC secret, even when HS256 is allowed.
-    let forged = sign_hs256(
-        &json!({"alg": "HS256", "typ": "at+jwt", "kid": "k1"}),
-        &claims,
-        &rsa.rsa_public_der(),
-    );
+    let forged = ts
+        .token()
+        .key(&rsa)
+        .hs256(rsa.rsa_public_key_pkcs1_der().unwrap())
+        .sign();
     expect(&v, &forged, invalid(InvalidReason::BadSignature)).await;
-    check(&v, &rsa.token(&claims)).await.unwrap();
+    check(&v, &ts.token().key(&rsa).sign()).await.unwrap();
 
     // Configuration mistakes are caught.
-    let mut c = JwtIssuerConfig::new(idp.issuer(), AUD);
-    c.jwks_uri = Some(idp.jwks_url());
+    let mut c = JwtIssuerConfig::new(ts.issuer(), AUD);
+    c.jwks_uri = Some(jwks_url(&ts));
     c.algorithms = vec![Algorithm::HS256];
     assert!(matches!(
         JwtVerifier::new(c.clone()),
@@ -204,17 +221,13 @@ async fn hmac_only_with_configured_secret() {
 async fn key_type_confusion_refused() {
     // An RS256 header naming the EC key's kid: the key's algorithm set decides.
     let f = fixture().await;
-    let claims = f.idp.claims(AUD);
-    let t = f.key.sign(
-        &json!({"alg": "RS256", "typ": "at+jwt", "kid": "ec1"}),
-        &claims,
-    );
+    let t = f.token().kid("ec1").sign();
     expect(&f.verifier, &t, invalid(InvalidReason::AlgorithmNotAllowed)).await;
     // A correct header but signed by another RSA key: bad signature.
-    let other = TestKey::rsa(1, "k1");
+    let other = rsa("k1");
     expect(
         &f.verifier,
-        &other.token(&claims),
+        &f.token().key(&other).sign(),
         invalid(InvalidReason::BadSignature),
     )
     .await;
@@ -223,21 +236,24 @@ async fn key_type_confusion_refused() {
 #[tokio::test]
 async fn unknown_kid_then_rotation() {
     let f = fixture_with(|c| c.jwks.min_refresh_interval = Duration::ZERO).await;
-    let claims = f.idp.claims(AUD);
-    let new_key = TestKey::rsa(1, "k2");
+    let new_key = rsa("k2");
     // E8: a key the issuer does not publish → refresh once → 401.
     expect(
         &f.verifier,
-        &new_key.token(&claims),
+        &f.token().key(&new_key).sign(),
         invalid(InvalidReason::UnknownKey),
     )
     .await;
     assert_eq!(f.verifier.jwks().unwrap().fetch_count(), 2);
     // Rotation: published now → accepted after exactly one more refresh.
-    f.idp.set_keys(&[&f.key, &new_key]);
-    check(&f.verifier, &new_key.token(&claims)).await.unwrap();
+    f.ts.set_keys(vec![f.key.clone(), new_key.clone()]);
+    check(&f.verifier, &f.token().key(&new_key).sign())
+        .await
+        .unwrap();
     assert_eq!(f.verifier.jwks().unwrap().fetch_count(), 3);
-    check(&f.verifier, &new_key.token(&claims)).await.unwrap();
+    check(&f.verifier, &f.token().key(&new_key).sign())
+        .await
+        .unwrap();
     assert_eq!(f.verifier.jwks().unwrap().fetch_count(), 3);
 }
 
@@ -245,9 +261,9 @@ async fn unknown_kid_then_rotation() {
 async fn thousand_concurrent_verifications_after_rotation_fetch_once() {
     // peers.md gap 6: N concurrent callers with a new kid share one JWKS fetch.
     let f = fixture_with(|c| c.jwks.min_refresh_interval = Duration::ZERO).await;
-    let new_key = TestKey::rsa(1, "k2");
-    f.idp.set_keys(&[&f.key, &new_key]);
-    let token = AccessToken::new(new_key.token(&f.idp.claims(AUD)));
+    let new_key = rsa("k2");
+    f.ts.set_keys(vec![f.key.clone(), new_key.clone()]);
+    let token = AccessToken::new(f.token().key(&new_key).sign());
     let verifier = Arc::new(f.verifier);
     let gate = Arc::new(tokio::sync::Barrier::new(1000));
     let tasks: Vec<_> = (0..1000)
@@ -267,14 +283,13 @@ async fn thousand_concurrent_verifications_after_rotation_fetch_once() {
         2,
         "initial load + one refresh"
     );
-    assert_eq!(f.idp.jwks_hits(), 2);
+    assert_eq!(f.ts.jwks_fetches(), 2);
 }
 
 #[tokio::test]
 async fn odd_kids_are_just_unknown() {
     // E14: kid with path or quote characters matches nothing; no panic, no file access.
     let f = fixture().await;
-    let claims = f.idp.claims(AUD);
     for kid in [
         "../../../../etc/passwd",
         "k1' OR '1'='1",
@@ -282,16 +297,10 @@ async fn odd_kids_are_just_unknown() {
         "k1/../k1",
         "%2e%2e",
     ] {
-        let t = f.key.sign(
-            &json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}),
-            &claims,
-        );
+        let t = f.token().kid(kid).sign();
         expect(&f.verifier, &t, invalid(InvalidReason::UnknownKey)).await;
     }
-    let t = f.key.sign(
-        &json!({"alg": "RS256", "typ": "at+jwt", "kid": ["k1"]}),
-        &claims,
-    );
+    let t = f.token().header("kid", json!(["k1"])).sign();
     expect(&f.verifier, &t, invalid(InvalidReason::Malformed)).await;
 }
 
@@ -299,39 +308,33 @@ async fn odd_kids_are_just_unknown() {
 async fn issuer_checks() {
     // E6 / A23 / A30.
     let f = fixture().await;
-    let mut claims = f.idp.claims(AUD);
-    claims["iss"] = json!("https://other.example");
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &f.token().iss("https://other.example").sign(),
         invalid(InvalidReason::IssuerMismatch),
     )
     .await;
-    claims["iss"] = json!(format!("{}/", f.idp.issuer()));
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &f.token().iss(&format!("{}/", f.ts.issuer())).sign(),
         invalid(InvalidReason::IssuerMismatch),
     )
     .await;
-    claims["iss"] = json!(f.idp.issuer().to_uppercase());
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &f.token().iss(&f.ts.issuer().to_uppercase()).sign(),
         invalid(InvalidReason::IssuerMismatch),
     )
     .await;
-    claims["iss"] = json!([f.idp.issuer()]);
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &f.token().claim("iss", json!([f.ts.issuer()])).sign(),
         invalid(InvalidReason::MissingClaim),
     )
     .await;
-    claims.as_object_mut().unwrap().remove("iss");
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &f.token().without("iss").sign(),
         invalid(InvalidReason::MissingClaim),
     )
     .await;
@@ -341,11 +344,10 @@ async fn issuer_checks() {
 async fn key_of_issuer_x_never_validates_a_token_claiming_y() {
     // RFC 8725 §3.8: X's verifier refuses a token that says iss=Y even when signed by X's key.
     let x = fixture().await;
-    let y = MockIdp::start().await;
-    let claims_y = y.claims(AUD);
+    let y = server(vec![TestKey::generate(Alg::ES256)]).await;
     expect(
         &x.verifier,
-        &x.key.token(&claims_y),
+        &y.token().key(&x.key).sign(),
         invalid(InvalidReason::IssuerMismatch),
     )
     .await;
@@ -355,49 +357,47 @@ async fn key_of_issuer_x_never_validates_a_token_claiming_y() {
 async fn audience_checks() {
     // E7 / A22.
     let f = fixture().await;
-    let mut claims = f.idp.claims(AUD);
-    claims["aud"] = json!("https://other.example/mcp");
+    let with_aud = |aud: Value| f.token().aud(aud).sign();
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &with_aud(json!("https://other.example/mcp")),
         invalid(InvalidReason::AudienceMismatch),
     )
     .await;
-    claims["aud"] = json!(["https://other.example", AUD]);
-    let c = check(&f.verifier, &f.key.token(&claims)).await.unwrap();
+    let c = check(
+        &f.verifier,
+        &with_aud(json!(["https://other.example", AUD])),
+    )
+    .await
+    .unwrap();
     assert_eq!(c.audiences, ["https://other.example", AUD]);
-    claims["aud"] = json!(["https://other.example"]);
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &with_aud(json!(["https://other.example"])),
         invalid(InvalidReason::AudienceMismatch),
     )
     .await;
-    claims["aud"] = json!([]);
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &with_aud(json!([])),
         invalid(InvalidReason::MissingClaim),
     )
     .await;
-    claims["aud"] = json!([AUD, 7]);
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &with_aud(json!([AUD, 7])),
         invalid(InvalidReason::MissingClaim),
     )
     .await;
-    claims["aud"] = json!(format!("{AUD}/"));
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &with_aud(json!(format!("{AUD}/"))),
         invalid(InvalidReason::AudienceMismatch),
     )
     .await;
-    claims.as_object_mut().unwrap().remove("aud");
     expect(
         &f.verifier,
-        &f.key.token(&claims),
+        &f.token().without("aud").sign(),
         invalid(InvalidReason::MissingClaim),
     )
     .await;
@@ -408,11 +408,7 @@ async fn time_checks() {
     // E9 and A21.
     let f = fixture().await;
     let n = now();
-    let with = |k: &str, v: Value| {
-        let mut c = f.idp.claims(AUD);
-        c[k] = v;
-        f.key.token(&c)
-    };
+    let with = |k: &str, v: Value| f.token().claim(k, v).sign();
     expect(
         &f.verifier,
         &with("exp", json!(n - 600)),
@@ -453,11 +449,9 @@ async fn time_checks() {
     check(&f.verifier, &with("exp", json!((n + 600) as f64 + 0.5)))
         .await
         .unwrap();
-    let mut c = f.idp.claims(AUD);
-    c.as_object_mut().unwrap().remove("exp");
     expect(
         &f.verifier,
-        &f.key.token(&c),
+        &f.token().without("exp").sign(),
         invalid(InvalidReason::MissingClaim),
     )
     .await;
@@ -472,16 +466,14 @@ async fn time_checks() {
 #[tokio::test]
 async fn leeway_is_configurable_and_bounded() {
     let f = fixture_with(|c| c.leeway = Duration::ZERO).await;
-    let mut c = f.idp.claims(AUD);
-    c["exp"] = json!(now() - 5);
     expect(
         &f.verifier,
-        &f.key.token(&c),
+        &f.token().exp(now() - 5).sign(),
         invalid(InvalidReason::Expired),
     )
     .await;
-    let mut bad = JwtIssuerConfig::new(f.idp.issuer(), AUD);
-    bad.jwks_uri = Some(f.idp.jwks_url());
+    let mut bad = JwtIssuerConfig::new(f.ts.issuer(), AUD);
+    bad.jwks_uri = Some(jwks_url(&f.ts));
     bad.leeway = Duration::from_secs(301);
     assert!(matches!(
         JwtVerifier::new(bad),
@@ -489,25 +481,25 @@ async fn leeway_is_configurable_and_bounded() {
     ));
 }
 
+/// A token of `f` with this header `typ` (`None`: no `typ`).
+fn with_typ(f: &Fixture, typ: Option<&str>) -> String {
+    match typ {
+        Some(t) => f.token().header_typ(t).sign(),
+        None => f.token().no_typ().sign(),
+    }
+}
+
 #[tokio::test]
 async fn typ_policy() {
     // E5 / E13: JWT (e.g. an ID token) refused by default; compat options relax it.
     let f = fixture().await;
-    let claims = f.idp.claims(AUD);
-    let with_typ = |typ: Option<&str>| {
-        let mut h = json!({"alg": "RS256", "kid": "k1"});
-        if let Some(t) = typ {
-            h["typ"] = json!(t);
-        }
-        f.key.sign(&h, &claims)
-    };
     for ok in [
         "at+jwt",
         "AT+JWT",
         "application/at+jwt",
         "Application/AT+JWT",
     ] {
-        check(&f.verifier, &with_typ(Some(ok))).await.unwrap();
+        check(&f.verifier, &with_typ(&f, Some(ok))).await.unwrap();
     }
     for bad in [
         Some("JWT"),
@@ -518,37 +510,31 @@ async fn typ_policy() {
     ] {
         expect(
             &f.verifier,
-            &with_typ(bad),
+            &with_typ(&f, bad),
             invalid(InvalidReason::TypeNotAllowed),
         )
         .await;
     }
     let jwt_ok = fixture_with(|c| c.typ.accept_jwt = true).await;
-    let t = |typ: Option<&str>| {
-        let mut h = json!({"alg": "RS256", "kid": "k1"});
-        if let Some(x) = typ {
-            h["typ"] = json!(x);
-        }
-        jwt_ok.key.sign(&h, &jwt_ok.idp.claims(AUD))
-    };
-    check(&jwt_ok.verifier, &t(Some("JWT"))).await.unwrap();
-    check(&jwt_ok.verifier, &t(Some("application/jwt")))
+    check(&jwt_ok.verifier, &with_typ(&jwt_ok, Some("JWT")))
         .await
         .unwrap();
+    check(
+        &jwt_ok.verifier,
+        &with_typ(&jwt_ok, Some("application/jwt")),
+    )
+    .await
+    .unwrap();
     expect(
         &jwt_ok.verifier,
-        &t(None),
+        &with_typ(&jwt_ok, None),
         invalid(InvalidReason::TypeNotAllowed),
     )
     .await;
     let missing_ok = fixture_with(|c| c.typ.accept_missing = true).await;
-    let h = json!({"alg": "RS256", "kid": "k1"});
-    check(
-        &missing_ok.verifier,
-        &missing_ok.key.sign(&h, &missing_ok.idp.claims(AUD)),
-    )
-    .await
-    .unwrap();
+    check(&missing_ok.verifier, &with_typ(&missing_ok, None))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -556,21 +542,20 @@ async fn key_bearing_headers_are_never_used_or_fetched() {
     // E14 / RFC 8725 §3.10: jku, x5u, jwk, x5c point at an attacker key; never fetched, never
     // trusted.
     let f = fixture().await;
-    let attacker = MockIdp::start().await;
-    let evil = TestKey::rsa(2, "evil");
-    attacker.set_attacker_keys(&[&evil]);
-    let claims = f.idp.claims(AUD);
-    let headers = [
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "evil", "jku": attacker.url("/attacker/jwks").as_str()}),
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "evil", "x5u": attacker.url("/attacker/cert").as_str()}),
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "evil", "jwk": evil.jwk(Some("RS256"))}),
-        json!({"alg": "RS256", "typ": "at+jwt", "jwk": evil.jwk(Some("RS256"))}),
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "evil", "x5c": ["MIIBIjANBg=="]}),
+    let attacker = AttackerServer::start().await;
+    let evil = attacker.key(Alg::RS256);
+    let jku = attacker.jwks_url();
+    let tokens = [
+        f.token().key(evil).jku(&jku),
+        f.token().key(evil).x5u(&attacker.x5u_url()),
+        f.token().key(evil).jwk(evil.public_jwk()),
+        f.token().key(evil).no_kid().jwk(evil.public_jwk()),
+        f.token().key(evil).header("x5c", json!(["MIIBIjANBg=="])),
         // Even naming our own kid, the attacker's key signs → signature fails.
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1", "jku": attacker.url("/attacker/jwks").as_str()}),
+        f.token().key(evil).kid("k1").jku(&jku),
     ];
-    for (i, h) in headers.iter().enumerate() {
-        let r = check(&f.verifier, &evil.sign(h, &claims)).await;
+    for (i, t) in tokens.iter().enumerate() {
+        let r = check(&f.verifier, &t.sign()).await;
         // Without a kid (3), or with our kid (5), our own key is selected and the attacker's
         // signature fails; with the attacker's kid, nothing matches.
         let want = if i == 3 || i == 5 {
@@ -580,23 +565,22 @@ async fn key_bearing_headers_are_never_used_or_fetched() {
         };
         assert_eq!(r.map(|_| ()), invalid(want), "header {i}");
     }
-    assert_eq!(attacker.attacker_hits(), 0);
-    assert_eq!(attacker.jwks_hits(), 0);
+    // The attacker server counts every request, on any path (its JWKS included).
+    assert_eq!(attacker.hits(), 0);
 }
 
 #[tokio::test]
 async fn crit_and_nonce_headers_refused() {
     let f = fixture().await;
-    let claims = f.idp.claims(AUD);
-    for h in [
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"]}),
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1", "crit": []}),
-        json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1", "b64": false, "crit": ["b64"]}),
-        json!({"alg": "RS256", "typ": "JWT", "kid": "k1", "nonce": "abc"}),
+    for t in [
+        f.token().crit(&["exp"]),
+        f.token().crit(&[]),
+        f.token().header("b64", false).crit(&["b64"]),
+        f.token().header_typ("JWT").header("nonce", "abc"),
     ] {
         expect(
             &f.verifier,
-            &f.key.sign(&h, &claims),
+            &t.sign(),
             invalid(InvalidReason::ForbiddenHeader),
         )
         .await;
@@ -606,27 +590,31 @@ async fn crit_and_nonce_headers_refused() {
 #[tokio::test]
 async fn malformed_tokens() {
     let f = fixture().await;
-    let good = f.key.token(&f.idp.claims(AUD));
+    let good = f.token().sign();
     let (head, sig) = good.rsplit_once('.').unwrap();
-    let garbage_header = format!("{}.{}", b64(b"not json"), head.split_once('.').unwrap().1);
+    let garbage_header = format!(
+        "{}.{}",
+        b64url(b"not json"),
+        head.split_once('.').unwrap().1
+    );
     let array_header = format!(
         "{}.{}.{sig}",
-        b64(b"[\"RS256\"]"),
+        b64url(b"[\"RS256\"]"),
         head.split_once('.').unwrap().1
     );
     let dup_claims = format!(
         "{}.{}.{sig}",
         head.split_once('.').unwrap().0,
-        b64(br#"{"aud":"x","aud":"https://mcp.example/mcp"}"#)
+        b64url(br#"{"aud":"x","aud":"https://mcp.example/mcp"}"#)
     );
     let array_payload = format!(
         "{}.{}.{sig}",
         head.split_once('.').unwrap().0,
-        b64(b"[1,2]")
+        b64url(b"[1,2]")
     );
     let dup_header = format!(
         "{}.{}.{sig}",
-        b64(br#"{"alg":"RS256","alg":"none","typ":"at+jwt","kid":"k1"}"#),
+        b64url(br#"{"alg":"RS256","alg":"none","typ":"at+jwt","kid":"k1"}"#),
         head.split_once('.').unwrap().1
     );
     let cases = [
@@ -669,18 +657,22 @@ async fn malformed_tokens() {
 #[tokio::test]
 async fn scopes_from_scope_scp_and_extra_claims() {
     let f = fixture_with(|c| c.extra_scope_claims = vec!["permissions".into()]).await;
-    let mut c = f.idp.claims(AUD);
-    c["scope"] = json!("a b");
-    c["scp"] = json!(["c", "d e"]);
-    c["permissions"] = json!(["read:x", 5, "bad\"scope"]);
-    let caller = check(&f.verifier, &f.key.token(&c)).await.unwrap();
+    let t = f
+        .token()
+        .scope("a b")
+        .claim("scp", json!(["c", "d e"]))
+        .claim("permissions", json!(["read:x", 5, "bad\"scope"]))
+        .sign();
+    let caller = check(&f.verifier, &t).await.unwrap();
     assert_eq!(caller.scopes.to_space_separated(), "a b c d e read:x");
-    let mut c = f.idp.claims(AUD);
-    c.as_object_mut().unwrap().remove("scope");
-    c["scp"] = json!("x y");
-    c.as_object_mut().unwrap().remove("client_id");
-    c["azp"] = json!("spa");
-    let caller = check(&f.verifier, &f.key.token(&c)).await.unwrap();
+    let t = f
+        .token()
+        .without("scope")
+        .claim("scp", "x y")
+        .without("client_id")
+        .claim("azp", "spa")
+        .sign();
+    let caller = check(&f.verifier, &t).await.unwrap();
     assert_eq!(caller.scopes.to_space_separated(), "x y");
     assert_eq!(caller.client_id.as_deref(), Some("spa"));
 }
@@ -688,12 +680,11 @@ async fn scopes_from_scope_scp_and_extra_claims() {
 #[tokio::test]
 async fn jwks_down_after_start() {
     let f = fixture_with(|c| c.jwks.min_refresh_interval = Duration::ZERO).await;
-    f.idp.set_down(true);
-    let claims = f.idp.claims(AUD);
+    f.ts.set_jwks_down(true);
     // Stale keys still accept known kids…
-    check(&f.verifier, &f.key.token(&claims)).await.unwrap();
+    check(&f.verifier, &f.token().sign()).await.unwrap();
     // …and an unknown kid cannot be decided.
-    let t = TestKey::rsa(1, "k2").token(&claims);
+    let t = f.token().key(&rsa("k2")).sign();
     assert_eq!(
         check(&f.verifier, &t).await.unwrap_err(),
         VerifyError::Unavailable(UnavailableReason::KeysUnavailable)
@@ -702,18 +693,18 @@ async fn jwks_down_after_start() {
 
 #[tokio::test]
 async fn discovery_and_config_errors() {
-    let idp = MockIdp::start().await;
-    idp.set_keys(&[&TestKey::rsa(0, "k1")]);
+    let key = rsa("k1");
+    let ts = server(vec![key.clone()]).await;
     // Discovery finds the jwks_uri.
-    let v = JwtVerifier::discover(JwtIssuerConfig::new(idp.issuer(), AUD))
+    let v = JwtVerifier::discover(JwtIssuerConfig::new(ts.issuer(), AUD))
         .await
         .unwrap();
-    assert_eq!(v.jwks().unwrap().uri(), &idp.jwks_url());
+    assert_eq!(v.jwks().unwrap().uri(), &jwks_url(&ts));
     assert!(v.ready());
-    assert_eq!(idp.metadata_hits(), 1);
+    assert_eq!(ts.metadata_fetches(), 1);
     // Issuer mismatch in the metadata.
-    idp.set_metadata_issuer("https://evil.example");
-    let e = JwtVerifier::discover(JwtIssuerConfig::new(idp.issuer(), AUD))
+    ts.set_metadata_issuer("https://evil.example");
+    let e = JwtVerifier::discover(JwtIssuerConfig::new(ts.issuer(), AUD))
         .await
         .unwrap_err();
     assert!(
@@ -724,12 +715,12 @@ async fn discovery_and_config_errors() {
         "{e:?}"
     );
     // JWKS down at start: built, not ready.
-    idp.set_down(true);
-    let mut c = JwtIssuerConfig::new(idp.issuer(), AUD);
-    c.jwks_uri = Some(idp.jwks_url());
+    ts.set_jwks_down(true);
+    let mut c = JwtIssuerConfig::new(ts.issuer(), AUD);
+    c.jwks_uri = Some(jwks_url(&ts));
     let v = JwtVerifier::discover(c.clone()).await.unwrap();
     assert!(!v.ready());
-    let t = TestKey::rsa(0, "k1").token(&idp.claims(AUD));
+    let t = ts.token().key(&key).sign();
     assert_eq!(
         check(&v, &t).await.unwrap_err(),
         VerifyError::Unavailable(UnavailableReason::KeysUnavailable)
