@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::keys::{Alg, TestKey, b64, hex, random_bytes};
+use crate::keys::{Alg, TestKey, b64url, hex, random_bytes};
 
 /// Current Unix time in seconds.
 pub fn now() -> i64 {
@@ -286,14 +286,14 @@ impl TokenBuilder {
             .raw_payload
             .clone()
             .unwrap_or_else(|| self.claims_json().to_string().into_bytes());
-        format!("{}.{}", b64(&h), b64(&p))
+        format!("{}.{}", b64url(&h), b64url(&p))
     }
 
     /// Produces the compact JWS `header.payload.signature`.
     pub fn sign(&self) -> String {
         let input = self.signing_input(self.header_json());
         let sig = self.key.sign(input.as_bytes());
-        format!("{input}.{}", b64(&sig))
+        format!("{input}.{}", b64url(&sig))
     }
 
     /// Produces an unsecured JWS (RFC 7515 Appendix A.5): header `alg: "none"`, empty
@@ -309,15 +309,15 @@ impl TokenBuilder {
         let input = self.signing_input(self.header_json());
         let mut sig = self.key.sign(input.as_bytes());
         sig[0] ^= 0x01;
-        format!("{input}.{}", b64(&sig))
+        format!("{input}.{}", b64url(&sig))
     }
 }
 
 /// Named strings that are not valid compact JWS tokens; a verifier must answer each with a
 /// plain 401 and must not panic.
 pub fn malformed_tokens() -> Vec<(&'static str, String)> {
-    let h = b64(br#"{"alg":"ES256","typ":"at+jwt","kid":"k"}"#);
-    let p = b64(br#"{"sub":"x"}"#);
+    let h = b64url(br#"{"alg":"ES256","typ":"at+jwt","kid":"k"}"#);
+    let p = b64url(br#"{"sub":"x"}"#);
     vec![
         ("empty", String::new()),
         ("one segment", "abc".into()),
@@ -331,12 +331,18 @@ pub fn malformed_tokens() -> Vec<(&'static str, String)> {
         ("empty header", format!(".{p}.c2ln")),
         ("header not base64url", format!("!!!.{p}.c2ln")),
         ("padded base64", format!("{h}==.{p}.c2ln")),
-        ("header not JSON", format!("{}.{p}.c2ln", b64(b"not json"))),
-        ("header JSON array", format!("{}.{p}.c2ln", b64(b"[1,2]"))),
-        ("payload not JSON", format!("{h}.{}.c2ln", b64(b"{oops"))),
+        (
+            "header not JSON",
+            format!("{}.{p}.c2ln", b64url(b"not json")),
+        ),
+        (
+            "header JSON array",
+            format!("{}.{p}.c2ln", b64url(b"[1,2]")),
+        ),
+        ("payload not JSON", format!("{h}.{}.c2ln", b64url(b"{oops"))),
         (
             "payload not UTF-8",
-            format!("{h}.{}.c2ln", b64(&[0xff, 0xfe, 0x7b])),
+            format!("{h}.{}.c2ln", b64url(&[0xff, 0xfe, 0x7b])),
         ),
         ("whitespace inside", format!("{h} .{p}.c2ln")),
         ("non-ASCII", "é.é.é".into()),

@@ -11,7 +11,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
-    RSA_PSS_SHA256,
+    RSA_PKCS1_SHA384, RSA_PKCS1_SHA512, RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512,
+    RsaEncoding,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -24,6 +25,14 @@ pub enum Alg {
     RS256,
     /// RSASSA-PSS / SHA-256, 2048-bit key.
     PS256,
+    /// RSASSA-PKCS1-v1_5 / SHA-384, 2048-bit key.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 / SHA-512, 2048-bit key.
+    RS512,
+    /// RSASSA-PSS / SHA-384, 2048-bit key.
+    PS384,
+    /// RSASSA-PSS / SHA-512, 2048-bit key.
+    PS512,
     /// ECDSA P-256 / SHA-256 (the default).
     ES256,
     /// Ed25519.
@@ -41,10 +50,23 @@ impl Alg {
         match self {
             Self::RS256 => "RS256",
             Self::PS256 => "PS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
             Self::ES256 => "ES256",
             Self::EdDSA => "EdDSA",
             Self::HS256 => "HS256",
         }
+    }
+
+    /// True for the RSA algorithms (one RSA key can serve any of them, see
+    /// [`TestKey::with_alg`]).
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512
+        )
     }
 }
 
@@ -83,7 +105,7 @@ impl TestKey {
     /// RSA keys are 2048 bits; HS256 gets a random 32-byte secret.
     pub fn generate(alg: Alg) -> Self {
         let material = match alg {
-            Alg::RS256 | Alg::PS256 => {
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => {
                 Material::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA keygen"))
             }
             Alg::ES256 => Material::Ec(
@@ -118,7 +140,7 @@ impl TestKey {
     pub fn from_pkcs8_pem(alg: Alg, pem: &str, kid: impl Into<String>) -> Result<Self, String> {
         let der = decode_pem(pem, "PRIVATE KEY").ok_or("no PRIVATE KEY PEM block")?;
         let material = match alg {
-            Alg::RS256 | Alg::PS256 => {
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => {
                 Material::Rsa(RsaKeyPair::from_pkcs8(&der).map_err(|e| e.to_string())?)
             }
             Alg::ES256 => Material::Ec(
@@ -143,6 +165,24 @@ impl TestKey {
         self
     }
 
+    /// The same key material (and `kid`) bound to another algorithm of its key type: an RSA key
+    /// as RS256, RS384, RS512, PS256, PS384 or PS512. This is the key a JWKS publishes without
+    /// `alg`, which a verifier may use with every algorithm of its type.
+    ///
+    /// # Panics
+    /// If `alg` does not fit the key type (e.g. an EC key as RS256).
+    pub fn with_alg(mut self, alg: Alg) -> Self {
+        let fits = match &*self.material {
+            Material::Rsa(_) => alg.is_rsa(),
+            Material::Ec(_) => alg == Alg::ES256,
+            Material::Ed(_) => alg == Alg::EdDSA,
+            Material::Hmac(_) => alg == Alg::HS256,
+        };
+        assert!(fits, "a {} key cannot sign {alg}", self.alg);
+        self.alg = alg;
+        self
+    }
+
     /// The algorithm this key signs with.
     pub fn alg(&self) -> Alg {
         self.alg
@@ -159,10 +199,13 @@ impl TestKey {
         let rng = SystemRandom::new();
         match (&*self.material, self.alg) {
             (Material::Rsa(k), alg) => {
-                let enc = if alg == Alg::PS256 {
-                    &RSA_PSS_SHA256
-                } else {
-                    &RSA_PKCS1_SHA256
+                let enc: &'static dyn RsaEncoding = match alg {
+                    Alg::RS384 => &RSA_PKCS1_SHA384,
+                    Alg::RS512 => &RSA_PKCS1_SHA512,
+                    Alg::PS256 => &RSA_PSS_SHA256,
+                    Alg::PS384 => &RSA_PSS_SHA384,
+                    Alg::PS512 => &RSA_PSS_SHA512,
+                    _ => &RSA_PKCS1_SHA256,
                 };
                 let mut sig = vec![0; k.public_modulus_len()];
                 k.sign(enc, &rng, input, &mut sig).expect("RSA signing");
@@ -190,8 +233,8 @@ impl TestKey {
                 let public = k.public_key();
                 json!({
                     "kty": "RSA",
-                    "n": b64(public.modulus().big_endian_without_leading_zero()),
-                    "e": b64(public.exponent().big_endian_without_leading_zero()),
+                    "n": b64url(public.modulus().big_endian_without_leading_zero()),
+                    "e": b64url(public.exponent().big_endian_without_leading_zero()),
                 })
             }
             Material::Ec(k) => {
@@ -199,17 +242,25 @@ impl TestKey {
                     k.public_key().as_be_bytes().expect("EC point");
                 let point = point.as_ref();
                 // Uncompressed SEC1 point: 0x04 || x || y.
-                json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])})
+                json!({"kty": "EC", "crv": "P-256", "x": b64url(&point[1..33]), "y": b64url(&point[33..65])})
             }
             Material::Ed(k) => {
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(k.public_key().as_ref())})
             }
-            Material::Hmac(secret) => json!({"kty": "oct", "k": b64(secret)}),
+            Material::Hmac(secret) => json!({"kty": "oct", "k": b64url(secret)}),
         };
         let obj = jwk.as_object_mut().expect("object");
         obj.insert("kid".into(), json!(self.kid));
         obj.insert("use".into(), json!("sig"));
         obj.insert("alg".into(), json!(self.alg.as_str()));
+        jwk
+    }
+
+    /// [`Self::public_jwk`] without `alg`, as oidc-provider and Entra publish keys: a verifier
+    /// then derives the algorithms from the key type.
+    pub fn public_jwk_without_alg(&self) -> Value {
+        let mut jwk = self.public_jwk();
+        jwk.as_object_mut().expect("object").remove("alg");
         jwk
     }
 
@@ -233,8 +284,17 @@ impl TestKey {
     /// For RSA keys, the PKCS#1 `-----BEGIN RSA PUBLIC KEY-----` form (the other PEM a
     /// key-confusion attacker tries).
     pub fn rsa_public_key_pkcs1_pem(&self) -> Option<String> {
+        Some(encode_pem(
+            "RSA PUBLIC KEY",
+            &self.rsa_public_key_pkcs1_der()?,
+        ))
+    }
+
+    /// For RSA keys, the PKCS#1 `RSAPublicKey` DER bytes (what a naive HS256 verifier might use
+    /// as the "secret").
+    pub fn rsa_public_key_pkcs1_der(&self) -> Option<Vec<u8>> {
         match &*self.material {
-            Material::Rsa(k) => Some(encode_pem("RSA PUBLIC KEY", k.public_key().as_ref())),
+            Material::Rsa(k) => Some(k.public_key().as_ref().to_vec()),
             _ => None,
         }
     }
@@ -273,7 +333,8 @@ pub fn unknown_kty_jwk() -> Value {
     json!({"kty": "XYZ", "kid": "unknown-kty", "use": "sig", "crv": "Curve9000", "x": "AAAA"})
 }
 
-pub(crate) fn b64(bytes: &[u8]) -> String {
+/// Base64url without padding (RFC 7515 §2), the encoding of every JWS segment.
+pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

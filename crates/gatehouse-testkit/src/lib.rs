@@ -2,13 +2,16 @@
 //!
 //! Test support only (`publish = false`). Everything binds `127.0.0.1:0`.
 //!
-//! - [`TestAuthServer`]: RFC 8414 / OIDC discovery metadata (optionally with a path issuer),
-//!   a JWKS with RS256, PS256, ES256 and EdDSA keys, a programmable client-authenticated RFC 7662
-//!   introspection endpoint, failure toggles (`set_jwks_down`, `set_introspection_down`,
-//!   `set_introspection_delay`, …), rotation, junk keys, and request counters with async waits.
+//! - [`TestAuthServer`]: RFC 8414 / OIDC discovery metadata (optionally with a path issuer or a
+//!   wrong `issuer`), a JWKS with RS256, PS256, ES256 and EdDSA keys (or exactly the keys a test
+//!   gives it, with an optional `Cache-Control`), a programmable client-authenticated RFC 7662
+//!   introspection endpoint that records each request as received, failure toggles
+//!   (`set_jwks_down`, `set_introspection_down`, `set_introspection_raw`,
+//!   `set_introspection_hang`, …), rotation, junk keys, and request counters with async waits.
 //! - [`TokenBuilder`] (from [`TestAuthServer::token`]): any header and claims, signed with any
-//!   [`TestKey`] (published or not), HS256 with any secret, `alg: none`, broken signatures;
-//!   [`malformed_tokens`] for strings that are not JWS at all.
+//!   [`TestKey`] (published or not; an RSA key with any of RS256/384/512 and PS256/384/512),
+//!   HS256 with any secret, `alg: none`, broken signatures; [`malformed_tokens`] for strings
+//!   that are not JWS at all.
 //! - [`AttackerServer`]: counts hits, to prove `jku`/`x5u` are never fetched.
 //!
 //! ```no_run
@@ -38,7 +41,7 @@ mod server;
 
 pub use attacker::AttackerServer;
 pub use forge::{TokenBuilder, malformed_tokens, now};
-pub use keys::{Alg, TestKey, junk_enc_rsa_jwk, unknown_kty_jwk};
+pub use keys::{Alg, TestKey, b64url, junk_enc_rsa_jwk, unknown_kty_jwk};
 pub use server::{
     DEFAULT_AUDIENCE, DEFAULT_CLIENT_ID, DEFAULT_INTROSPECTION_CLIENT_ID,
     DEFAULT_INTROSPECTION_CLIENT_SECRET, DEFAULT_SCOPE, DEFAULT_SUBJECT, IntrospectionRequest,

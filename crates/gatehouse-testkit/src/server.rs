@@ -45,6 +45,10 @@ pub struct IntrospectionRequest {
     pub authenticated_client: Option<String>,
     /// `"client_secret_basic"` or `"client_secret_post"` (or `"none"`).
     pub auth_method: &'static str,
+    /// The `Authorization` header exactly as received.
+    pub authorization: Option<String>,
+    /// The form body exactly as received (parameter order and encoding included).
+    pub body: String,
 }
 
 /// Configures a [`TestAuthServer`] before it starts.
@@ -57,6 +61,7 @@ pub struct TestAuthServerBuilder {
     subject: String,
     introspection_client: (String, String),
     algs: Vec<Alg>,
+    keys: Option<Vec<TestKey>>,
 }
 
 impl Default for TestAuthServerBuilder {
@@ -72,6 +77,7 @@ impl Default for TestAuthServerBuilder {
                 DEFAULT_INTROSPECTION_CLIENT_SECRET.into(),
             ),
             algs: Alg::PUBLISHED.to_vec(),
+            keys: None,
         }
     }
 }
@@ -129,6 +135,14 @@ impl TestAuthServerBuilder {
         self
     }
 
+    /// Publishes exactly these keys (in this order) instead of generating one per algorithm:
+    /// fixed `kid`s, an RSA key [without `alg`](TestKey::with_alg) serving several algorithms,
+    /// or no key at all for an introspection-only server. Overrides [`Self::algs`].
+    pub fn keys(mut self, keys: Vec<TestKey>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving.
     pub async fn start(self) -> TestAuthServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -137,16 +151,10 @@ impl TestAuthServerBuilder {
         let addr = listener.local_addr().expect("local addr");
         let base = format!("http://{addr}");
         let issuer = format!("{base}{}", self.issuer_path);
-        // RSA key generation takes ~100 ms each; generate the keys side by side.
-        let jobs: Vec<_> = self
-            .algs
-            .iter()
-            .map(|&a| tokio::task::spawn_blocking(move || TestKey::generate(a)))
-            .collect();
-        let mut published = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            published.push(job.await.expect("key generation"));
-        }
+        let published = match self.keys {
+            Some(keys) => keys,
+            None => generate_keys(&self.algs).await,
+        };
         let state = Arc::new(Shared {
             issuer,
             path: self.issuer_path,
@@ -160,6 +168,7 @@ impl TestAuthServerBuilder {
                 extra: Vec::new(),
                 omit_alg: false,
                 raw: None,
+                cache_control: None,
             }),
             introspection: Mutex::new(HashMap::new()),
             metadata_override: RwLock::new(None),
@@ -167,6 +176,8 @@ impl TestAuthServerBuilder {
             introspection_down: Default::default(),
             metadata_down: Default::default(),
             introspection_delay: Mutex::new(Duration::ZERO),
+            introspection_raw: Mutex::new(None),
+            introspection_hang: watch::channel(false).0,
             last_introspection: Mutex::new(None),
             counters: Counters::default(),
         });
@@ -189,11 +200,25 @@ impl TestAuthServerBuilder {
     }
 }
 
+/// RSA key generation takes ~100 ms each; generate the keys side by side.
+async fn generate_keys(algs: &[Alg]) -> Vec<TestKey> {
+    let jobs: Vec<_> = algs
+        .iter()
+        .map(|&a| tokio::task::spawn_blocking(move || TestKey::generate(a)))
+        .collect();
+    let mut keys = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        keys.push(job.await.expect("key generation"));
+    }
+    keys
+}
+
 struct JwksState {
     keys: Vec<TestKey>,
     extra: Vec<Value>,
     omit_alg: bool,
     raw: Option<String>,
+    cache_control: Option<String>,
 }
 
 struct Counters {
@@ -241,6 +266,8 @@ struct Shared {
     introspection_down: std::sync::atomic::AtomicBool,
     metadata_down: std::sync::atomic::AtomicBool,
     introspection_delay: Mutex<Duration>,
+    introspection_raw: Mutex<Option<(StatusCode, String)>>,
+    introspection_hang: watch::Sender<bool>,
     last_introspection: Mutex<Option<IntrospectionRequest>>,
     counters: Counters,
 }
@@ -280,11 +307,11 @@ impl Shared {
             .keys
             .iter()
             .map(|k| {
-                let mut jwk = k.public_jwk();
                 if j.omit_alg {
-                    jwk.as_object_mut().expect("object").remove("alg");
+                    k.public_jwk_without_alg()
+                } else {
+                    k.public_jwk()
                 }
-                jwk
             })
             .collect();
         keys.extend(j.extra.iter().cloned());
@@ -308,6 +335,8 @@ pub struct TestAuthServer {
 
 impl Drop for TestAuthServer {
     fn drop(&mut self) {
+        // Release hanging introspection requests so the graceful shutdown can finish.
+        self.state.introspection_hang.send_replace(false);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -401,10 +430,21 @@ impl TestAuthServer {
     }
 
     /// A token builder with defaults: header `{alg: ES256, typ: at+jwt, kid: <current ES256
-    /// kid>}`, claims `{iss, sub, aud, client_id, scope, iat: now, exp: now+300, jti}`.
+    /// kid>}`, claims `{iss, sub, aud, client_id, scope, iat: now, exp: now+300, jti}`. On a
+    /// server that publishes no ES256 key (see [`TestAuthServerBuilder::keys`]) the first
+    /// published key signs instead.
+    ///
+    /// # Panics
+    /// If no key is published.
     pub fn token(&self) -> TokenBuilder {
         let keys = self.published_keys();
-        let key = self.current_key(Alg::ES256);
+        let key = keys
+            .iter()
+            .rev()
+            .find(|k| k.alg() == Alg::ES256)
+            .or(keys.first())
+            .cloned()
+            .expect("no published key; use TokenBuilder::new with a key");
         TokenBuilder::with_defaults(
             key,
             keys,
@@ -471,6 +511,12 @@ impl TestAuthServer {
         kid
     }
 
+    /// Replaces every published signing key with these (raw JWKs from
+    /// [`Self::publish_extra_jwk`] stay).
+    pub fn set_keys(&self, keys: Vec<TestKey>) {
+        self.state.jwks.write().expect("lock").keys = keys;
+    }
+
     /// Publishes any key (an HS256 key becomes an `oct` JWK: a hostile JWKS).
     pub fn publish_key(&self, key: TestKey) {
         self.state.jwks.write().expect("lock").keys.push(key);
@@ -507,6 +553,12 @@ impl TestAuthServer {
         self.state.jwks.write().expect("lock").raw = body.map(str::to_owned);
     }
 
+    /// Sends this `Cache-Control` header with the JWKS (`None`: no header), e.g. `max-age=0` to
+    /// test a verifier's refresh clamps.
+    pub fn set_jwks_cache_control(&self, value: Option<&str>) {
+        self.state.jwks.write().expect("lock").cache_control = value.map(str::to_owned);
+    }
+
     /// The JWKS document currently served (when not down).
     pub fn jwks_json(&self) -> Value {
         serde_json::from_str(&self.state.jwks_body()).unwrap_or(Value::Null)
@@ -523,6 +575,14 @@ impl TestAuthServer {
     /// with a wrong `issuer`.
     pub fn set_metadata(&self, doc: Option<Value>) {
         *self.state.metadata_override.write().expect("lock") = doc;
+    }
+
+    /// Serves the metadata currently served, but with this `issuer` (the RFC 8414 §3.3
+    /// mismatch a client must refuse). [`Self::set_metadata`]`(None)` restores it.
+    pub fn set_metadata_issuer(&self, issuer: &str) {
+        let mut doc = self.metadata();
+        doc["issuer"] = json!(issuer);
+        self.set_metadata(Some(doc));
     }
 
     // ---- introspection ----
@@ -592,6 +652,25 @@ impl TestAuthServer {
     /// with `tokio::time::pause` in the caller where possible).
     pub fn set_introspection_delay(&self, delay: Duration) {
         *self.state.introspection_delay.lock().expect("lock") = delay;
+    }
+
+    /// While `Some((status, body))`, the introspection endpoint answers every request with this
+    /// status and raw body, whatever the credentials and token (bad-response tests). The request
+    /// is still counted and recorded.
+    pub fn set_introspection_raw(&self, answer: Option<(u16, &str)>) {
+        *self.state.introspection_raw.lock().expect("lock") = answer.map(|(status, body)| {
+            (
+                StatusCode::from_u16(status).expect("valid status"),
+                body.to_owned(),
+            )
+        });
+    }
+
+    /// While `true`, the introspection endpoint holds every request without answering (counted
+    /// and recorded first); setting it back to `false`, or dropping the server, releases them.
+    /// For timeout tests that must not depend on how long a delay is.
+    pub fn set_introspection_hang(&self, hang: bool) {
+        self.state.introspection_hang.send_replace(hang);
     }
 
     // ---- counters ----
@@ -678,7 +757,12 @@ async fn jwks(State(s): State<Arc<Shared>>) -> Response {
     if s.jwks_down.load(std::sync::atomic::Ordering::SeqCst) {
         return unavailable();
     }
-    json_response(s.jwks_body())
+    let mut r = json_response(s.jwks_body());
+    if let Some(cc) = s.jwks.read().expect("lock").cache_control.as_deref() {
+        r.headers_mut()
+            .insert(CACHE_CONTROL, cc.parse().expect("header value"));
+    }
+    r
 }
 
 fn oauth_error(status: StatusCode, code: &str) -> Response {
@@ -745,7 +829,16 @@ async fn introspect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         token_type_hint: form.get("token_type_hint").cloned(),
         authenticated_client: ok.then(|| id.clone()),
         auth_method: creds.as_ref().map_or("none", |c| c.2),
+        authorization: headers
+            .get(AUTHORIZATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        body: String::from_utf8_lossy(&body).into_owned(),
     });
+    let mut hang = s.introspection_hang.subscribe();
+    let _ = hang.wait_for(|h| !*h).await;
+    if let Some((status, body)) = s.introspection_raw.lock().expect("lock").clone() {
+        return (status, body).into_response();
+    }
     // RFC 7662 §2.1: the endpoint MUST require authorization of the caller.
     if !ok {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");

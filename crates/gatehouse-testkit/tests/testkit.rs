@@ -81,6 +81,92 @@ async fn every_published_algorithm_verifies_with_an_independent_library() {
 }
 
 #[tokio::test]
+async fn one_rsa_key_published_without_alg_signs_every_rsa_algorithm() {
+    let rsa = TestKey::generate(Alg::RS256).with_kid("rsa");
+    let ts = TestAuthServer::builder()
+        .audience(AUD)
+        .keys(vec![rsa.clone()])
+        .start()
+        .await;
+    ts.set_jwks_omit_alg(true);
+    assert_eq!(ts.jwks_json()["keys"][0], rsa.public_jwk_without_alg());
+    assert!(rsa.public_jwk_without_alg().get("alg").is_none());
+    for (alg, jalg) in [
+        (Alg::RS256, Algorithm::RS256),
+        (Alg::RS384, Algorithm::RS384),
+        (Alg::RS512, Algorithm::RS512),
+        (Alg::PS256, Algorithm::PS256),
+        (Alg::PS384, Algorithm::PS384),
+        (Alg::PS512, Algorithm::PS512),
+    ] {
+        let key = rsa.clone().with_alg(alg);
+        assert_eq!((key.alg(), key.kid()), (alg, "rsa"));
+        let t = ts.token().key(&key).sign();
+        assert_eq!(segment(&t, 0)["alg"], alg.as_str());
+        assert_eq!(segment(&t, 0)["kid"], "rsa");
+        verify(&ts, &t, jalg)
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let bad = ts.token().key(&key).sign_with_bad_signature();
+        assert!(verify(&ts, &bad, jalg).await.is_err(), "{alg}");
+    }
+    // The PKCS#1 DER is the body of the PKCS#1 PEM.
+    let der = rsa.rsa_public_key_pkcs1_der().unwrap();
+    let pem = rsa.rsa_public_key_pkcs1_pem().unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap(),
+        der
+    );
+    assert!(
+        TestKey::generate(Alg::ES256)
+            .rsa_public_key_pkcs1_der()
+            .is_none()
+    );
+}
+
+#[test]
+#[should_panic(expected = "cannot sign RS256")]
+fn with_alg_refuses_another_key_type() {
+    let _ = TestKey::generate(Alg::ES256).with_alg(Alg::RS256);
+}
+
+#[tokio::test]
+async fn fixed_keys_replace_generated_ones() {
+    let rsa = TestKey::generate(Alg::RS256).with_kid("k1");
+    let ts = TestAuthServer::builder()
+        .keys(vec![rsa.clone()])
+        .start()
+        .await;
+    let kids = |ts: &TestAuthServer| -> Vec<String> {
+        ts.jwks_json()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kids(&ts), ["k1"]);
+    // No ES256 key: the first published key signs the default token.
+    assert_eq!(
+        segment(&ts.valid_token(), 0),
+        json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"})
+    );
+    let ec = TestKey::generate(Alg::ES256).with_kid("ec");
+    ts.set_keys(vec![rsa, ec]);
+    assert_eq!(kids(&ts), ["k1", "ec"]);
+    assert_eq!(segment(&ts.valid_token(), 0)["kid"], "ec");
+    ts.publish_extra_jwk(unknown_kty_jwk());
+    ts.set_keys(Vec::new());
+    assert_eq!(kids(&ts), ["unknown-kty"], "extra JWKs stay");
+
+    let empty = TestAuthServer::builder().keys(Vec::new()).start().await;
+    assert_eq!(empty.jwks_json(), json!({"keys": []}));
+}
+
+#[tokio::test]
 async fn default_token_shape() {
     let ts = TestAuthServer::start().await;
     ts.set_audience(AUD);
@@ -386,6 +472,29 @@ async fn metadata_override_and_down() {
 }
 
 #[tokio::test]
+async fn metadata_issuer_override_and_jwks_cache_control() {
+    let ts = TestAuthServer::start().await;
+    ts.set_metadata_issuer("https://evil.example");
+    let (_, m) = get(&ts.metadata_url()).await;
+    assert_eq!(m["issuer"], "https://evil.example");
+    assert_eq!(m["jwks_uri"], ts.jwks_uri(), "the rest is unchanged");
+    ts.set_metadata(None);
+    assert_eq!(get(&ts.metadata_url()).await.1["issuer"], ts.issuer());
+
+    let cache_control = || async {
+        let r = reqwest::get(ts.jwks_uri()).await.unwrap();
+        r.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(cache_control().await, None);
+    ts.set_jwks_cache_control(Some("max-age=0"));
+    assert_eq!(cache_control().await.as_deref(), Some("max-age=0"));
+    ts.set_jwks_cache_control(None);
+    assert_eq!(cache_control().await, None);
+}
+
+#[tokio::test]
 async fn jwks_down_toggle_and_counter() {
     let ts = TestAuthServer::start().await;
     assert_eq!(ts.jwks_fetches(), 0);
@@ -411,6 +520,22 @@ async fn introspect(
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// An authenticated introspection request from a client that gives up after 200 ms; the
+/// server must not answer in time.
+async fn introspect_giving_up(ts: &TestAuthServer, token: &str) -> reqwest::Error {
+    let (id, secret) = ts.introspection_client();
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap()
+        .post(ts.introspection_endpoint())
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -471,6 +596,80 @@ async fn introspection_is_programmable_and_authenticated() {
 }
 
 #[tokio::test]
+async fn introspection_records_the_request_as_received() {
+    let ts = TestAuthServer::builder()
+        .introspection_client("rs:id", "pw")
+        .start()
+        .await;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("rs%3Aid:pw")
+    );
+    let r = reqwest::Client::new()
+        .post(ts.introspection_endpoint())
+        .header("authorization", &auth)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=a%2Bb&token_type_hint=access_token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let last = ts.last_introspection_request().unwrap();
+    assert_eq!(last.body, "token=a%2Bb&token_type_hint=access_token");
+    assert_eq!(last.token.as_deref(), Some("a+b"));
+    assert_eq!(last.authorization.as_deref(), Some(auth.as_str()));
+    assert_eq!(last.authenticated_client.as_deref(), Some("rs:id"));
+}
+
+#[tokio::test]
+async fn introspection_raw_answers_and_hang() {
+    let ts = TestAuthServer::start().await;
+    let (id, secret) = ts.introspection_client();
+    let (id, secret) = (id.to_owned(), secret.to_owned());
+    let raw = || async {
+        let r = reqwest::Client::new()
+            .post(ts.introspection_endpoint())
+            .form(&[("token", "t")])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    ts.set_introspection_raw(Some((200, "not json")));
+    assert_eq!(
+        raw().await,
+        (200, "not json".to_owned()),
+        "even unauthenticated"
+    );
+    ts.set_introspection_raw(Some((500, "oops")));
+    assert_eq!(raw().await, (500, "oops".to_owned()));
+    ts.set_introspection_raw(None);
+    assert_eq!(raw().await.0, 401);
+    assert_eq!(ts.last_introspection_request().unwrap().body, "token=t");
+
+    // Hang: the client gives up on its own; the request arrived and was recorded.
+    ts.set_introspection_hang(true);
+    let err = introspect_giving_up(&ts, "hung").await;
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(
+        ts.last_introspection_request().unwrap().token.as_deref(),
+        Some("hung")
+    );
+    // Released: a held request completes once the toggle is off.
+    let held = tokio::spawn(
+        reqwest::Client::new()
+            .post(ts.introspection_endpoint())
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", "held")])
+            .send(),
+    );
+    ts.wait_for_introspection_calls(5).await;
+    ts.set_introspection_hang(false);
+    assert_eq!(held.await.unwrap().unwrap().status(), 200);
+    assert_eq!(ts.introspection_calls(), 5);
+}
+
+#[tokio::test]
 async fn introspection_down_and_delay() {
     let ts = TestAuthServer::start().await;
     let (id, secret) = ts.introspection_client();
@@ -493,17 +692,7 @@ async fn introspection_down_and_delay() {
     // A delay longer than the client's timeout makes the client time out; the call still
     // reached the server (counted), which is what timeout tests need.
     ts.set_introspection_delay(Duration::from_secs(30));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    let err = client
-        .post(ts.introspection_endpoint())
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", "t")])
-        .send()
-        .await
-        .unwrap_err();
+    let err = introspect_giving_up(&ts, "t").await;
     assert!(err.is_timeout(), "{err}");
     ts.wait_for_introspection_calls(3).await;
     assert_eq!(ts.introspection_calls(), 3);

@@ -269,6 +269,7 @@ impl Authenticator {
 mod tests {
     use std::sync::Mutex;
 
+    use gatehouse_testkit::{Alg, TestAuthServer, TestKey, now};
     use serde_json::{Map, json};
 
     use super::*;
@@ -276,7 +277,6 @@ mod tests {
     use crate::verify::chain::{ChainConfig, VerifierChain};
     use crate::verify::introspection::{ClientSecret, IntrospectionConfig};
     use crate::verify::jwt::JwtIssuerConfig;
-    use crate::verify::test_support::{IntrospectionMode, MockIdp, TestKey, now};
     use crate::verify::{BoxFuture, UnavailableReason};
 
     const AUD: &str = "https://mcp.example/mcp";
@@ -496,12 +496,17 @@ mod tests {
 
     #[tokio::test]
     async fn end_to_end_no_fetch_or_introspection_on_hit() {
-        let idp = MockIdp::start().await;
-        let key = TestKey::rsa(0, "k1");
-        idp.set_keys(&[&key]);
-        idp.set_introspection(IntrospectionMode::Json(
+        let key = TestKey::generate(Alg::RS256).with_kid("k1");
+        let idp = TestAuthServer::builder()
+            .audience(AUD)
+            .keys(vec![key.clone()])
+            .introspection_client("rs", "pw")
+            .start()
+            .await;
+        idp.set_introspection(
+            "opaque-1",
             json!({"active": true, "exp": now() + 300, "aud": AUD}),
-        ));
+        );
         let chain = VerifierChain::start(
             ChainConfig {
                 jwt_issuers: vec![JwtIssuerConfig::new(idp.issuer(), AUD)],
@@ -519,14 +524,14 @@ mod tests {
         .unwrap();
         let a = Authenticator::new(Arc::new(chain), CacheConfig::default());
         assert!(a.ready());
-        let jwt = AccessToken::new(key.token(&idp.claims(AUD)));
+        let jwt = AccessToken::new(idp.token().key(&key).sign());
         let opaque = AccessToken::new("opaque-1");
         for _ in 0..3 {
             a.authenticate(&jwt).await.unwrap();
             a.authenticate(&opaque).await.unwrap();
         }
-        assert_eq!(idp.jwks_hits(), 1);
-        assert_eq!(idp.introspection_hits(), 1);
+        assert_eq!(idp.jwks_fetches(), 1);
+        assert_eq!(idp.introspection_calls(), 1);
         assert_eq!(
             a.stats(),
             CacheStats {
@@ -536,7 +541,11 @@ mod tests {
             }
         );
         // A flood of one forged token costs one verification.
-        let forged = AccessToken::new(TestKey::rsa(1, "k1").token(&idp.claims(AUD)));
+        let forged = AccessToken::new(
+            idp.token()
+                .key(&TestKey::generate(Alg::RS256).with_kid("k1"))
+                .sign(),
+        );
         for _ in 0..100 {
             assert_eq!(
                 a.authenticate(&forged).await.unwrap_err(),

@@ -237,37 +237,51 @@ impl TokenVerifier for VerifierChain {
 mod tests {
     use std::time::Duration;
 
+    use gatehouse_testkit::{Alg, TestAuthServer, TestKey, b64url};
     use serde_json::json;
 
     use super::*;
     use crate::caller::TokenKind;
     use crate::verify::UnavailableReason;
     use crate::verify::introspection::ClientSecret;
-    use crate::verify::test_support::{IntrospectionMode, MockIdp, TestKey, b64};
 
     const AUD: &str = "https://mcp.example/mcp";
 
-    fn jwt_config(idp: &MockIdp) -> JwtIssuerConfig {
-        JwtIssuerConfig::new(idp.issuer(), AUD)
+    /// An issuer publishing exactly `keys`, whose tokens say `aud: AUD`.
+    async fn server(keys: &[&TestKey]) -> TestAuthServer {
+        TestAuthServer::builder()
+            .audience(AUD)
+            .keys(keys.iter().map(|&k| k.clone()).collect())
+            .start()
+            .await
     }
 
-    fn intro_config(idp: &MockIdp) -> IntrospectionConfig {
-        let mut c = IntrospectionConfig::new(idp.issuer(), "rs", ClientSecret::new("pw"), AUD);
+    fn jwt_config(ts: &TestAuthServer) -> JwtIssuerConfig {
+        JwtIssuerConfig::new(ts.issuer(), AUD)
+    }
+
+    fn intro_config(ts: &TestAuthServer) -> IntrospectionConfig {
+        let (id, secret) = ts.introspection_client();
+        let mut c = IntrospectionConfig::new(ts.issuer(), id, ClientSecret::new(secret), AUD);
         c.fetch.timeout = Duration::from_millis(500);
         c
     }
 
     #[tokio::test]
     async fn routes_by_issuer_and_opaque_to_introspection() {
-        let a = MockIdp::start().await;
-        let b = MockIdp::start().await;
-        let ka = TestKey::rsa(0, "ka");
-        let kb = TestKey::ec256("kb");
-        a.set_keys(&[&ka]);
-        b.set_keys(&[&kb]);
-        b.set_introspection(IntrospectionMode::Json(
-            json!({"active": true, "sub": "opaque-user", "aud": AUD}),
-        ));
+        let ka = TestKey::generate(Alg::RS256).with_kid("ka");
+        let kb = TestKey::generate(Alg::ES256).with_kid("kb");
+        let a = server(&[&ka]).await;
+        let b = server(&[&kb]).await;
+        let opaque_token = "2YotnFZFEjr1zCsicMWpAA";
+        // Five-segment JWE: not a JWS, so also introspected.
+        let jwe = format!("{}.a.b.c.d", b64url(br#"{"alg":"dir","enc":"A256GCM"}"#));
+        for token in [opaque_token, &jwe] {
+            b.set_introspection(
+                token,
+                json!({"active": true, "sub": "opaque-user", "aud": AUD}),
+            );
+        }
         let chain = VerifierChain::start(
             ChainConfig {
                 jwt_issuers: vec![jwt_config(&a), jwt_config(&b)],
@@ -279,36 +293,31 @@ mod tests {
         .await
         .unwrap();
         assert!(chain.ready());
-        let ta = AccessToken::new(ka.token(&a.claims(AUD)));
-        let tb = AccessToken::new(kb.token(&b.claims(AUD)));
+        let ta = AccessToken::new(a.token().key(&ka).sign());
+        let tb = AccessToken::new(b.token().key(&kb).sign());
         assert_eq!(chain.verify(&ta).await.unwrap().issuer.as_ref(), a.issuer());
         assert_eq!(chain.verify(&tb).await.unwrap().issuer.as_ref(), b.issuer());
         // A's key with B's iss: routed to B, whose keys do not include A's.
-        let cross = AccessToken::new(ka.token(&b.claims(AUD)));
+        let cross = AccessToken::new(b.token().key(&ka).sign());
         assert_eq!(
             chain.verify(&cross).await.unwrap_err(),
             InvalidReason::UnknownKey.into()
         );
         // Opaque → introspection.
-        let opaque = chain
-            .verify(&AccessToken::new("2YotnFZFEjr1zCsicMWpAA"))
-            .await
-            .unwrap();
+        let opaque = chain.verify(&AccessToken::new(opaque_token)).await.unwrap();
         assert_eq!(opaque.kind, TokenKind::Introspected);
-        assert_eq!(b.introspection_hits(), 1);
+        assert_eq!(b.introspection_calls(), 1);
         // Five-segment JWE → introspection as well.
-        let jwe = format!("{}.a.b.c.d", b64(br#"{"alg":"dir","enc":"A256GCM"}"#));
         chain.verify(&AccessToken::new(jwe)).await.unwrap();
-        assert_eq!(b.introspection_hits(), 2);
-        assert_eq!(a.introspection_hits(), 0);
+        assert_eq!(b.introspection_calls(), 2);
+        assert_eq!(a.introspection_calls(), 0);
     }
 
     #[tokio::test]
     async fn unknown_or_missing_issuer_and_no_introspection() {
         // A23 / A30: an issuer that is not configured is refused.
-        let a = MockIdp::start().await;
-        let ka = TestKey::rsa(0, "ka");
-        a.set_keys(&[&ka]);
+        let ka = TestKey::generate(Alg::RS256).with_kid("ka");
+        let a = server(&[&ka]).await;
         let chain = VerifierChain::start(
             ChainConfig {
                 jwt_issuers: vec![jwt_config(&a)],
@@ -318,22 +327,18 @@ mod tests {
         )
         .await
         .unwrap();
-        let mut claims = a.claims(AUD);
-        claims["iss"] = json!("https://unknown.example");
-        let t = AccessToken::new(ka.token(&claims));
+        let t = AccessToken::new(a.token().iss("https://unknown.example").sign());
         assert_eq!(
             chain.verify(&t).await.unwrap_err(),
             InvalidReason::UnknownIssuer.into()
         );
         // Trailing slash variant of a known issuer is another issuer (E6).
-        claims["iss"] = json!(format!("{}/", a.issuer()));
-        let t = AccessToken::new(ka.token(&claims));
+        let t = AccessToken::new(a.token().iss(&format!("{}/", a.issuer())).sign());
         assert_eq!(
             chain.verify(&t).await.unwrap_err(),
             InvalidReason::UnknownIssuer.into()
         );
-        claims.as_object_mut().unwrap().remove("iss");
-        let t = AccessToken::new(ka.token(&claims));
+        let t = AccessToken::new(a.token().without("iss").sign());
         assert_eq!(
             chain.verify(&t).await.unwrap_err(),
             InvalidReason::MissingClaim.into()
@@ -351,7 +356,7 @@ mod tests {
             InvalidReason::TooLarge.into()
         );
         // JWS-shaped but truncated payload.
-        let good = ka.token(&a.claims(AUD));
+        let good = a.token().sign();
         let mut parts: Vec<&str> = good.split('.').collect();
         let short = &parts[1][..parts[1].len() - 5];
         parts[1] = short;
@@ -364,10 +369,10 @@ mod tests {
 
     #[tokio::test]
     async fn multiple_introspection_endpoints() {
-        let a = MockIdp::start().await;
-        let b = MockIdp::start().await;
-        a.set_introspection(IntrospectionMode::Json(json!({"active": false})));
-        b.set_introspection(IntrospectionMode::Json(json!({"active": true, "aud": AUD})));
+        let a = server(&[]).await;
+        let b = server(&[]).await;
+        a.set_introspection("tok", json!({"active": false}));
+        b.set_introspection("tok", json!({"active": true, "aud": AUD}));
         let chain = VerifierChain::start(
             ChainConfig {
                 introspection: vec![intro_config(&a), intro_config(&b)],
@@ -379,12 +384,12 @@ mod tests {
         .unwrap();
         let c = chain.verify(&AccessToken::new("tok")).await.unwrap();
         assert_eq!(c.issuer.as_ref(), b.issuer());
-        b.set_introspection(IntrospectionMode::Json(json!({"active": false})));
+        b.set_introspection("tok", json!({"active": false}));
         assert_eq!(
             chain.verify(&AccessToken::new("tok")).await.unwrap_err(),
             InvalidReason::Inactive.into()
         );
-        b.set_introspection(IntrospectionMode::Raw(503, ""));
+        b.set_introspection_raw(Some((503, "")));
         assert_eq!(
             chain.verify(&AccessToken::new("tok")).await.unwrap_err(),
             UnavailableReason::IntrospectionBadResponse.into()
@@ -397,8 +402,7 @@ mod tests {
             VerifierChain::start(ChainConfig::default(), CancellationToken::new()).await,
             Err(ChainError::Empty)
         ));
-        let a = MockIdp::start().await;
-        a.set_keys(&[&TestKey::rsa(0, "k")]);
+        let a = server(&[&TestKey::generate(Alg::RS256).with_kid("k")]).await;
         assert!(matches!(
             VerifierChain::start(
                 ChainConfig {
@@ -429,11 +433,10 @@ mod tests {
 
     #[tokio::test]
     async fn not_ready_until_keys_and_tasks_stop_on_cancel_and_drop() {
-        let a = MockIdp::start().await;
-        a.set_keys(&[&TestKey::rsa(0, "k")]);
-        a.set_down(true);
+        let a = server(&[&TestKey::generate(Alg::RS256).with_kid("k")]).await;
+        a.set_jwks_down(true);
         let mut cfg = jwt_config(&a);
-        cfg.jwks_uri = Some(a.jwks_url());
+        cfg.jwks_uri = Some(a.jwks_uri().parse().unwrap());
         cfg.jwks.retry_interval = Duration::from_millis(10);
         cfg.jwks.min_refresh_interval = Duration::ZERO;
         // Keep the schedule short so the hit counter keeps moving while we wait.
@@ -451,11 +454,12 @@ mod tests {
         .unwrap();
         assert!(!chain.ready());
         // The background task retries; once the JWKS is back the chain becomes ready.
-        let mut hits = a.subscribe_jwks_hits();
-        a.set_down(false);
+        let mut hits = a.jwks_fetches();
+        a.set_jwks_down(false);
         tokio::time::timeout(Duration::from_secs(10), async {
             while !chain.ready() {
-                hits.changed().await.unwrap();
+                hits += 1;
+                a.wait_for_jwks_fetches(hits).await;
             }
         })
         .await

@@ -369,21 +369,27 @@ impl TokenVerifier for IntrospectionVerifier {
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
+    use gatehouse_testkit::{TestAuthServer, now};
     use serde_json::json;
 
     use super::*;
-    use crate::verify::test_support::{IntrospectionMode, MockIdp, now};
 
     const AUD: &str = "https://mcp.example/mcp";
 
-    fn config(idp: &MockIdp) -> IntrospectionConfig {
-        let mut c = IntrospectionConfig::new(
-            idp.issuer(),
-            "rs-client",
-            ClientSecret::new("s3cret:x"),
-            AUD,
-        );
-        c.endpoint = Some(idp.introspection_url());
+    /// An authorization server (no signing keys) whose introspection endpoint accepts the
+    /// client `rs-client` / `s3cret:x`.
+    async fn server() -> TestAuthServer {
+        TestAuthServer::builder()
+            .keys(Vec::new())
+            .introspection_client("rs-client", "s3cret:x")
+            .start()
+            .await
+    }
+
+    fn config(ts: &TestAuthServer) -> IntrospectionConfig {
+        let mut c =
+            IntrospectionConfig::new(ts.issuer(), "rs-client", ClientSecret::new("s3cret:x"), AUD);
+        c.endpoint = Some(ts.introspection_endpoint().parse().unwrap());
         c.fetch.timeout = Duration::from_millis(500);
         c
     }
@@ -394,12 +400,15 @@ mod tests {
 
     #[tokio::test]
     async fn active_token_builds_caller_and_request_is_rfc7662() {
-        let idp = MockIdp::start().await;
-        idp.set_introspection(IntrospectionMode::Json(json!({
-            "active": true, "iss": idp.issuer(), "aud": [AUD, "other"], "sub": "u1",
-            "client_id": "c1", "scope": "a b", "exp": now() + 300, "org": "t1",
-        })));
-        let mut c = config(&idp);
+        let ts = server().await;
+        ts.set_introspection(
+            "opaque-abc",
+            json!({
+                "active": true, "iss": ts.issuer(), "aud": [AUD, "other"], "sub": "u1",
+                "client_id": "c1", "scope": "a b", "exp": now() + 300, "org": "t1",
+            }),
+        );
+        let mut c = config(&ts);
         c.tenant_claim = Some("org".into());
         let v = IntrospectionVerifier::new(c).unwrap();
         let caller = run(&v, "opaque-abc").await.unwrap();
@@ -408,10 +417,13 @@ mod tests {
         assert_eq!(caller.client_id.as_deref(), Some("c1"));
         assert_eq!(caller.tenant.as_deref(), Some("t1"));
         assert_eq!(caller.scopes.to_space_separated(), "a b");
-        assert_eq!(caller.issuer.as_ref(), idp.issuer());
-        let (headers, body) = idp.last_introspection().unwrap();
-        assert_eq!(body, "token=opaque-abc&token_type_hint=access_token");
-        let auth = headers["authorization"].to_str().unwrap();
+        assert_eq!(caller.issuer.as_ref(), ts.issuer());
+        let request = ts.last_introspection_request().unwrap();
+        assert_eq!(
+            request.body,
+            "token=opaque-abc&token_type_hint=access_token"
+        );
+        let auth = request.authorization.unwrap();
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.strip_prefix("Basic ").unwrap())
             .unwrap();
@@ -422,18 +434,18 @@ mod tests {
 
     #[tokio::test]
     async fn client_secret_post() {
-        let idp = MockIdp::start().await;
-        idp.set_introspection(IntrospectionMode::Json(json!({"active": true, "aud": AUD})));
-        let mut c = config(&idp);
+        let ts = server().await;
+        ts.set_introspection("tok", json!({"active": true, "aud": AUD}));
+        let mut c = config(&ts);
         c.auth_method = ClientAuthMethod::ClientSecretPost;
         let v = IntrospectionVerifier::new(c).unwrap();
         let caller = run(&v, "tok").await.unwrap();
         // No exp: bounded by missing_exp_ttl.
         assert!(caller.remaining(SystemTime::now()) <= Duration::from_secs(60));
-        let (headers, body) = idp.last_introspection().unwrap();
-        assert!(headers.get("authorization").is_none());
+        let request = ts.last_introspection_request().unwrap();
+        assert!(request.authorization.is_none());
         assert_eq!(
-            body,
+            request.body,
             "token=tok&token_type_hint=access_token&client_id=rs-client&client_secret=s3cret%3Ax"
         );
     }
@@ -441,8 +453,8 @@ mod tests {
     #[tokio::test]
     async fn refusals() {
         // E15 / A21 / A22.
-        let idp = MockIdp::start().await;
-        let v = IntrospectionVerifier::new(config(&idp)).unwrap();
+        let ts = server().await;
+        let v = IntrospectionVerifier::new(config(&ts)).unwrap();
         let cases = [
             (json!({"active": false}), InvalidReason::Inactive),
             (
@@ -466,7 +478,7 @@ mod tests {
                 InvalidReason::IssuerMismatch,
             ),
             (
-                json!({"active": true, "iss": format!("{}/", idp.issuer())}),
+                json!({"active": true, "iss": format!("{}/", ts.issuer())}),
                 InvalidReason::IssuerMismatch,
             ),
             (
@@ -487,7 +499,7 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            idp.set_introspection(IntrospectionMode::Json(body.clone()));
+            ts.set_introspection("t", body.clone());
             assert_eq!(
                 run(&v, "t").await.unwrap_err(),
                 VerifyError::Invalid(want),
@@ -496,13 +508,13 @@ mod tests {
         }
         // A22: by default an active response without `aud` is refused (oidc-provider answers
         // so for a token requested without `resource`) …
-        idp.set_introspection(IntrospectionMode::Json(json!({"active": true})));
+        ts.set_introspection("t", json!({"active": true}));
         assert_eq!(
             run(&v, "t").await.unwrap_err(),
             InvalidReason::MissingClaim.into()
         );
         // … and accepted only through the explicitly dangerous switch.
-        let mut c = config(&idp);
+        let mut c = config(&ts);
         c.dangerous_accept_missing_audience = true;
         let lenient = IntrospectionVerifier::new(c).unwrap();
         assert!(run(&lenient, "t").await.is_ok());
@@ -510,37 +522,48 @@ mod tests {
 
     #[tokio::test]
     async fn google_style_string_numbers_accepted() {
-        let idp = MockIdp::start().await;
+        let ts = server().await;
         let exp = now() + 300;
-        idp.set_introspection(IntrospectionMode::Json(
+        ts.set_introspection(
+            "ya29.opaque",
             json!({"active": true, "exp": exp.to_string(), "aud": AUD, "scope": "openid x"}),
-        ));
-        let v = IntrospectionVerifier::new(config(&idp)).unwrap();
+        );
+        let v = IntrospectionVerifier::new(config(&ts)).unwrap();
         let caller = run(&v, "ya29.opaque").await.unwrap();
-        assert_eq!(caller.expires_at_unix(), exp);
+        assert_eq!(caller.expires_at_unix(), exp as u64);
     }
 
     #[tokio::test]
     async fn endpoint_failures_are_unavailable() {
-        let idp = MockIdp::start().await;
-        let v = IntrospectionVerifier::new(config(&idp)).unwrap();
-        let bad = [
-            IntrospectionMode::Raw(500, "oops"),
-            IntrospectionMode::Raw(401, "{\"error\":\"invalid_client\"}"),
-            IntrospectionMode::Raw(200, "not json"),
-            IntrospectionMode::Json(json!(["active", true])),
-            IntrospectionMode::Json(json!({"active": "true"})),
-            IntrospectionMode::Json(json!({"sub": "x"})),
+        let ts = server().await;
+        let v = IntrospectionVerifier::new(config(&ts)).unwrap();
+        let bad_raw = [
+            (500, "oops"),
+            (401, "{\"error\":\"invalid_client\"}"),
+            (200, "not json"),
         ];
-        for mode in bad {
-            idp.set_introspection(mode);
+        for raw in bad_raw {
+            ts.set_introspection_raw(Some(raw));
+            assert_eq!(
+                run(&v, "t").await.unwrap_err(),
+                UnavailableReason::IntrospectionBadResponse.into()
+            );
+        }
+        ts.set_introspection_raw(None);
+        let bad_json = [
+            json!(["active", true]),
+            json!({"active": "true"}),
+            json!({"sub": "x"}),
+        ];
+        for body in bad_json {
+            ts.set_introspection("t", body);
             assert_eq!(
                 run(&v, "t").await.unwrap_err(),
                 UnavailableReason::IntrospectionBadResponse.into()
             );
         }
         // Slow → timeout → unavailable.
-        idp.set_introspection(IntrospectionMode::Hang);
+        ts.set_introspection_hang(true);
         assert_eq!(
             run(&v, "t").await.unwrap_err(),
             UnavailableReason::IntrospectionUnreachable.into()
@@ -550,7 +573,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let mut c = config(&idp);
+        let mut c = config(&ts);
         c.endpoint = Some(Url::parse(&format!("http://{closed}/introspect")).unwrap());
         let down = IntrospectionVerifier::new(c).unwrap();
         assert_eq!(
@@ -561,28 +584,28 @@ mod tests {
 
     #[tokio::test]
     async fn discovery_and_setup() {
-        let idp = MockIdp::start().await;
-        let mut c = config(&idp);
+        let ts = server().await;
+        let mut c = config(&ts);
         c.endpoint = None;
         let v = IntrospectionVerifier::discover(c.clone()).await.unwrap();
-        assert_eq!(v.endpoint(), &idp.introspection_url());
+        assert_eq!(v.endpoint().as_str(), ts.introspection_endpoint());
         assert!(matches!(
             IntrospectionVerifier::new(c.clone()),
             Err(IntrospectionSetupError::NoEndpoint(_))
         ));
-        let mut bad = config(&idp);
+        let mut bad = config(&ts);
         bad.audiences.clear();
         assert!(matches!(
             IntrospectionVerifier::new(bad),
             Err(IntrospectionSetupError::NoAudience(_))
         ));
-        let mut bad = config(&idp);
+        let mut bad = config(&ts);
         bad.endpoint = Some(Url::parse("http://as.example/introspect").unwrap());
         assert!(matches!(
             IntrospectionVerifier::new(bad),
             Err(IntrospectionSetupError::Fetch(_))
         ));
-        idp.set_metadata_issuer("https://evil.example");
+        ts.set_metadata_issuer("https://evil.example");
         assert!(matches!(
             IntrospectionVerifier::discover(c).await,
             Err(IntrospectionSetupError::Discovery(

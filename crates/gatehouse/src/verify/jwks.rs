@@ -564,11 +564,31 @@ impl Inner {
 mod tests {
     use serde_json::json;
 
+    use gatehouse_testkit::{Alg, TestAuthServer, TestKey};
+
     use super::*;
     use crate::verify::fetch::FetchConfig;
-    use crate::verify::test_support::{MockIdp, TestKey};
 
     const ALL: &[Algorithm] = crate::verify::jwt::DEFAULT_ALGORITHMS;
+
+    /// A key of `alg` with this `kid`.
+    fn key(alg: Alg, kid: &str) -> TestKey {
+        TestKey::generate(alg).with_kid(kid)
+    }
+
+    /// An issuer publishing exactly `keys`, without `alg` (the algorithms follow the key type).
+    async fn server(keys: &[&TestKey]) -> TestAuthServer {
+        let ts = TestAuthServer::builder()
+            .keys(keys.iter().map(|&k| k.clone()).collect())
+            .start()
+            .await;
+        ts.set_jwks_omit_alg(true);
+        ts
+    }
+
+    fn jwks_url(ts: &TestAuthServer) -> Url {
+        ts.jwks_uri().parse().unwrap()
+    }
 
     fn kids(keys: &[Arc<VerificationKey>]) -> Vec<&str> {
         keys.iter().map(|k| k.kid().unwrap_or("-")).collect()
@@ -577,14 +597,15 @@ mod tests {
     #[test]
     fn parses_key_by_key_skipping_unusable_ones() {
         // idp-shapes §12.9: one bad key must never fail the set.
-        let rsa = TestKey::rsa(0, "rsa");
-        let ec = TestKey::ec256("ec");
-        let ed = TestKey::ed25519("ed");
-        let mut enc = rsa.jwk(Some("RSA-OAEP"));
+        let rsa = key(Alg::RS256, "rsa");
+        let ec = key(Alg::ES256, "ec");
+        let ed = key(Alg::EdDSA, "ed");
+        let mut enc = rsa.public_jwk();
+        enc["alg"] = json!("RSA-OAEP");
         enc["use"] = json!("enc");
         enc["kid"] = json!("enc");
         let doc = json!({"keys": [
-            rsa.jwk(None),
+            rsa.public_jwk_without_alg(),
             enc,
             {"kty": "AKP", "kid": "pq", "alg": "ML-DSA-44", "pub": "AAAA"},
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
@@ -592,11 +613,11 @@ mod tests {
             {"kty": "RSA", "kid": "small", "n": "AQAB", "e": "AQAB"},
             {"kty": "EC", "kid": "p521", "crv": "P-521", "x": "AA", "y": "AA"},
             {"kty": "OKP", "kid": "x25519", "crv": "X25519", "x": "AA"},
-            {"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": rsa.jwk(None)["n"], "e": "AQAB"},
+            {"kty": "RSA", "kid": "ops", "key_ops": ["encrypt"], "n": rsa.public_jwk()["n"], "e": "AQAB"},
             {"kid": "no-kty"},
             "not an object",
-            ec.jwk(Some("ES256")),
-            ed.jwk(None),
+            ec.public_jwk(),
+            ed.public_jwk_without_alg(),
         ]});
         let keys = parse_jwks(&doc, ALL);
         assert_eq!(kids(&keys), ["rsa", "ec", "ed"]);
@@ -607,33 +628,31 @@ mod tests {
 
     #[test]
     fn jwk_alg_pins_the_algorithm_and_must_match_key_type() {
-        let rsa = TestKey::rsa(0, "rsa");
-        let ec = TestKey::ec256("ec");
-        let mut ec_claiming_rs = ec.jwk(None);
+        let rsa = key(Alg::RS256, "rsa");
+        let rsa_ps256 = rsa.clone().with_alg(Alg::PS256).public_jwk();
+        let ec = key(Alg::ES256, "ec");
+        let mut ec_claiming_rs = ec.public_jwk();
         ec_claiming_rs["alg"] = json!("RS256");
         ec_claiming_rs["kid"] = json!("liar");
-        let doc = json!({"keys": [rsa.jwk(Some("PS256")), ec_claiming_rs]});
+        let doc = json!({"keys": [rsa_ps256, ec_claiming_rs]});
         let keys = parse_jwks(&doc, ALL);
         assert_eq!(kids(&keys), ["rsa"]);
         assert_eq!(keys[0].algorithms(), [Algorithm::PS256]);
         // Intersected with the allow-list.
         let keys = parse_jwks(
-            &json!({"keys": [rsa.jwk(None)]}),
+            &json!({"keys": [rsa.public_jwk_without_alg()]}),
             &[Algorithm::RS256, Algorithm::ES256],
         );
         assert_eq!(keys[0].algorithms(), [Algorithm::RS256]);
-        let keys = parse_jwks(
-            &json!({"keys": [rsa.jwk(Some("PS256"))]}),
-            &[Algorithm::RS256],
-        );
+        let keys = parse_jwks(&json!({"keys": [rsa_ps256]}), &[Algorithm::RS256]);
         assert!(keys.is_empty());
         assert!(parse_jwks(&json!({"nokeys": []}), ALL).is_empty());
     }
 
-    fn cache(idp: &MockIdp, clock: Clock, config: JwksConfig) -> JwksCache {
+    fn cache(ts: &TestAuthServer, clock: Clock, config: JwksConfig) -> JwksCache {
         JwksCache::with_clock(
-            idp.issuer(),
-            idp.jwks_url(),
+            ts.issuer(),
+            jwks_url(ts),
             Fetcher::new(FetchConfig::default()).unwrap(),
             ALL,
             config,
@@ -643,11 +662,10 @@ mod tests {
 
     #[tokio::test]
     async fn hmac_is_never_allowed_for_jwks_keys() {
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
         let c = JwksCache::new(
-            idp.issuer(),
-            idp.jwks_url(),
+            ts.issuer(),
+            jwks_url(&ts),
             Fetcher::new(FetchConfig::default()).unwrap(),
             &[Algorithm::HS256, Algorithm::RS256],
             JwksConfig::default(),
@@ -661,17 +679,16 @@ mod tests {
 
     #[tokio::test]
     async fn not_ready_until_first_success_then_known_kid_needs_no_fetch() {
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        idp.set_down(true);
-        let c = cache(&idp, Clock::default(), JwksConfig::default());
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
+        ts.set_jwks_down(true);
+        let c = cache(&ts, Clock::default(), JwksConfig::default());
         assert!(!c.ready());
         assert!(matches!(
             c.load().await,
             Err(JwksError::Fetch(FetchError::Status(503)))
         ));
         assert!(!c.ready());
-        idp.set_down(false);
+        ts.set_jwks_down(false);
         c.load().await.unwrap();
         assert!(c.ready());
         assert_eq!(c.fetch_count(), 2);
@@ -679,19 +696,19 @@ mod tests {
             c.resolve(Some("k1"), Algorithm::RS256).await.unwrap();
         }
         assert_eq!(c.fetch_count(), 2, "known kid must not fetch");
-        assert_eq!(idp.jwks_hits(), 2);
+        assert_eq!(ts.jwks_fetches(), 2);
     }
 
     #[tokio::test]
     async fn unknown_kid_refreshes_once_then_rate_limited() {
         let clock = Clock::manual();
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        let c = cache(&idp, clock.clone(), JwksConfig::default());
+        let k1 = key(Alg::RS256, "k1");
+        let ts = server(&[&k1]).await;
+        let c = cache(&ts, clock.clone(), JwksConfig::default());
         c.load().await.unwrap();
         clock.advance(Duration::from_secs(31));
         // Rotation: the new key is found after exactly one refresh.
-        idp.set_keys(&[&TestKey::rsa(0, "k1"), &TestKey::rsa(1, "k2")]);
+        ts.set_keys(vec![k1, key(Alg::RS256, "k2")]);
         c.resolve(Some("k2"), Algorithm::RS256).await.unwrap();
         assert_eq!(c.fetch_count(), 2);
         // A forged kid right after: the refresh is rate-limited, answer is "unknown key".
@@ -711,9 +728,8 @@ mod tests {
     #[tokio::test]
     async fn odd_kids_just_do_not_match() {
         // E14: kid is only ever compared, never used as a path, query or file name.
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        let c = cache(&idp, Clock::manual(), JwksConfig::default());
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
+        let c = cache(&ts, Clock::manual(), JwksConfig::default());
         c.load().await.unwrap();
         for kid in [
             "../../etc/passwd",
@@ -734,9 +750,8 @@ mod tests {
 
     #[tokio::test]
     async fn key_type_must_match_the_algorithm() {
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "rsa"), &TestKey::ec256("ec")]);
-        let c = cache(&idp, Clock::manual(), JwksConfig::default());
+        let ts = server(&[&key(Alg::RS256, "rsa"), &key(Alg::ES256, "ec")]).await;
+        let c = cache(&ts, Clock::manual(), JwksConfig::default());
         c.load().await.unwrap();
         assert_eq!(
             c.resolve(Some("ec"), Algorithm::RS256).await.unwrap_err(),
@@ -751,8 +766,8 @@ mod tests {
             c.resolve(None, Algorithm::ES256).await.unwrap().kid(),
             Some("ec")
         );
-        idp.set_keys(&[&TestKey::rsa(0, "a"), &TestKey::rsa(1, "b")]);
-        let c2 = cache(&idp, Clock::manual(), JwksConfig::default());
+        ts.set_keys(vec![key(Alg::RS256, "a"), key(Alg::RS256, "b")]);
+        let c2 = cache(&ts, Clock::manual(), JwksConfig::default());
         c2.load().await.unwrap();
         assert_eq!(
             c2.resolve(None, Algorithm::RS256).await.unwrap_err(),
@@ -764,12 +779,12 @@ mod tests {
     async fn single_flight_for_concurrent_unknown_kids() {
         // peers.md gap 6: 1,000 concurrent verifications with an unknown kid → one fetch.
         let clock = Clock::manual();
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        let c = cache(&idp, clock.clone(), JwksConfig::default());
+        let k1 = key(Alg::RS256, "k1");
+        let ts = server(&[&k1]).await;
+        let c = cache(&ts, clock.clone(), JwksConfig::default());
         c.load().await.unwrap();
         clock.advance(Duration::from_secs(60));
-        idp.set_keys(&[&TestKey::rsa(0, "k1"), &TestKey::rsa(1, "k2")]);
+        ts.set_keys(vec![k1, key(Alg::RS256, "k2")]);
         let gate = Arc::new(tokio::sync::Barrier::new(1000));
         let tasks: Vec<_> = (0..1000)
             .map(|i| {
@@ -790,18 +805,17 @@ mod tests {
             }
         }
         assert_eq!(c.fetch_count(), 2, "initial load + exactly one refresh");
-        assert_eq!(idp.jwks_hits(), 2);
+        assert_eq!(ts.jwks_fetches(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn single_flight_when_jwks_is_down() {
         let clock = Clock::manual();
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        let c = cache(&idp, clock.clone(), JwksConfig::default());
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
+        let c = cache(&ts, clock.clone(), JwksConfig::default());
         c.load().await.unwrap();
         clock.advance(Duration::from_secs(60));
-        idp.set_down(true);
+        ts.set_jwks_down(true);
         let tasks: Vec<_> = (0..200)
             .map(|_| {
                 let c = c.clone();
@@ -820,15 +834,14 @@ mod tests {
     #[tokio::test]
     async fn stale_if_error_until_max_staleness() {
         let clock = Clock::manual();
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
         let config = JwksConfig {
             max_staleness: Duration::from_secs(3600),
             ..Default::default()
         };
-        let c = cache(&idp, clock.clone(), config);
+        let c = cache(&ts, clock.clone(), config);
         c.load().await.unwrap();
-        idp.set_down(true);
+        ts.set_jwks_down(true);
         clock.advance(Duration::from_secs(1800));
         // Down after start: the known key still works (no fetch needed)…
         c.resolve(Some("k1"), Algorithm::RS256).await.unwrap();
@@ -848,7 +861,7 @@ mod tests {
             UnavailableReason::KeysUnavailable.into()
         );
         // Recovery.
-        idp.set_down(false);
+        ts.set_jwks_down(false);
         clock.advance(Duration::from_secs(31));
         c.resolve(Some("k1"), Algorithm::RS256).await.unwrap();
         assert!(c.ready());
@@ -856,42 +869,41 @@ mod tests {
 
     #[tokio::test]
     async fn empty_or_unusable_set_keeps_previous_keys() {
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        let c = cache(&idp, Clock::manual(), JwksConfig::default());
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
+        let c = cache(&ts, Clock::manual(), JwksConfig::default());
         c.load().await.unwrap();
-        idp.set_jwks(json!({"keys": [{"kty": "oct", "k": "AAAA"}]}));
+        ts.set_jwks_raw(Some(r#"{"keys": [{"kty": "oct", "k": "AAAA"}]}"#));
         assert_eq!(c.load().await, Err(JwksError::NoUsableKeys));
         c.resolve(Some("k1"), Algorithm::RS256).await.unwrap();
     }
 
     #[tokio::test]
     async fn background_refresh_follows_max_age_and_stops_on_cancel_or_drop() {
-        let idp = MockIdp::start().await;
-        idp.set_keys(&[&TestKey::rsa(0, "k1")]);
-        idp.set_cache_control("max-age=0");
+        let ts = server(&[&key(Alg::RS256, "k1")]).await;
+        ts.set_jwks_cache_control(Some("max-age=0"));
         let config = JwksConfig {
             min_ttl: Duration::from_millis(20),
             max_ttl: Duration::from_millis(20),
             ..Default::default()
         };
-        let c = cache(&idp, Clock::default(), config);
+        let c = cache(&ts, Clock::default(), config);
         c.load().await.unwrap();
-        let mut hits = idp.subscribe_jwks_hits();
+        let mut hits = ts.jwks_fetches();
         let cancel = CancellationToken::new();
         let task = c.spawn_refresh(cancel.clone());
         // Two scheduled refreshes happen without any request traffic.
         for _ in 0..2 {
-            tokio::time::timeout(Duration::from_secs(10), hits.changed())
+            hits += 1;
+            tokio::time::timeout(Duration::from_secs(10), ts.wait_for_jwks_fetches(hits))
                 .await
-                .unwrap()
                 .unwrap();
         }
         // A rotated key is picked up by the schedule alone.
-        idp.set_keys(&[&TestKey::rsa(1, "k2")]);
+        ts.set_keys(vec![key(Alg::RS256, "k2")]);
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                hits.changed().await.unwrap();
+                hits += 1;
+                ts.wait_for_jwks_fetches(hits).await;
                 if c.current()
                     .is_some_and(|s| s.keys().iter().any(|k| k.kid() == Some("k2")))
                 {

@@ -22,8 +22,6 @@ pub mod fetch;
 pub mod introspection;
 pub mod jwks;
 pub mod jwt;
-#[cfg(test)]
-mod test_support;
 
 /// A boxed, sendable future, the return type of [`TokenVerifier::verify`] (object safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
