@@ -56,10 +56,11 @@ impl Default for Config {
     /// `invoices:write` for `void_invoice` (and implying `invoices:read`), the tenant from the
     /// `tenant` claim, and its name in the metadata.
     fn default() -> Self {
-        let mut server = ServerSettings::default();
-        server.resource_name = "Gatehouse Billing".into();
         Self {
-            server,
+            server: ServerSettings {
+                resource_name: "Gatehouse Billing".into(),
+                ..ServerSettings::default()
+            },
             auth: AuthSettings::default(),
             policy: PolicySettings {
                 route_scopes: vec![gatehouse_billing::SCOPE_READ.into()],

@@ -183,6 +183,14 @@ impl fmt::Display for ResourceUrl {
     }
 }
 
+impl std::str::FromStr for ResourceUrl {
+    type Err = ResourceUrlError;
+    /// [`ResourceUrl::parse`] with the default rules.
+    fn from_str(s: &str) -> Result<Self, ResourceUrlError> {
+        Self::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,13 +275,5 @@ mod tests {
                 "{public}"
             );
         }
-    }
-}
-
-impl std::str::FromStr for ResourceUrl {
-    type Err = ResourceUrlError;
-    /// [`ResourceUrl::parse`] with the default rules.
-    fn from_str(s: &str) -> Result<Self, ResourceUrlError> {
-        Self::parse(s)
     }
 }

@@ -532,7 +532,7 @@ impl GatehouseBuilder {
             .iter()
             .map(|(tool, scopes)| Ok((tool.clone(), ScopeSet::parse(scopes)?)))
             .collect::<Result<_, InvalidScope>>()?;
-        let hierarchy = ScopeHierarchy::new(self.hierarchy.iter().map(|(k, v)| (k, v)))?;
+        let hierarchy = ScopeHierarchy::new(self.hierarchy.iter())?;
         Ok(ScopePolicy::new(
             ScopeSet::parse(&self.route_scopes)?,
             tools,
