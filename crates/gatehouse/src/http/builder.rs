@@ -491,6 +491,7 @@ impl GatehouseBuilder {
                 .cloned()
                 .map(|mut c| {
                     c.tenant_claim = c.tenant_claim.or_else(|| claim.clone());
+                    c.max_token_bytes = self.max_token_bytes;
                     c
                 })
                 .collect(),
@@ -500,6 +501,7 @@ impl GatehouseBuilder {
                 .cloned()
                 .map(|mut c| {
                     c.tenant_claim = c.tenant_claim.or_else(|| claim.clone());
+                    c.max_token_bytes = self.max_token_bytes;
                     c
                 })
                 .collect(),
@@ -638,10 +640,7 @@ impl GatehouseBuilder {
         let observer: Arc<dyn Observer> = Arc::new(Observers::new(self.observers));
         let mut enrichers: Vec<Arc<dyn CallerEnricher>> = vec![Arc::new(self.tenancy)];
         enrichers.extend(self.enrichers);
-        let cache = CacheConfig {
-            max_token_bytes: self.max_token_bytes,
-            ..self.cache
-        };
+        let cache = self.cache;
         let authenticator = Arc::new(
             Authenticator::new(verifier, cache)
                 .with_enricher(Arc::new(Enrichers::new(enrichers)))

@@ -453,8 +453,19 @@ mod tests {
                     "ignored",
                 )
             })
-            .tenant_claim("org");
+            .tenant_claim("org")
+            .max_token_bytes(32 * 1024);
         let chain = b.chain_config();
+        // One token-size limit, set once, reaches every verifier (a 20 KB opaque token that the
+        // edge accepts is not refused again by introspection).
+        assert_eq!(chain.max_token_bytes, 32 * 1024);
+        assert!(
+            chain
+                .jwt_issuers
+                .iter()
+                .all(|c| c.max_token_bytes == 32 * 1024)
+        );
+        assert_eq!(chain.introspection[0].max_token_bytes, 32 * 1024);
         assert_eq!(chain.jwt_issuers[0].audiences, [r]);
         assert_eq!(chain.jwt_issuers[1].audiences, ["api://other"]);
         assert_eq!(chain.introspection[0].audiences, [r]);

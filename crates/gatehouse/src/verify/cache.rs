@@ -14,8 +14,9 @@
 //! - **Cheap hits.** The cache is consulted synchronously before the (boxed) verifier future is
 //!   created; a hit does no signature check, no network, and no allocation beyond cloning the
 //!   `Caller`'s `Arc`.
-//! - **Bounded.** Entry counts are capped; tokens longer than `max_token_bytes` are verified but
-//!   not cached.
+//! - **Bounded.** Entry counts are capped. The size of a token does not matter: an entry holds
+//!   its 32-byte digest, and tokens over the one size limit never get this far (the edge and the
+//!   verifier chain refuse them, [`crate::GatehouseBuilder::max_token_bytes`]).
 //! - **Negative cache for definitive refusals only** (bad signature, expired, wrong audience,
 //!   malformed, …), short-lived, so a flood of one bad token costs a map lookup. Undecided
 //!   outcomes (unknown `kid`, unavailable keys or introspection) and time-dependent ones (not yet
@@ -39,15 +40,13 @@ use crate::verify::{InvalidReason, TokenVerifier, VerifyError};
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     /// Maximum number of cached verified tokens. Default: 10,000 (worst case about
-    /// `max_entries × (max_token_bytes + claims)` of memory).
+    /// `max_entries × (32-byte key + the caller's claims)` of memory).
     pub max_entries: u64,
     /// Longest time a verified JWT stays cached (it never outlives its `exp`). Default: 5 min.
     pub max_ttl: Duration,
     /// Longest time an introspection result stays cached: the window in which a revoked opaque
     /// token is still accepted. Default: 60 s.
     pub max_ttl_introspected: Duration,
-    /// Tokens longer than this are not cached (positive or negative). Default: 8 KiB.
-    pub max_token_bytes: usize,
     /// Maximum number of remembered definitive refusals. `0` disables the negative cache.
     /// Default: 1,000.
     pub negative_max_entries: u64,
@@ -61,7 +60,6 @@ impl Default for CacheConfig {
             max_entries: 10_000,
             max_ttl: Duration::from_secs(300),
             max_ttl_introspected: Duration::from_secs(60),
-            max_token_bytes: 8 * 1024,
             negative_max_entries: 1_000,
             negative_ttl: Duration::from_secs(10),
         }
@@ -140,7 +138,6 @@ pub struct Authenticator {
     inner: Arc<dyn TokenVerifier>,
     positive: Cache<TokenKey, Caller>,
     negative: Option<Cache<TokenKey, InvalidReason>>,
-    max_token_bytes: usize,
     counters: Counters,
     /// Runs once per verified token, before the result is cached ([`crate::tenancy`]).
     enricher: Option<Arc<dyn CallerEnricher>>,
@@ -176,7 +173,6 @@ impl Authenticator {
             inner,
             positive,
             negative,
-            max_token_bytes: config.max_token_bytes,
             counters: Counters::default(),
             enricher: None,
             observer: None,
@@ -228,18 +224,16 @@ impl Authenticator {
         if let (Ok(caller), Some(e)) = (&mut result, &self.enricher) {
             *caller = e.enrich(caller.clone());
         }
-        if token.len() <= self.max_token_bytes {
-            match &result {
-                Ok(caller) if caller.expires_at > SystemTime::now() => {
-                    self.positive.insert(key, caller.clone());
-                }
-                Err(VerifyError::Invalid(reason)) if is_definitive(*reason) => {
-                    if let Some(n) = &self.negative {
-                        n.insert(key, *reason);
-                    }
-                }
-                _ => {}
+        match &result {
+            Ok(caller) if caller.expires_at > SystemTime::now() => {
+                self.positive.insert(key, caller.clone());
             }
+            Err(VerifyError::Invalid(reason)) if is_definitive(*reason) => {
+                if let Some(n) = &self.negative {
+                    n.insert(key, *reason);
+                }
+            }
+            _ => {}
         }
         result
     }
@@ -475,23 +469,18 @@ mod tests {
         }
     }
 
+    // Keys are digests: a large token costs no more memory than a small one, and is cached.
     #[tokio::test]
-    async fn oversized_tokens_are_not_cached() {
+    async fn large_tokens_are_cached_by_digest() {
         let (a, s) = auth(
-            vec![
-                Ok(caller(TokenKind::Jwt, Duration::from_secs(600))),
-                Ok(caller(TokenKind::Jwt, Duration::from_secs(600))),
-            ],
-            CacheConfig {
-                max_token_bytes: 16,
-                ..Default::default()
-            },
+            vec![Ok(caller(TokenKind::Jwt, Duration::from_secs(600)))],
+            CacheConfig::default(),
         );
-        let t = AccessToken::new("x".repeat(17));
+        let t = AccessToken::new("x".repeat(15 * 1024));
         a.authenticate(&t).await.unwrap();
         a.authenticate(&t).await.unwrap();
-        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
-        assert_eq!(a.entry_count(), 0);
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(a.entry_count(), 1);
     }
 
     #[tokio::test]

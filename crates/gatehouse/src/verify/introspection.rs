@@ -94,6 +94,9 @@ pub struct IntrospectionConfig {
     pub tenant_claim: Option<String>,
     /// Limits of the introspection request (timeout, size).
     pub fetch: FetchConfig,
+    /// Longer tokens are refused without a request. Default [`DEFAULT_MAX_TOKEN_BYTES`]; the
+    /// builder sets it from its one `max_token_bytes` ([`crate::GatehouseBuilder::max_token_bytes`]).
+    pub max_token_bytes: usize,
 }
 
 impl IntrospectionConfig {
@@ -117,6 +120,7 @@ impl IntrospectionConfig {
             extra_scope_claims: Vec::new(),
             tenant_claim: None,
             fetch: FetchConfig::default(),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
         }
     }
 }
@@ -156,6 +160,7 @@ pub struct IntrospectionVerifier {
     tenant_claim: Option<String>,
     fetcher: Fetcher,
     requests: AtomicU64,
+    max_token_bytes: usize,
 }
 
 impl fmt::Debug for IntrospectionVerifier {
@@ -209,6 +214,7 @@ impl IntrospectionVerifier {
             tenant_claim: config.tenant_claim,
             fetcher,
             requests: AtomicU64::new(0),
+            max_token_bytes: config.max_token_bytes,
         })
     }
 
@@ -244,7 +250,7 @@ impl IntrospectionVerifier {
     }
 
     async fn introspect(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
-        if token.len() > DEFAULT_MAX_TOKEN_BYTES {
+        if token.len() > self.max_token_bytes {
             return Err(InvalidReason::TooLarge.into());
         }
         if token.is_empty() {

@@ -31,8 +31,9 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Largest accepted leeway (RFC 9068 §4: "a few minutes" at most).
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
-/// Largest token accepted by default, in bytes. Real access tokens are 1–4 KiB.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Largest token accepted by default, in bytes: the crate's one default
+/// ([`crate::DEFAULT_MAX_TOKEN_BYTES`]). Real access tokens are 1–4 KiB.
+pub use crate::DEFAULT_MAX_TOKEN_BYTES;
 
 /// Which header `typ` values are accepted.
 ///
@@ -100,6 +101,9 @@ pub struct JwtIssuerConfig {
     pub jwks: JwksConfig,
     /// Limits of the metadata and JWKS fetches.
     pub fetch: FetchConfig,
+    /// Longer tokens are refused before parsing. Default [`DEFAULT_MAX_TOKEN_BYTES`]; the
+    /// builder sets it from its one `max_token_bytes` ([`crate::GatehouseBuilder::max_token_bytes`]).
+    pub max_token_bytes: usize,
     /// A shared secret for `HS256/384/512` tokens. Default: `None`. HMAC tokens can be minted by
     /// anyone holding the secret (every verifier too); only for an authorization server you run
     /// yourself. HMAC is never used with JWKS keys. Logs a warning.
@@ -120,6 +124,7 @@ impl JwtIssuerConfig {
             tenant_claim: None,
             jwks: JwksConfig::default(),
             fetch: FetchConfig::default(),
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             dangerous_allow_hmac_secret: None,
         }
     }

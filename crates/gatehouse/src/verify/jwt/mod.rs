@@ -59,6 +59,7 @@ pub struct JwtVerifier {
     tenant_claim: Option<String>,
     jwks: Option<JwksCache>,
     hmac: Option<DecodingKey>,
+    max_token_bytes: usize,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -151,6 +152,7 @@ impl JwtVerifier {
             tenant_claim: config.tenant_claim,
             jwks,
             hmac,
+            max_token_bytes: config.max_token_bytes,
         }
     }
 
@@ -286,7 +288,7 @@ fn check_signature(jws: &ParsedJws<'_>, key: &DecodingKey, alg: Algorithm) -> bo
 impl TokenVerifier for JwtVerifier {
     fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
         Box::pin(async move {
-            if token.len() > DEFAULT_MAX_TOKEN_BYTES {
+            if token.len() > self.max_token_bytes {
                 return Err(InvalidReason::TooLarge.into());
             }
             let jws = parse_jws(token.expose())?;
