@@ -14,9 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use crate::DevIssuerError;
 use crate::config::{ClientSecret, DevClient, DevIssuerConfig, DevResourceServer};
 use crate::keys::{SigningKey, b64};
+use crate::loopback::{DevIssuerError, ensure_loopback};
 
 /// Claims the issuer sets itself; the tenant claim must not shadow one of them.
 const RESERVED_CLAIMS: &[&str] = &[
@@ -189,7 +189,7 @@ impl DevIssuer {
         listener: &tokio::net::TcpListener,
         mut config: DevIssuerConfig,
     ) -> Result<Self, DevIssuerError> {
-        let addr = crate::ensure_loopback(listener)?;
+        let addr = ensure_loopback(listener)?;
         config.issuer.get_or_insert_with(|| default_issuer(addr));
         Self::new(config)
     }

@@ -37,9 +37,9 @@ mod config;
 mod http;
 mod issuer;
 mod keys;
+mod loopback;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::serve::ListenerExt;
 
@@ -50,31 +50,7 @@ pub use config::{
 pub use http::router;
 pub use issuer::{DevIssuer, IssuedToken, TokenError};
 pub use keys::{KeyError, SigningKey};
-
-/// Why the development issuer could not start or run.
-#[derive(Debug, thiserror::Error)]
-pub enum DevIssuerError {
-    /// A configuration value is invalid; `key` names it.
-    #[error("invalid dev-issuer configuration `{key}`: {why}")]
-    Config {
-        /// The offending configuration key.
-        key: String,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// The listener is bound to a non-loopback address.
-    #[error(
-        "refusing to serve on {0}: the development issuer binds loopback addresses only \
-         (127.0.0.1 or ::1)"
-    )]
-    NotLoopback(SocketAddr),
-    /// The signing key could not be generated or loaded.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// Socket error.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
+pub use loopback::{DevIssuerError, ensure_loopback};
 
 /// The warning printed at start-up. Loud on purpose: a development issuer reachable by others
 /// would mint valid tokens for anyone who reads its configuration.
@@ -93,20 +69,6 @@ pub fn banner(issuer: &str) -> String {
     }
     out.push_str(&rule);
     out
-}
-
-/// Returns the listener's address if it is a loopback address, otherwise an error.
-pub fn ensure_loopback(listener: &tokio::net::TcpListener) -> Result<SocketAddr, DevIssuerError> {
-    let addr = listener.local_addr()?;
-    check_loopback(addr)
-}
-
-fn check_loopback(addr: SocketAddr) -> Result<SocketAddr, DevIssuerError> {
-    if addr.ip().is_loopback() {
-        Ok(addr)
-    } else {
-        Err(DevIssuerError::NotLoopback(addr))
-    }
 }
 
 /// Builds the issuer for `listener` from `config` and serves it until `shutdown` completes.
@@ -149,21 +111,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_check() {
-        assert!(check_loopback("127.0.0.1:1".parse().unwrap()).is_ok());
-        assert!(check_loopback("[::1]:1".parse().unwrap()).is_ok());
-        for a in ["0.0.0.0:1", "192.168.1.2:1", "[::]:1", "10.0.0.1:80"] {
-            assert!(
-                matches!(
-                    check_loopback(a.parse().unwrap()),
-                    Err(DevIssuerError::NotLoopback(_))
-                ),
-                "{a}"
-            );
-        }
-    }
 
     #[test]
     fn banner_is_loud_and_names_the_issuer() {

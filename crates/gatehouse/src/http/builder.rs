@@ -14,16 +14,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::DEFAULT_MAX_TOKEN_BYTES;
 use crate::caller::{InvalidScope, ScopeSet};
-use crate::http::challenge::{self, Challenges, OFFLINE_ACCESS};
+use crate::http::challenge::{self, Challenges, DEFAULT_UNAVAILABLE_RETRY_AFTER, OFFLINE_ACCESS};
 use crate::http::cors::{self, CorsConfig, CorsConfigError};
 use crate::http::guard::{self, GuardConfig, HostGuard};
 use crate::http::layer::Shared;
-use crate::http::limits::RequestLimits;
+use crate::http::limits::{DEFAULT_MAX_BODY_BYTES, RequestLimits};
 use crate::http::metadata::{
     DEFAULT_METADATA_MAX_AGE, MetadataDocument, ProtectedResourceMetadata,
 };
+use crate::http::server::Gatehouse;
 use crate::http::session::{self, SessionBindingConfig};
-use crate::http::{DEFAULT_MAX_BODY_BYTES, DEFAULT_UNAVAILABLE_RETRY_AFTER, Gatehouse};
 use crate::observe::{Observer, Observers};
 use crate::policy::rate_limit::RateLimiter;
 use crate::policy::{HierarchyError, ScopeHierarchy, ScopePolicy, ToolListMode};
@@ -132,8 +132,16 @@ impl std::fmt::Debug for GatehouseBuilder {
     }
 }
 
+impl Gatehouse {
+    /// Starts configuring the protection of `resource` (its canonical URL: what tokens' `aud`
+    /// names and what clients connect to).
+    pub fn builder(resource: ResourceUrl) -> GatehouseBuilder {
+        GatehouseBuilder::new(resource)
+    }
+}
+
 impl GatehouseBuilder {
-    pub(crate) fn new(resource: ResourceUrl) -> Self {
+    fn new(resource: ResourceUrl) -> Self {
         Self {
             resource,
             authorization_servers: None,
@@ -218,7 +226,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.authorization_servers = Some(issuers.into_iter().map(Into::into).collect());
+        self.authorization_servers = Some(owned(issuers));
         self
     }
 
@@ -238,7 +246,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.route_scopes = scopes.into_iter().map(Into::into).collect();
+        self.route_scopes = owned(scopes);
         self
     }
 
@@ -249,8 +257,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.tool_scopes
-            .insert(tool.into(), scopes.into_iter().map(Into::into).collect());
+        self.tool_scopes.insert(tool.into(), owned(scopes));
         self
     }
 
@@ -352,7 +359,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self.scopes_supported = Some(owned(scopes));
         self
     }
 
@@ -363,7 +370,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.guard.allowed_hosts = hosts.into_iter().map(Into::into).collect();
+        self.guard.allowed_hosts = owned(hosts);
         self
     }
 
@@ -374,7 +381,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.guard.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self.guard.allowed_origins = owned(origins);
         self
     }
 
@@ -386,7 +393,7 @@ impl GatehouseBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.guard.trusted_proxies = proxies.into_iter().map(Into::into).collect();
+        self.guard.trusted_proxies = owned(proxies);
         self
     }
 
@@ -675,6 +682,15 @@ impl GatehouseBuilder {
     }
 }
 
+/// The strings of a setter's argument, owned.
+fn owned<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
 fn strip_offline_access(scopes: ScopeSet, what: &str) -> ScopeSet {
     if scopes.contains_str(OFFLINE_ACCESS) {
         tracing::warn!(
@@ -700,4 +716,234 @@ fn is_acceptable_issuer(issuer: &str) -> bool {
         None => return false,
     };
     url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::{AccessToken, Caller, ScopeSet};
+    use crate::http::RequestLimits;
+    use crate::policy::ToolListMode;
+    use crate::verify::jwt::JwtIssuerConfig;
+    use crate::verify::{BoxFuture, InvalidReason, TokenVerifier, VerifyError};
+
+    struct Never;
+    impl TokenVerifier for Never {
+        fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+            Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) })
+        }
+    }
+
+    fn builder(resource: &str) -> GatehouseBuilder {
+        Gatehouse::builder(ResourceUrl::parse(resource).unwrap())
+            .authorization_servers(["https://auth.example.com"])
+            .verifier(Arc::new(Never))
+    }
+
+    // A4, A26 and secure defaults: each bad setting is refused with its name.
+    #[test]
+    fn build_refuses_bad_configuration() {
+        let r = "https://mcp.example.com/mcp";
+        let err = |b: GatehouseBuilder| b.build().unwrap_err();
+        assert_eq!(
+            err(builder(r).authorization_servers(Vec::<String>::new())),
+            BuildError::NoAuthorizationServers
+        );
+        assert_eq!(
+            err(builder(r).authorization_servers(["http://auth.example.com"])),
+            BuildError::AuthorizationServer("http://auth.example.com".into())
+        );
+        assert!(matches!(
+            err(builder(r).authorization_servers(["not a url"])),
+            BuildError::AuthorizationServer(_)
+        ));
+        let no_auth = Gatehouse::builder(ResourceUrl::parse(r).unwrap())
+            .authorization_servers(["https://auth.example.com"]);
+        assert_eq!(err(no_auth), BuildError::NoVerifier);
+        // Issuers need `start` (it fetches their keys); they cannot be mixed with a verifier.
+        let issuer = || {
+            Gatehouse::builder(ResourceUrl::parse(r).unwrap())
+                .jwt_issuer("https://auth.example.com")
+        };
+        assert_eq!(err(issuer()), BuildError::NotStarted);
+        assert_eq!(
+            err(issuer().verifier(Arc::new(Never))),
+            BuildError::VerifierAndIssuers
+        );
+        assert_eq!(
+            err(builder(r).request_limits(RequestLimits {
+                max_concurrent_requests: 0,
+                ..RequestLimits::default()
+            })),
+            BuildError::ZeroLimit("max_concurrent_requests")
+        );
+        assert_eq!(
+            err(builder(r).request_limits(RequestLimits {
+                request_timeout: Duration::ZERO,
+                ..RequestLimits::default()
+            })),
+            BuildError::ZeroLimit("request_timeout")
+        );
+        assert!(matches!(
+            err(builder(r).route_scopes(["a b"])),
+            BuildError::Scope(_)
+        ));
+        assert!(matches!(
+            err(builder(r).tool_scopes("t", ["a\"b"])),
+            BuildError::Scope(_)
+        ));
+        assert!(matches!(
+            err(builder(r)
+                .scope_implies("a", ["b"])
+                .scope_implies("b", ["a"])),
+            BuildError::Hierarchy(_)
+        ));
+        assert_eq!(
+            err(builder(r).max_token_bytes(0)),
+            BuildError::ZeroLimit("max_token_bytes")
+        );
+        assert_eq!(
+            err(builder(r).max_body_bytes(0)),
+            BuildError::ZeroLimit("max_body_bytes")
+        );
+        assert!(matches!(
+            err(builder(r).scopes_supported(["a b"])),
+            BuildError::Scope(_)
+        ));
+        assert!(matches!(
+            err(builder(r).allowed_hosts(["a b"])),
+            BuildError::Guard(_)
+        ));
+        assert!(matches!(
+            err(builder(r).allowed_origins(["nope"])),
+            BuildError::Guard(_)
+        ));
+        assert!(matches!(
+            err(builder(r).trusted_proxies(["10.0.0.0/99"])),
+            BuildError::Guard(_)
+        ));
+        assert!(matches!(
+            err(builder(r).cors(CorsConfig::new(["*"]))),
+            BuildError::Cors(_)
+        ));
+        assert!(matches!(
+            err(builder("https://mcp.example.com/:id")),
+            BuildError::ResourcePath(_)
+        ));
+        // http issuers are fine on loopback (development authorization server).
+        assert!(
+            builder(r)
+                .authorization_servers(["http://127.0.0.1:9000"])
+                .build()
+                .is_ok()
+        );
+    }
+
+    // A10, A11: scopes_supported defaults to the policy's scopes, never offline_access.
+    #[test]
+    fn scopes_supported_defaults_and_offline_access() {
+        let mut tools = std::collections::HashMap::new();
+        tools.insert(
+            "t".to_owned(),
+            ScopeSet::parse(["b", "offline_access"]).unwrap(),
+        );
+        let policy = ScopePolicy::new(
+            ScopeSet::parse(["a"]).unwrap(),
+            tools,
+            Default::default(),
+            Default::default(),
+        );
+        let g = builder("https://mcp.example.com/mcp")
+            .policy(policy)
+            .build()
+            .unwrap();
+        assert_eq!(g.metadata().document().scopes_supported, ["a", "b"]);
+        // The declarative form builds the same policy.
+        let g = builder("https://mcp.example.com/mcp")
+            .route_scopes(["a"])
+            .tool_scopes("t", ["b", "offline_access"])
+            .scope_implies("b", ["a"])
+            .tools_list(ToolListMode::FilterByScope)
+            .build()
+            .unwrap();
+        assert_eq!(g.metadata().document().scopes_supported, ["a", "b"]);
+        assert_eq!(g.policy().list_mode(), ToolListMode::FilterByScope);
+        assert!(g.policy().hierarchy().set_grants(
+            &ScopeSet::from_space_separated("b"),
+            &crate::caller::Scope::new("a").unwrap()
+        ));
+        assert_eq!(g.metadata().document().bearer_methods_supported, ["header"]);
+        assert!(g.metadata().document().resource_name.is_none());
+        let empty = builder("https://mcp.example.com/mcp")
+            .resource_name("")
+            .build()
+            .unwrap();
+        assert!(empty.metadata().document().resource_name.is_none());
+        assert!(empty.metadata().document().scopes_supported.is_empty());
+    }
+
+    // Issuers are given once: the metadata lists each JWT / introspection issuer once (an
+    // issuer with both is not listed twice), and each verifier's audience is the resource.
+    #[test]
+    fn issuers_are_advertised_once_and_audiences_default_to_the_resource() {
+        let r = "https://mcp.example.com/mcp";
+        let mut b = Gatehouse::builder(ResourceUrl::parse(r).unwrap())
+            .jwt_issuer("https://a.example.com")
+            .jwt_issuer_config(JwtIssuerConfig {
+                audiences: vec!["api://other".into()],
+                ..JwtIssuerConfig::new("https://b.example.com", "x")
+            })
+            .introspection(crate::verify::introspection::IntrospectionConfig {
+                audiences: vec![],
+                ..crate::verify::introspection::IntrospectionConfig::new(
+                    "https://a.example.com",
+                    "rs",
+                    crate::verify::introspection::ClientSecret::new("s"),
+                    "ignored",
+                )
+            })
+            .tenant_claim("org")
+            .max_token_bytes(32 * 1024);
+        let chain = b.chain_config();
+        // One token-size limit, set once, reaches every verifier (a 20 KB opaque token that the
+        // edge accepts is not refused again by introspection).
+        assert_eq!(chain.max_token_bytes, 32 * 1024);
+        assert!(
+            chain
+                .jwt_issuers
+                .iter()
+                .all(|c| c.max_token_bytes == 32 * 1024)
+        );
+        assert_eq!(chain.introspection[0].max_token_bytes, 32 * 1024);
+        assert_eq!(chain.jwt_issuers[0].audiences, [r]);
+        assert_eq!(chain.jwt_issuers[1].audiences, ["api://other"]);
+        assert_eq!(chain.introspection[0].audiences, [r]);
+        assert!(
+            chain
+                .jwt_issuers
+                .iter()
+                .all(|c| c.tenant_claim.as_deref() == Some("org"))
+        );
+        assert_eq!(chain.introspection[0].tenant_claim.as_deref(), Some("org"));
+        // Pretend start() ran with a custom verifier, to check the advertised list.
+        b = b.verifier(Arc::new(Never));
+        b.mark_started_for_tests();
+        let g = b.build().unwrap();
+        assert_eq!(
+            g.metadata().document().authorization_servers,
+            ["https://a.example.com", "https://b.example.com"]
+        );
+    }
+
+    // rmcp's loopback-only Host check is replaced; body limits agree.
+    #[test]
+    fn configure_rmcp_aligns_limits_and_hosts() {
+        let g = builder("https://mcp.example.com/mcp")
+            .max_body_bytes(1234)
+            .build()
+            .unwrap();
+        let c = g.configure_rmcp(Default::default());
+        assert!(c.allowed_hosts.is_empty());
+        assert_eq!(c.max_request_body_bytes, 1234);
+    }
 }

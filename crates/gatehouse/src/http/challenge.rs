@@ -45,6 +45,9 @@ use crate::verify::{InvalidReason, UnavailableReason, VerifyError};
 /// The scope that must never be advertised (SEP-2207).
 pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
 
+/// Default `Retry-After` on `503` when a token cannot be verified.
+pub const DEFAULT_UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// Why a request was refused. HTTP-shaped, but free of header text: rendering is
 /// [`Challenges::render`]'s job.
 #[derive(Debug, Clone, PartialEq, Eq)]

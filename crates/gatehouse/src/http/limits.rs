@@ -20,6 +20,9 @@ use crate::http::layer::Shared;
 use crate::observe::Route;
 use crate::resource::ResourceUrl;
 
+/// Default cap on request bodies: rmcp 3.11's default `max_request_body_bytes` (4 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// Limits on the requests a mounted server processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {

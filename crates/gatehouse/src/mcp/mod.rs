@@ -1,61 +1,15 @@
-//! rmcp glue: the verified [`Caller`] reaches tools as an ordinary argument.
+//! rmcp glue: the verified [`Caller`](crate::Caller) reaches tools as an ordinary argument, and
+//! [`Protected`] wraps a server with the library's per-call behaviour.
 //!
 //! rmcp's Streamable HTTP service puts the HTTP request's `http::request::Parts` into the MCP
-//! request's extensions; the edge layer put the `Caller` into those parts' extensions. This
-//! extractor reads it from there so that a tool declares `caller: Caller` and never touches
-//! headers or claims (rust-sdk #153, #644).
+//! request's extensions; the edge layer put the `Caller` into those parts' extensions. The
+//! extractors read it from there so that a tool declares `caller: Caller` (and
+//! `request_id: RequestId`) and never touches headers or claims (rust-sdk #153, #644).
 
-use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
-
-use crate::caller::Caller;
-
+mod extract;
 mod protected;
 
+pub use extract::{
+    REQUEST_ID_HEADER, RequestId, caller_from_extensions, request_id_from_extensions,
+};
 pub use protected::{Protected, report_outcome};
-
-impl<C: AsRequestContext> FromContextPart<C> for Caller {
-    fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
-        caller_from_extensions(&context.as_request_context().extensions).ok_or_else(|| {
-            // Reaching a tool without a Caller means the service was mounted without the
-            // Gatehouse layer: refuse rather than run unauthenticated.
-            rmcp::ErrorData::internal_error("request is not authenticated", None)
-        })
-    }
-}
-
-/// The `Caller` of an MCP request, if the Gatehouse layer authenticated it. For handlers that
-/// implement `ServerHandler` methods by hand (`list_tools`, `call_tool`).
-pub fn caller_from_extensions(ext: &rmcp::model::Extensions) -> Option<Caller> {
-    ext.get::<http::request::Parts>()
-        .and_then(|p| p.extensions.get::<Caller>())
-        .cloned()
-}
-
-/// The request id of the HTTP request that carried an MCP message (`x-request-id`, set or
-/// propagated by the edge), for audit records. `None` when the edge assigned none.
-///
-/// Tools take it as an argument like [`Caller`]; it is the only piece of the HTTP request a tool
-/// needs, so tools never read headers themselves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestId(pub Option<String>);
-
-/// Header that carries the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-impl<C: AsRequestContext> FromContextPart<C> for RequestId {
-    fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
-        Ok(request_id_from_extensions(
-            &context.as_request_context().extensions,
-        ))
-    }
-}
-
-/// The request id of an MCP request (see [`RequestId`]).
-pub fn request_id_from_extensions(ext: &rmcp::model::Extensions) -> RequestId {
-    RequestId(
-        ext.get::<http::request::Parts>()
-            .and_then(|p| p.headers.get(REQUEST_ID_HEADER))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    )
-}

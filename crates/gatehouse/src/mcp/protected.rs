@@ -29,7 +29,7 @@ use rmcp::service::{
 use rmcp::{ErrorData, ServerHandler};
 
 use crate::caller::{Caller, ScopeSet};
-use crate::mcp::{caller_from_extensions, request_id_from_extensions};
+use crate::mcp::extract::{caller_from_extensions, request_id_from_extensions};
 use crate::observe::{NoopObserver, Observer, Outcome, Stage, ToolCall};
 use crate::policy::{PolicyError, ScopePolicy, ToolListMode};
 
