@@ -1,17 +1,5 @@
-//! # Gatehouse
-//!
-//! An OAuth 2.1 resource server for MCP servers built on [rmcp] and axum: every request to the MCP
-//! endpoint must carry a bearer token minted for this server, with the scopes the operation needs.
-//!
-//! The modules follow the path of a request:
-//!
-//! 1. [`http`] — the edge: Host/Origin guard, CORS, bearer extraction, challenges
-//!    (`401`/`403`/`400`/`503`), RFC 9728 protected-resource metadata, the tower layer;
-//! 2. [`verify`] — authentication: token → [`Caller`] (JWT via JWKS, RFC 7662 introspection,
-//!    caches), HTTP-agnostic;
-//! 3. [`policy`] — authorization: route scopes, scope hierarchy, per-tool scopes;
-//! 4. [`mcp`] — rmcp glue: tools take `caller: Caller` as an argument.
-#![warn(missing_docs)]
+#![doc = include_str!("../GUIDE.md")]
+#![deny(missing_docs)]
 
 pub mod caller;
 pub mod http;

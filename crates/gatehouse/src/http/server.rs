@@ -71,7 +71,7 @@ impl Gatehouse {
         &self.shared.authenticator
     }
 
-    /// The verifier chain built by [`GatehouseBuilder::start`] (per-issuer key and
+    /// The verifier chain built by [`GatehouseBuilder::start`](crate::GatehouseBuilder::start) (per-issuer key and
     /// introspection statistics); `None` with a custom verifier.
     pub fn verifier_chain(&self) -> Option<&Arc<VerifierChain>> {
         self.chain.as_ref()
@@ -86,7 +86,7 @@ impl Gatehouse {
             .unwrap_or_default()
     }
 
-    /// True when MCP sessions are stateful ([`GatehouseBuilder::stateful_sessions`]).
+    /// True when MCP sessions are stateful ([`GatehouseBuilder::stateful_sessions`](crate::GatehouseBuilder::stateful_sessions)).
     pub fn is_stateful(&self) -> bool {
         self.stateful
     }
