@@ -32,7 +32,7 @@ use crate::tenancy::{CallerEnricher, Enrichers, Tenancy};
 use crate::verify::TokenVerifier;
 use crate::verify::cache::{Authenticator, CacheConfig};
 use crate::verify::chain::{ChainConfig, ChainError, VerifierChain};
-use crate::verify::introspection::IntrospectionConfig;
+use crate::verify::introspection::{ClientSecret, IntrospectionConfig};
 use crate::verify::jwt::JwtIssuerConfig;
 
 /// A configuration [`GatehouseBuilder::build`] or [`GatehouseBuilder::start`] refuses. Each names
@@ -193,6 +193,21 @@ impl GatehouseBuilder {
         }
         self.jwt_issuers.push(config);
         self
+    }
+
+    /// Decides opaque tokens of `issuer` by RFC 7662 introspection at the endpoint its metadata
+    /// names, authenticating as `client_id` with `client_secret` (`client_secret_basic`);
+    /// `aud` must name this resource. For other settings use
+    /// [`GatehouseBuilder::introspection`].
+    pub fn introspection_issuer(
+        self,
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+    ) -> Self {
+        let config =
+            IntrospectionConfig::new(issuer, client_id, client_secret, self.resource.as_str());
+        self.introspection(config)
     }
 
     /// Decides opaque tokens by RFC 7662 introspection as `config` describes. Empty `audiences`

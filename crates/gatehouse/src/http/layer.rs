@@ -127,9 +127,10 @@ impl Shared {
         if let Err(route) = self.policy.check_route(&caller) {
             // A18: one challenge names everything the operation needs. For a `tools/call` of a
             // tool with its own scopes that is route + tool scopes (the tool check covers
-            // both), not the route scopes now and the tool's on the next round trip.
+            // both), not the route scopes now and the tool's on the next round trip. The tool
+            // check also reports the refused call to the observers (one audit record), so a
+            // `tools/call` refused for lack of route scopes is recorded like any other.
             if req.method() == Method::POST
-                && self.policy.has_tool_rules()
                 && let Err(r @ Rejection::InsufficientScope { .. }) =
                     self.check_tool(req, &caller, started).await
             {
