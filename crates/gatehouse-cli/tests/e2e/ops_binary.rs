@@ -1,5 +1,7 @@
 //! Issue 6 against the real `gatehouse` binary: `check`, logs (request ids, no token ever),
-//! tool-call metrics, the audit summary, and graceful shutdown on SIGTERM.
+//! tool-call metrics, the audit summary, and graceful shutdown on SIGTERM. `serve` runs on port 0
+//! with no `server.resource`: it binds, derives the loopback resource URL from the bound port and
+//! prints the ready line these tests read (no test ever races for a free port).
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,16 +19,26 @@ use super::stack::{TempDir, start_issuer};
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 const BOUND: Duration = Duration::from_secs(30);
 
-/// The audience of tokens for the binary. The listener is on an ephemeral port that is only
-/// known once it runs, so the resource names a fixed authority and `allowed_hosts` admits
-/// 127.0.0.1 on any port.
+/// The resource `check` is given (it binds nothing, so it cannot derive one).
 const RESOURCE: &str = "http://127.0.0.1:1/mcp";
 
 fn config_file(dir: &TempDir, issuer_section: &str, extra: &str) -> std::path::PathBuf {
+    config_with(dir, Some(RESOURCE), issuer_section, extra)
+}
+
+/// `resource: None` leaves `server.resource` to its default, derived from the bound address.
+fn config_with(
+    dir: &TempDir,
+    resource: Option<&str>,
+    issuer_section: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let path = dir.0.join("gatehouse.toml");
+    let resource = resource
+        .map(|r| format!("resource = \"{r}\"\n"))
+        .unwrap_or_default();
     let body = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nresource = \"{RESOURCE}\"\n\
-         allowed_hosts = [\"127.0.0.1\"]\nshutdown_grace_seconds = 20\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n{resource}shutdown_grace_seconds = 20\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          {issuer_section}\n\
          [database]\nurl = \"sqlite://{}\"\nseed_demo_data = true\n{extra}",
@@ -134,7 +146,7 @@ struct Server {
     child: Child,
     lines: mpsc::UnboundedReceiver<String>,
     all: Arc<Mutex<Vec<String>>>,
-    addr: String,
+    url: String,
     admin: String,
 }
 
@@ -144,7 +156,7 @@ impl Server {
         cmd.args(["--log-json", "serve", "--config"])
             .arg(config)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         match rust_log {
@@ -152,6 +164,7 @@ impl Server {
             None => cmd.env_remove("RUST_LOG"),
         };
         let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let (tx, lines) = mpsc::unbounded_channel();
         let all = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
@@ -165,28 +178,37 @@ impl Server {
                 }
             });
         }
-        let mut s = Server {
+        // The ready line: `gatehouse ready mcp=URL metadata=URL admin=ADDR`.
+        let ready = tokio::time::timeout(BOUND, stdout.next_line())
+            .await
+            .expect("the ready line in time")
+            .unwrap()
+            .expect("a ready line on stdout");
+        let field = |name: &str| {
+            ready
+                .split(' ')
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{name} in {ready:?}"))
+                .to_owned()
+        };
+        assert!(ready.starts_with("gatehouse ready "), "{ready}");
+        let url = field("mcp=");
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),
+            "{url}"
+        );
+        assert_eq!(
+            field("metadata="),
+            url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
+        );
+        let admin = field("admin=");
+        Server {
             child,
             lines,
             all,
-            addr: String::new(),
-            admin: String::new(),
-        };
-        let mut addr = None;
-        let mut admin = None;
-        while addr.is_none() || admin.is_none() {
-            let l = s.next_json().await;
-            match l["message"].as_str() {
-                Some("serving MCP") => addr = l["addr"].as_str().map(str::to_owned),
-                Some("serving /metrics, /healthz, /readyz") => {
-                    admin = l["addr"].as_str().map(str::to_owned)
-                }
-                _ => {}
-            }
+            url,
+            admin,
         }
-        s.addr = addr.unwrap();
-        s.admin = admin.unwrap();
-        s
     }
 
     async fn next_json(&mut self) -> Value {
@@ -207,7 +229,15 @@ impl Server {
     }
 
     fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
+        self.url.clone()
+    }
+
+    /// `127.0.0.1:PORT` of the MCP listener.
+    fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .to_owned()
     }
 
     async fn sigterm(&mut self) {
@@ -257,12 +287,12 @@ async fn debug_json_logs_carry_request_ids_and_never_a_token() {
     let cancel = CancellationToken::new();
     let issuer = start_issuer(cancel.clone()).await;
     let dir = TempDir::new();
-    let config = config_file(&dir, &issuer_section(issuer.issuer(), None), "");
+    let config = config_with(&dir, None, &issuer_section(issuer.issuer(), None), "");
     let mut server = Server::start(&config, Some("debug")).await;
     let url = server.url();
 
-    let read = issuer.mint("acme-reader", &[], RESOURCE).unwrap();
-    let write = issuer.mint("acme-writer", &[], RESOURCE).unwrap();
+    let read = issuer.mint("acme-reader", &[], &url).unwrap();
+    let write = issuer.mint("acme-writer", &[], &url).unwrap();
     let other_aud = issuer
         .mint("acme-reader", &[], "http://127.0.0.1:2/mcp")
         .unwrap();
@@ -387,21 +417,22 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0() {
     let cancel = CancellationToken::new();
     let issuer = start_issuer(cancel.clone()).await;
     let dir = TempDir::new();
-    let config = config_file(&dir, &issuer_section(issuer.issuer(), None), "");
+    let config = config_with(&dir, None, &issuer_section(issuer.issuer(), None), "");
     let mut server = Server::start(&config, None).await;
-    let token = issuer.mint("acme-reader", &[], RESOURCE).unwrap();
+    let token = issuer.mint("acme-reader", &[], &server.url()).unwrap();
+    let addr = server.addr();
 
     // An in-flight request: authenticated, its body being read (100 Continue says so), held.
     let body =
         serde_json::to_vec(&tool("lookup_invoice", json!({"invoiceId": "INV-2041"}))).unwrap();
-    let mut held = TcpStream::connect(&server.addr).await.unwrap();
+    let mut held = TcpStream::connect(&addr).await.unwrap();
     held.write_all(
         format!(
             "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
              Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
              MCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\
              Expect: 100-continue\r\n\r\n",
-            server.addr,
+            addr,
             body.len()
         )
         .as_bytes(),
@@ -420,7 +451,7 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0() {
         .wait_for("stopped accepting connections; finishing in-flight requests")
         .await;
     // New connections are refused.
-    let refused = TcpStream::connect(&server.addr).await;
+    let refused = TcpStream::connect(&addr).await;
     assert_eq!(
         refused.err().map(|e| e.kind()),
         Some(std::io::ErrorKind::ConnectionRefused)
