@@ -671,3 +671,120 @@ impl Settings {
         Ok(b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_issuer() -> Settings {
+        let mut s = Settings::default();
+        s.auth
+            .issuers
+            .push(IssuerSettings::new("https://auth.example.com"));
+        s
+    }
+
+    fn bound(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn resource_defaults_to_the_bound_loopback_address_and_is_required_elsewhere() {
+        let s = ServerSettings::default();
+        assert_eq!(
+            s.resource_url(bound(4321)).unwrap().as_str(),
+            "http://127.0.0.1:4321/mcp"
+        );
+        let public = SocketAddr::from(([0, 0, 0, 0], 8080));
+        assert_eq!(s.resource_url(public).unwrap_err().key, "server.resource");
+        let s = ServerSettings {
+            resource: Some("http://mcp.example.com/mcp".into()),
+            ..ServerSettings::default()
+        };
+        let e = s.resource_url(public).unwrap_err();
+        assert_eq!(e.key, "server.resource");
+        assert!(e.message.contains("https"), "{e}");
+        let s = ServerSettings {
+            dangerous_allow_insecure_http: true,
+            ..s
+        };
+        assert!(s.resource_url(public).is_ok());
+    }
+
+    #[test]
+    fn key_refresh_settings_reach_the_verifier_config() {
+        let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
+        let mut i = IssuerSettings::new("https://auth.example.com");
+        i.jwks_refresh_cooldown_seconds = 2;
+        i.fetch_timeout_seconds = 3;
+        i.jwks_max_staleness_seconds = 4;
+        let c = i.to_config(0, &r).unwrap();
+        assert_eq!(c.jwks.min_refresh_interval, Duration::from_secs(2));
+        assert_eq!(c.fetch.timeout, Duration::from_secs(3));
+        assert_eq!(c.jwks.max_staleness, Duration::from_secs(4));
+        assert_eq!(c.audiences, ["https://mcp.example.com/mcp"]);
+        for field in [
+            "jwks_refresh_cooldown_seconds",
+            "fetch_timeout_seconds",
+            "jwks_max_staleness_seconds",
+        ] {
+            let mut bad = IssuerSettings::new("https://auth.example.com");
+            match field {
+                "jwks_refresh_cooldown_seconds" => bad.jwks_refresh_cooldown_seconds = 0,
+                "fetch_timeout_seconds" => bad.fetch_timeout_seconds = 0,
+                _ => bad.jwks_max_staleness_seconds = 0,
+            }
+            assert_eq!(
+                bad.to_config(3, &r).unwrap_err().key,
+                format!("auth.issuers[3].{field}")
+            );
+        }
+    }
+
+    #[test]
+    fn every_refusal_names_its_key() {
+        let key = |s: Settings| s.builder(bound(1)).unwrap_err().key;
+        assert_eq!(key(Settings::default()), "auth");
+        let mut s = with_issuer();
+        s.policy.tools.insert("void".into(), vec!["a b".into()]);
+        assert_eq!(key(s), "policy.tools.void");
+        let mut s = with_issuer();
+        s.policy.route_scopes = vec!["\"".into()];
+        assert_eq!(key(s), "policy.route_scopes");
+        let mut s = with_issuer();
+        s.policy.hierarchy.insert("a".into(), vec!["a".into()]);
+        assert_eq!(key(s), "policy.hierarchy");
+        let mut s = with_issuer();
+        s.tenancy.clients.insert("bot".into(), "has space".into());
+        assert_eq!(key(s), "tenancy.clients");
+        let mut s = with_issuer();
+        s.auth.issuers[0].leeway_seconds = 301;
+        assert_eq!(key(s), "auth.issuers[0].leeway_seconds");
+        let mut s = with_issuer();
+        s.auth.issuers[0].algorithms = vec!["none".into()];
+        assert_eq!(key(s), "auth.issuers[0].algorithms");
+        let mut s = with_issuer();
+        s.limits.max_concurrent_requests = 0;
+        assert_eq!(key(s), "limits.max_concurrent_requests");
+        let mut s = with_issuer();
+        s.rate_limits.per_client = Some(QuotaSettings {
+            per_minute: 1,
+            burst: 0,
+        });
+        assert_eq!(key(s), "rate_limits");
+        let mut s = Settings::default();
+        s.auth.introspection.push(IntrospectionSettings {
+            issuer: "https://auth.example.com".into(),
+            endpoint: None,
+            client_id: "rs".into(),
+            client_secret_file: None,
+            client_secret_env: None,
+            auth_method: default_auth_method(),
+            audiences: vec![],
+            dangerous_accept_missing_audience: false,
+            fetch_timeout_seconds: 5,
+        });
+        assert_eq!(key(s), "auth.introspection[0].client_secret_file");
+        assert!(with_issuer().builder(bound(1)).is_ok());
+    }
+}
