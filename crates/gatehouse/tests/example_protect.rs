@@ -119,6 +119,21 @@ async fn the_readme_example_protects_its_tools_end_to_end() {
     let (status, _, _) = r.call(Some(&admin), "hello").await;
     assert_eq!(status, 200);
 
+    // Paths the server does not serve: the same JSON refusal format as every other, with the
+    // request id the client sent echoed back.
+    let resp = r
+        .client
+        .get(format!("{}/nope", r.base))
+        .header("x-request-id", "rid-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.headers()["x-request-id"], "rid-7");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+
     // A token for another audience is refused.
     let other = r
         .issuer
