@@ -19,6 +19,14 @@ pub struct Hello {
     tool_router: Arc<ToolRouter<Self>>,
 }
 
+impl Default for Hello {
+    fn default() -> Self {
+        Self {
+            tool_router: Arc::new(Self::tool_router()),
+        }
+    }
+}
+
 #[tool_router]
 impl Hello {
     /// Tools take the verified caller as an argument; they never see the token.
@@ -52,9 +60,7 @@ pub async fn protect(
         .scope_implies("admin", ["greet"])
         .start()
         .await?;
-    let hello = Hello {
-        tool_router: Arc::new(Hello::tool_router()),
-    };
+    let hello = Hello::default();
     let app = gatehouse.mount(move || hello.clone());
     Ok((gatehouse, app))
 }
