@@ -236,11 +236,10 @@ impl GatehouseBuilder {
     /// Issuer identifiers advertised in `authorization_servers`. Default: every JWT issuer and
     /// introspection issuer, each once. Set it only to advertise something else (for example a
     /// custom verifier's issuer). https, or http on a loopback host.
-    pub fn authorization_servers<I, S>(mut self, issuers: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn authorization_servers(
+        mut self,
+        issuers: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.authorization_servers = Some(owned(issuers));
         self
     }
@@ -256,33 +255,29 @@ impl GatehouseBuilder {
     // --- authorization -----------------------------------------------------------------------
 
     /// Scopes every request to the MCP endpoint needs. Default: none (any valid token).
-    pub fn route_scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn route_scopes(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.route_scopes = owned(scopes);
         self
     }
 
     /// Extra scopes a `tools/call` of `tool` needs (checked at the edge before the server runs,
     /// answered `403 insufficient_scope` for step-up, and again around the tool).
-    pub fn tool_scopes<I, S>(mut self, tool: impl Into<String>, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn tool_scopes(
+        mut self,
+        tool: impl Into<String>,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.tool_scopes.insert(tool.into(), owned(scopes));
         self
     }
 
     /// `parent` implies each of `children` (transitively): a token with `parent` may do what
     /// they allow (MCP step-up: servers account for scope hierarchies, A19).
-    pub fn scope_implies<I, S>(mut self, parent: impl Into<String>, children: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn scope_implies(
+        mut self,
+        parent: impl Into<String>,
+        children: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         self.hierarchy
             .entry(parent.into())
             .or_default()
@@ -369,33 +364,21 @@ impl GatehouseBuilder {
 
     /// `scopes_supported` in the metadata. Default: every scope the policy mentions.
     /// `offline_access` is always removed (with a warning): MCP AUTH26 §Refresh Tokens (A11).
-    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn scopes_supported(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.scopes_supported = Some(owned(scopes));
         self
     }
 
     /// Extra allowed `Host` values (`host` = any port, or `host:port`). The resource's authority
     /// is always allowed, and the loopback names in loopback mode.
-    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn allowed_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.guard.allowed_hosts = owned(hosts);
         self
     }
 
     /// Extra allowed `Origin` values (`https://app.example.com`, `http://localhost:*`, `null`).
     /// The resource's origin is always allowed (and loopback origins in loopback mode).
-    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn allowed_origins(mut self, origins: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.guard.allowed_origins = owned(origins);
         self
     }
@@ -403,11 +386,7 @@ impl GatehouseBuilder {
     /// Peers (IP or CIDR) whose `X-Forwarded-Host`/`X-Forwarded-Proto` are believed. Default:
     /// none. Needs the peer address: serve with [`crate::serve`] (or
     /// `into_make_service_with_connect_info::<SocketAddr>()`).
-    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.guard.trusted_proxies = owned(proxies);
         self
     }
@@ -698,11 +677,7 @@ impl GatehouseBuilder {
 }
 
 /// The strings of a setter's argument, owned.
-fn owned<I, S>(items: I) -> Vec<String>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
+fn owned(items: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     items.into_iter().map(Into::into).collect()
 }
 
