@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gatehouse::observe::{Observer, Route, Stage, ToolCall};
+use gatehouse::observe::{Observer, Outcome, Route, Stage, ToolCall};
 use gatehouse::{Caller, Gatehouse};
 use gatehouse_billing::audit::AUDIT_TARGET;
 use gatehouse_billing::{AuditLog, Store};
@@ -135,44 +135,45 @@ struct Sources {
 /// caller-controlled, so the label set must stay bounded.
 const MAX_TOOL_LABELS: usize = 64;
 
-/// `tools/call` counters by (tool, outcome), with a bounded set of tool labels.
+/// `tools/call` counters by (tool, outcome), with a bounded set of tool labels. Looked up by
+/// `&str` under a read lock: counting a call allocates nothing once its tool has a row.
 #[derive(Debug, Default)]
 pub struct ToolCallCounters {
-    map: RwLock<HashMap<(String, &'static str), AtomicU64>>,
+    map: RwLock<HashMap<String, [AtomicU64; 3]>>,
 }
+
+const OUTCOMES: [Outcome; 3] = [Outcome::Allowed, Outcome::Denied, Outcome::Error];
 
 impl ToolCallCounters {
     /// Adds one to (`tool`, `outcome`); a new tool past [`MAX_TOOL_LABELS`] names counts as `other`.
-    pub fn inc(&self, tool: &str, outcome: &'static str) {
+    pub fn inc(&self, tool: &str, outcome: Outcome) {
+        let column = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(2);
         {
             let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = map.get(&(tool.to_owned(), outcome)) {
-                c.fetch_add(1, Ordering::Relaxed);
+            if let Some(row) = map.get(tool) {
+                row[column].fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        let names = map
-            .keys()
-            .map(|(t, _)| t.as_str())
-            .collect::<std::collections::HashSet<_>>()
-            .len();
-        let known = map.keys().any(|(t, _)| t == tool);
-        let label = if known || names < MAX_TOOL_LABELS {
+        let label = if map.len() < MAX_TOOL_LABELS {
             tool
         } else {
             "other"
         };
-        map.entry((label.to_owned(), outcome))
-            .or_insert_with(|| AtomicU64::new(0))
-            .fetch_add(1, Ordering::Relaxed);
+        map.entry(label.to_owned()).or_default()[column].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Current values: `(tool, outcome, count)`.
+    /// Current values: `(tool, outcome, count)`, zero counts left out.
     pub fn snapshot(&self) -> Vec<(String, &'static str, u64)> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         map.iter()
-            .map(|((t, o), v)| (t.clone(), *o, v.load(Ordering::Relaxed)))
+            .flat_map(|(tool, row)| {
+                OUTCOMES.iter().zip(row).filter_map(|(o, n)| {
+                    let n = n.load(Ordering::Relaxed);
+                    (n > 0).then(|| (tool.clone(), o.as_str(), n))
+                })
+            })
             .collect()
     }
 }
@@ -420,7 +421,7 @@ impl Observer for Metrics {
             (None, ..) => "<ambiguous>",
             (Some(_), Stage::Server, false) => "other",
         };
-        self.tool_calls.inc(tool, call.outcome.as_str());
+        self.tool_calls.inc(tool, call.outcome);
     }
 
     fn authenticated(&self, _caller: &Caller) {
@@ -597,6 +598,28 @@ mod tests {
         assert!(!is_auth_failure("policy.insufficient_scope"));
         assert!(!is_auth_failure("guard.host_not_allowed"));
         assert!(!is_auth_failure("rate_limited"));
+    }
+
+    #[test]
+    fn tool_call_labels_are_bounded() {
+        let c = ToolCallCounters::default();
+        c.inc("lookup_invoice", Outcome::Allowed);
+        c.inc("lookup_invoice", Outcome::Allowed);
+        c.inc("lookup_invoice", Outcome::Denied);
+        for i in 0..MAX_TOOL_LABELS + 10 {
+            c.inc(&format!("t{i}"), Outcome::Error);
+        }
+        let snap = c.snapshot();
+        let get = |t: &str, o: &str| {
+            snap.iter()
+                .find(|(tool, outcome, _)| tool == t && *outcome == o)
+                .map_or(0, |r| r.2)
+        };
+        assert_eq!(get("lookup_invoice", "allowed"), 2);
+        assert_eq!(get("lookup_invoice", "denied"), 1);
+        assert_eq!(get("other", "error"), 11);
+        let tools: std::collections::HashSet<_> = snap.iter().map(|r| &r.0).collect();
+        assert_eq!(tools.len(), MAX_TOOL_LABELS + 1);
     }
 
     #[test]
