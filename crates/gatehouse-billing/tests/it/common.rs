@@ -195,6 +195,19 @@ pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) ->
     }
 }
 
+/// The demo data in a fresh database of `engine`, served by [`Mcp`] with the default policy;
+/// the client `acme-reporting` belongs to tenant `acme`. Keep the [`TestDb`] alive as long as the
+/// server.
+pub async fn demo(engine: Engine) -> (TestDb, Mcp) {
+    let db = TestDb::new(engine).await;
+    let store = db.store(Seed::Demo).await;
+    let tenants = Tenancy::new()
+        .with_client("acme-reporting", "acme")
+        .unwrap();
+    let mcp = Mcp::new(store, gatehouse_billing::default_policy(), tenants);
+    (db, mcp)
+}
+
 /// The billing server behind rmcp's Streamable HTTP service, driven without a socket.
 pub struct Mcp {
     pub store: Store,
