@@ -11,7 +11,7 @@ use gatehouse::mcp::Protected;
 use gatehouse::policy::ScopePolicy;
 use gatehouse::tenancy::CallerEnricher;
 use gatehouse::{Caller, Principal, ScopeSet, TokenKind};
-use gatehouse_billing::store::{InvoiceStatus, NewInvoice};
+use gatehouse_billing::store::{Invoice, InvoiceStatus};
 use gatehouse_billing::{AuditLog, BillingServer, Seed, Store, Tenancy, TenantId};
 use http_body_util::{BodyExt, Full};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -183,8 +183,8 @@ pub fn tenant(s: &str) -> TenantId {
     TenantId::new(s).expect("tenant")
 }
 
-pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) -> NewInvoice {
-    NewInvoice {
+pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) -> Invoice {
+    Invoice {
         tenant: tenant(t),
         id: id.to_owned(),
         customer: format!("customer of {t}"),
@@ -192,6 +192,8 @@ pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) ->
         total_minor: 10_000,
         currency: "EUR".to_owned(),
         created_at,
+        voided_at: None,
+        voided_by: None,
     }
 }
 
