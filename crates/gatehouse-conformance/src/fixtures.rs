@@ -18,13 +18,13 @@ use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, RequestMetaObject, Resource, ResourceContents,
-    ResourceTemplate, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities,
+    CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    RequestMetaObject, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_router};
@@ -68,7 +68,42 @@ fn tiny_wav() -> Vec<u8> {
 /// Builds an rmcp model value from its JSON form (many model structs are `#[non_exhaustive]`;
 /// the JSON is exactly what the scenario descriptions specify).
 fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
-    serde_json::from_value(value).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+    serde_json::from_value(value).map_err(internal)
+}
+
+/// A JSON-RPC internal error carrying `e`'s text.
+fn internal(e: impl std::fmt::Display) -> ErrorData {
+    ErrorData::internal_error(e.to_string(), None)
+}
+
+/// A successful tool result: one text block.
+fn text(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(text)])
+}
+
+/// A tool error (`isError: true`): one text block.
+fn tool_error(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+/// The tool error a scenario expects when the client did not declare `capability` (`declared`
+/// reads it from the client's capabilities); `None` when it did.
+fn undeclared(
+    peer: &Peer<RoleServer>,
+    capability: &str,
+    declared: impl Fn(&ClientCapabilities) -> bool,
+) -> Option<CallToolResult> {
+    let ok = peer.peer_info().is_some_and(|i| declared(&i.capabilities));
+    (!ok).then(|| tool_error(format!("the client does not support {capability}")))
+}
+
+/// Waits before the `i`-th of a series of notifications: not before the first, ~50 ms before
+/// the others. The logging and progress scenarios ask for spaced-out notifications; this is the
+/// fixtures' specified behaviour, not synchronisation.
+async fn pause_before(i: usize) {
+    if i > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -87,12 +122,7 @@ impl Fixtures {
     pub(crate) fn new() -> Self {
         let mut router = Self::tool_router();
         router.add_route(ToolRoute::new_dyn(json_schema_tool(), |_ctx| {
-            Box::pin(async {
-                Ok(CallToolResult::success(vec![ContentBlock::text(
-                    "JSON Schema 2020-12 tool called",
-                )])
-                .into())
-            })
+            Box::pin(async { Ok(text("JSON Schema 2020-12 tool called").into()) })
         }));
         Self {
             tool_router: Arc::new(router),
@@ -100,20 +130,28 @@ impl Fixtures {
         }
     }
 
-    /// Sends `elicitation/create` with `schema` and reports the client's answer.
+    /// Sends `elicitation/create` for a form of `properties` (a flat object, as elicitation
+    /// requires), `required` of them mandatory, and reports the client's answer after `label`.
     async fn elicit(
         peer: &Peer<RoleServer>,
         message: &str,
-        schema: serde_json::Value,
-    ) -> Result<rmcp::model::ElicitResult, ErrorData> {
+        properties: serde_json::Value,
+        required: &[&str],
+        label: &str,
+    ) -> Result<CallToolResult, ErrorData> {
         let params = from_json(json!({
             "mode": "form",
             "message": message,
-            "requestedSchema": schema,
+            "requestedSchema": { "type": "object", "properties": properties, "required": required },
         }))?;
-        peer.create_elicitation(params)
+        let answer = peer
+            .create_elicitation(params)
             .await
-            .map_err(|e| ErrorData::internal_error(format!("elicitation failed: {e}"), None))
+            .map_err(|e| internal(format!("elicitation failed: {e}")))?;
+        Ok(text(format!(
+            "{label}: {}",
+            serde_json::to_string(&answer).unwrap_or_default()
+        )))
     }
 }
 
@@ -148,9 +186,7 @@ fn json_schema_tool() -> Tool {
 impl Fixtures {
     #[tool(name = "test_simple_text", description = "Returns simple text content")]
     async fn test_simple_text(&self) -> CallToolResult {
-        CallToolResult::success(vec![ContentBlock::text(
-            "This is a simple text response for testing.",
-        )])
+        text("This is a simple text response for testing.")
     }
 
     #[tool(
@@ -214,21 +250,13 @@ impl Fixtures {
             "Tool processing data",
             "Tool execution completed",
         ];
-        for (i, text) in messages.iter().enumerate() {
-            if i > 0 {
-                // The scenario asks for spaced-out notifications (~50 ms): this is the fixture's
-                // specified behaviour, not synchronisation.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        for (i, data) in messages.into_iter().enumerate() {
+            pause_before(i).await;
             let param =
-                from_json(json!({ "level": "info", "logger": "conformance", "data": text }))?;
-            peer.notify_logging_message(param)
-                .await
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                from_json(json!({ "level": "info", "logger": "conformance", "data": data }))?;
+            peer.notify_logging_message(param).await.map_err(internal)?;
         }
-        Ok(CallToolResult::success(vec![ContentBlock::text(
-            "Tool with logging executed successfully",
-        )]))
+        Ok(text("Tool with logging executed successfully"))
     }
 
     #[tool(
@@ -236,9 +264,7 @@ impl Fixtures {
         description = "Always fails with a tool error"
     )]
     async fn test_error_handling(&self) -> CallToolResult {
-        CallToolResult::error(vec![ContentBlock::text(
-            "This tool intentionally returns an error for testing",
-        )])
+        tool_error("This tool intentionally returns an error for testing")
     }
 
     #[tool(
@@ -252,22 +278,15 @@ impl Fixtures {
     ) -> Result<CallToolResult, ErrorData> {
         let token = meta.get_progress_token();
         for (i, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
-            if i > 0 {
-                // Specified fixture behaviour (~50 ms between notifications).
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            pause_before(i).await;
             if let Some(token) = &token {
                 let param = from_json(json!({
                     "progressToken": token, "progress": progress, "total": 100.0
                 }))?;
-                peer.notify_progress(param)
-                    .await
-                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                peer.notify_progress(param).await.map_err(internal)?;
             }
         }
-        Ok(CallToolResult::success(vec![ContentBlock::text(
-            "Tool with progress executed successfully",
-        )]))
+        Ok(text("Tool with progress executed successfully"))
     }
 
     #[tool(
@@ -279,14 +298,8 @@ impl Fixtures {
         peer: Peer<RoleServer>,
         Parameters(p): Parameters<PromptArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        if peer
-            .peer_info()
-            .and_then(|i| i.capabilities.sampling.clone())
-            .is_none()
-        {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(
-                "the client does not support sampling",
-            )]));
+        if let Some(refusal) = undeclared(&peer, "sampling", |c| c.sampling.is_some()) {
+            return Ok(refusal);
         }
         let params = from_json(json!({
             "messages": [{ "role": "user", "content": { "type": "text", "text": p.prompt } }],
@@ -295,14 +308,12 @@ impl Fixtures {
         let result = peer
             .create_message(params)
             .await
-            .map_err(|e| ErrorData::internal_error(format!("sampling failed: {e}"), None))?;
-        let text = serde_json::to_value(&result.message.content)
+            .map_err(|e| internal(format!("sampling failed: {e}")))?;
+        let reply = serde_json::to_value(&result.message.content)
             .ok()
             .and_then(|c| c.get("text").and_then(|t| t.as_str()).map(str::to_owned))
             .unwrap_or_default();
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "LLM response: {text}"
-        ))]))
+        Ok(text(format!("LLM response: {reply}")))
     }
 
     #[tool(
@@ -314,28 +325,15 @@ impl Fixtures {
         peer: Peer<RoleServer>,
         Parameters(p): Parameters<MessageArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        if peer
-            .peer_info()
-            .and_then(|i| i.capabilities.elicitation.clone())
-            .is_none()
-        {
-            return Ok(CallToolResult::error(vec![ContentBlock::text(
-                "the client does not support elicitation",
-            )]));
+        if let Some(refusal) = undeclared(&peer, "elicitation", |c| c.elicitation.is_some()) {
+            return Ok(refusal);
         }
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "username": { "type": "string", "description": "User's response" },
-                "email": { "type": "string", "description": "User's email address" }
-            },
-            "required": ["username", "email"]
+        let properties = json!({
+            "username": { "type": "string", "description": "User's response" },
+            "email": { "type": "string", "description": "User's email address" }
         });
-        let r = Self::elicit(&peer, &p.message, schema).await?;
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "User response: {}",
-            serde_json::to_string(&r).unwrap_or_default()
-        ))]))
+        let required = ["username", "email"];
+        Self::elicit(&peer, &p.message, properties, &required, "User response").await
     }
 
     #[tool(
@@ -346,25 +344,18 @@ impl Fixtures {
         &self,
         peer: Peer<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "name": { "type": "string", "description": "User name", "default": "John Doe" },
-                "age": { "type": "integer", "description": "User age", "default": 30 },
-                "score": { "type": "number", "description": "User score", "default": 95.5 },
-                "status": {
-                    "type": "string", "description": "User status",
-                    "enum": ["active", "inactive", "pending"], "default": "active"
-                },
-                "verified": { "type": "boolean", "description": "Verification status", "default": true }
+        let properties = json!({
+            "name": { "type": "string", "description": "User name", "default": "John Doe" },
+            "age": { "type": "integer", "description": "User age", "default": 30 },
+            "score": { "type": "number", "description": "User score", "default": 95.5 },
+            "status": {
+                "type": "string", "description": "User status",
+                "enum": ["active", "inactive", "pending"], "default": "active"
             },
-            "required": []
+            "verified": { "type": "boolean", "description": "Verification status", "default": true }
         });
-        let r = Self::elicit(&peer, "Please review your information", schema).await?;
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "Elicitation completed: {}",
-            serde_json::to_string(&r).unwrap_or_default()
-        ))]))
+        let message = "Please review your information";
+        Self::elicit(&peer, message, properties, &[], "Elicitation completed").await
     }
 
     #[tool(
@@ -375,46 +366,39 @@ impl Fixtures {
         &self,
         peer: Peer<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "untitledSingle": {
-                    "type": "string", "description": "Untitled single-select",
-                    "enum": ["option1", "option2", "option3"]
-                },
-                "titledSingle": {
-                    "type": "string", "description": "Titled single-select",
-                    "oneOf": [
-                        { "const": "value1", "title": "First Option" },
-                        { "const": "value2", "title": "Second Option" },
-                        { "const": "value3", "title": "Third Option" }
-                    ]
-                },
-                "legacyEnum": {
-                    "type": "string", "description": "Legacy titled enum",
-                    "enum": ["opt1", "opt2", "opt3"],
-                    "enumNames": ["Option One", "Option Two", "Option Three"]
-                },
-                "untitledMulti": {
-                    "type": "array", "description": "Untitled multi-select",
-                    "items": { "type": "string", "enum": ["option1", "option2", "option3"] }
-                },
-                "titledMulti": {
-                    "type": "array", "description": "Titled multi-select",
-                    "items": { "anyOf": [
-                        { "const": "value1", "title": "First Choice" },
-                        { "const": "value2", "title": "Second Choice" },
-                        { "const": "value3", "title": "Third Choice" }
-                    ] }
-                }
+        let properties = json!({
+            "untitledSingle": {
+                "type": "string", "description": "Untitled single-select",
+                "enum": ["option1", "option2", "option3"]
             },
-            "required": []
+            "titledSingle": {
+                "type": "string", "description": "Titled single-select",
+                "oneOf": [
+                    { "const": "value1", "title": "First Option" },
+                    { "const": "value2", "title": "Second Option" },
+                    { "const": "value3", "title": "Third Option" }
+                ]
+            },
+            "legacyEnum": {
+                "type": "string", "description": "Legacy titled enum",
+                "enum": ["opt1", "opt2", "opt3"],
+                "enumNames": ["Option One", "Option Two", "Option Three"]
+            },
+            "untitledMulti": {
+                "type": "array", "description": "Untitled multi-select",
+                "items": { "type": "string", "enum": ["option1", "option2", "option3"] }
+            },
+            "titledMulti": {
+                "type": "array", "description": "Titled multi-select",
+                "items": { "anyOf": [
+                    { "const": "value1", "title": "First Choice" },
+                    { "const": "value2", "title": "Second Choice" },
+                    { "const": "value3", "title": "Third Choice" }
+                ] }
+            }
         });
-        let r = Self::elicit(&peer, "Please choose your options", schema).await?;
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "Elicitation completed: {}",
-            serde_json::to_string(&r).unwrap_or_default()
-        ))]))
+        let message = "Please choose your options";
+        Self::elicit(&peer, message, properties, &[], "Elicitation completed").await
     }
 }
 

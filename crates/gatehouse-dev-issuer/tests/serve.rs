@@ -5,11 +5,19 @@
 use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig, banner, serve, serve_issuer};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 const RESOURCE: &str = "http://127.0.0.1:3000/mcp";
+
+/// GETs `url` and decodes its JSON body.
+async fn get_json<T: DeserializeOwned>(http: &reqwest::Client, url: &str) -> T {
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.json().await.unwrap()
+}
 
 fn config() -> DevIssuerConfig {
     DevIssuerConfig {
@@ -28,14 +36,11 @@ async fn serves_discovery_token_and_jwks_on_loopback() {
     }));
 
     let http = reqwest::Client::new();
-    let meta: Value = http
-        .get(format!("{base}/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = get_json(
+        &http,
+        &format!("{base}/.well-known/oauth-authorization-server"),
+    )
+    .await;
     assert_eq!(
         meta["issuer"], base,
         "RFC 8414 §3.3: issuer equals the discovery base"
@@ -53,14 +58,7 @@ async fn serves_discovery_token_and_jwks_on_loopback() {
     let body: Value = resp.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap();
 
-    let jwks: JwkSet = http
-        .get(meta["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = get_json(&http, meta["jwks_uri"].as_str().unwrap()).await;
     let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let key = DecodingKey::from_jwk(jwks.find(&kid).unwrap()).unwrap();
     let mut v = Validation::new(Algorithm::ES256);
@@ -104,12 +102,7 @@ async fn serve_issuer_shares_state_with_mint_and_a_pem_key_survives_restart() {
     let server = tokio::spawn(serve_issuer(listener, a, async {
         let _ = stopped.await;
     }));
-    let jwks: Value = reqwest::get(format!("{base}/jwks"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = get_json(&reqwest::Client::new(), &format!("{base}/jwks")).await;
     let kid = jsonwebtoken::decode_header(&minted).unwrap().kid.unwrap();
     assert_eq!(
         jwks["keys"][0]["kid"],

@@ -287,6 +287,26 @@ impl Deref for Caller {
     }
 }
 
+#[cfg(test)]
+impl Principal {
+    /// A JWT principal for unit tests: issuer `https://as.example`, subject `u`, client `c`, the
+    /// space-separated `scopes`, no audience, tenant or claims, expiring now. Change fields with
+    /// struct update syntax.
+    pub(crate) fn for_test(scopes: &str) -> Self {
+        Self {
+            issuer: "https://as.example".into(),
+            subject: Some("u".into()),
+            client_id: Some("c".into()),
+            scopes: ScopeSet::from_space_separated(scopes),
+            audiences: vec![],
+            tenant: None,
+            expires_at: SystemTime::now(),
+            kind: TokenKind::Jwt,
+            claims: Map::new(),
+        }
+    }
+}
+
 impl fmt::Debug for Caller {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Claims are left out on purpose: they can be large and may carry personal data.

@@ -17,24 +17,23 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use gatehouse::http::{CorsConfig, Gatehouse, SessionBindingConfig};
-use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
-
+use gatehouse::http::{CorsConfig, Gatehouse, GatehouseBuilder, SessionBindingConfig};
 use gatehouse::verify::{BoxFuture, InvalidReason, UnavailableReason};
 use gatehouse::{
     AccessToken, Caller, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier, VerifyError,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use rmcp::handler::server::common::Extension;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{call_body, policy, service, stateless_config, tool_text};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const HOST: &str = "mcp.example.com";
@@ -101,71 +100,6 @@ fn verifier() -> Arc<FakeVerifier> {
     })
 }
 
-fn policy() -> ScopePolicy {
-    let hierarchy = ScopeHierarchy::new([("invoices:write", ["invoices:read"])]).unwrap();
-    let mut tools = HashMap::new();
-    tools.insert(
-        "void_invoice".to_owned(),
-        ScopeSet::parse(["invoices:write"]).unwrap(),
-    );
-    tools.insert(
-        "audit_log".to_owned(),
-        ScopeSet::parse(["audit:read"]).unwrap(),
-    );
-    ScopePolicy::new(
-        ScopeSet::parse(["invoices:read"]).unwrap(),
-        tools,
-        hierarchy,
-        ToolListMode::All,
-    )
-}
-
-#[derive(Clone)]
-struct Tools {
-    tool_router: ToolRouter<Self>,
-}
-
-#[tool_router]
-impl Tools {
-    /// Reports the Caller it received and whether the token reached it.
-    #[tool(description = "who am I")]
-    async fn whoami(
-        &self,
-        caller: Caller,
-        Extension(parts): Extension<http::request::Parts>,
-    ) -> String {
-        let saw_token = parts.headers.contains_key(http::header::AUTHORIZATION);
-        format!(
-            "sub={} scopes={} saw_token={saw_token}",
-            caller.subject.as_deref().unwrap_or("-"),
-            caller.scopes.to_space_separated()
-        )
-    }
-
-    #[tool(description = "void an invoice")]
-    async fn void_invoice(&self, caller: Caller) -> String {
-        format!("voided by {}", caller.subject.as_deref().unwrap_or("-"))
-    }
-
-    #[tool(description = "read the audit log")]
-    async fn audit_log(&self, _caller: Caller) -> String {
-        "audit".into()
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Tools {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
-
-fn tools() -> Tools {
-    Tools {
-        tool_router: Tools::tool_router(),
-    }
-}
-
 struct Setup {
     builder: gatehouse::http::GatehouseBuilder,
     verifier: Arc<FakeVerifier>,
@@ -176,24 +110,17 @@ fn setup(resource: &str) -> Setup {
     let builder = Gatehouse::builder(ResourceUrl::parse(resource).unwrap())
         .authorization_servers(["https://auth.example.com"])
         .verifier(verifier.clone())
-        .policy(policy())
+        .policy(policy(&[
+            ("void_invoice", "invoices:write"),
+            ("audit_log", "audit:read"),
+        ]))
         .resource_name("Billing");
     Setup { builder, verifier }
 }
 
 fn stateless_app(gatehouse: &Gatehouse) -> Router {
-    let config = gatehouse.configure_rmcp(
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(false)
-            .with_json_response(true)
-            .with_sse_keep_alive(None),
-    );
-    let mcp = StreamableHttpService::new(
-        || Ok(tools()),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
-    gatehouse.router(mcp)
+    let config = gatehouse.configure_rmcp(stateless_config());
+    gatehouse.router(service(NeverSessionManager::default(), config))
 }
 
 fn app() -> (Router, Arc<FakeVerifier>) {
@@ -202,9 +129,16 @@ fn app() -> (Router, Arc<FakeVerifier>) {
     (stateless_app(&gatehouse), s.verifier)
 }
 
-fn call_body(tool: &str) -> String {
+/// The stateless app with the builder changed by `tweak`.
+fn app_with(tweak: impl FnOnce(GatehouseBuilder) -> GatehouseBuilder) -> Router {
+    stateless_app(&tweak(setup(RESOURCE).builder).build().unwrap())
+}
+
+/// What the tools answer to the callers of [`verifier`] (issuer, client and token never vary).
+fn echo(tool: &str, sub: &str, scopes: &str) -> String {
     format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+        "{tool} iss=https://auth.example.com sub={sub} client=app scopes={scopes} tenant=- \
+         kind=Jwt saw_token=false"
     )
 }
 
@@ -214,20 +148,41 @@ fn call_body_2026(tool: &str) -> String {
     )
 }
 
-fn post(token: Option<&str>) -> http::request::Builder {
-    let mut b = Request::post("/mcp")
+/// A `method` request to `uri` with the resource's host and the MCP content headers only.
+fn mcp_request(method: http::Method, uri: &str) -> http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
         .header("host", HOST)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25");
+}
+
+fn post(token: Option<&str>) -> http::request::Builder {
+    let mut b =
+        mcp_request(http::Method::POST, "/mcp").header("mcp-protocol-version", "2025-11-25");
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
     }
     b
 }
 
+/// A GET of the protected resource metadata with `host`.
+fn metadata_request(host: &str) -> http::request::Builder {
+    Request::get("/.well-known/oauth-protected-resource/mcp").header("host", host)
+}
+
 fn req(token: Option<&str>, body: String) -> Request<Body> {
     post(token).body(Body::from(body)).unwrap()
+}
+
+/// A `whoami` call with these `Authorization` header values, one header line each.
+fn with_authorization(values: &[&str]) -> Request<Body> {
+    let mut b = post(None);
+    for v in values {
+        b = b.header("authorization", *v);
+    }
+    b.body(Body::from(call_body("whoami"))).unwrap()
 }
 
 struct Reply {
@@ -261,15 +216,17 @@ async fn send(app: &Router, req: Request<Body>) -> Reply {
     }
 }
 
-fn tool_text(body: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{body}"));
-    v["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
-}
-
 const NO_TOKEN_CHALLENGE: &str = r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="invoices:read""#;
+
+/// A14, A15: the answer to a request without (usable) credentials: 401 with the exact
+/// no-error challenge, and the verifier never called.
+async fn assert_no_credentials(request: Request<Body>) {
+    let (app, v) = app();
+    let r = send(&app, request).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.www.as_deref(), Some(NO_TOKEN_CHALLENGE));
+    assert_eq!(v.calls.load(Ordering::SeqCst), 0);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Authentication
@@ -291,63 +248,38 @@ async fn no_token_gets_401_with_exact_challenge() {
 // A24: query-string tokens are ignored (401, no error), never accepted.
 #[tokio::test]
 async fn query_token_is_ignored() {
-    let (app, v) = app();
-    let body = call_body("whoami");
-    let r = Request::post("/mcp?access_token=reader")
-        .header("host", HOST)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(Body::from(body))
+    let request = mcp_request(http::Method::POST, "/mcp?access_token=reader")
+        .body(Body::from(call_body("whoami")))
         .unwrap();
-    let r = send(&app, r).await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.www.as_deref(), Some(NO_TOKEN_CHALLENGE));
-    assert_eq!(v.calls.load(Ordering::SeqCst), 0);
+    assert_no_credentials(request).await;
 }
 
 // A24, E4: a form-body token without a header token is not a supported method: ignored (401).
 #[tokio::test]
 async fn form_body_token_alone_is_ignored() {
-    let (app, v) = app();
-    let r = Request::post("/mcp")
+    let request = Request::post("/mcp")
         .header("host", HOST)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from("access_token=reader"))
         .unwrap();
-    let r = send(&app, r).await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.www.as_deref(), Some(NO_TOKEN_CHALLENGE));
-    assert_eq!(v.calls.load(Ordering::SeqCst), 0);
+    assert_no_credentials(request).await;
 }
 
 // RFC 6750 §3.1: another scheme is "no credentials" → 401 without error.
 #[tokio::test]
 async fn other_scheme_is_no_credentials() {
-    let (app, _) = app();
-    let body = call_body("whoami");
-    let r = post(None)
-        .header("authorization", "Basic YWxpY2U6c2VjcmV0")
-        .body(Body::from(body))
-        .unwrap();
-    let r = send(&app, r).await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.www.as_deref(), Some(NO_TOKEN_CHALLENGE));
+    assert_no_credentials(with_authorization(&["Basic YWxpY2U6c2VjcmV0"])).await;
 }
 
 // A24: the scheme is case-insensitive; A25/A35: the tool gets the Caller, not the token.
 #[tokio::test]
 async fn lowercase_bearer_is_accepted_and_tool_receives_caller() {
     let (app, _) = app();
-    let body = call_body("whoami");
-    let r = post(None)
-        .header("authorization", "bearer reader")
-        .body(Body::from(body))
-        .unwrap();
-    let r = send(&app, r).await;
+    let r = send(&app, with_authorization(&["bearer reader"])).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         tool_text(&r.body),
-        "sub=alice scopes=invoices:read saw_token=false"
+        Ok(echo("whoami", "alice", "invoices:read"))
     );
 }
 
@@ -363,41 +295,16 @@ async fn malformed_credentials_get_400_without_verification() {
     let cases: Vec<(&str, Request<Body>)> = vec![
         (
             "two Authorization headers",
-            post(None)
-                .header("authorization", "Bearer reader")
-                .header("authorization", "Bearer writer")
-                .body(Body::from(body.clone()))
-                .unwrap(),
+            with_authorization(&["Bearer reader", "Bearer writer"]),
         ),
-        (
-            "empty token",
-            post(None)
-                .header("authorization", "Bearer ")
-                .body(Body::from(body.clone()))
-                .unwrap(),
-        ),
-        (
-            "bad characters",
-            post(None)
-                .header("authorization", "Bearer a%b")
-                .body(Body::from(body.clone()))
-                .unwrap(),
-        ),
-        (
-            "100 KB token",
-            post(None)
-                .header("authorization", huge.as_str())
-                .body(Body::from(body.clone()))
-                .unwrap(),
-        ),
+        ("empty token", with_authorization(&["Bearer "])),
+        ("bad characters", with_authorization(&["Bearer a%b"])),
+        ("100 KB token", with_authorization(&[huge.as_str()])),
         (
             "header + query token (E4)",
-            Request::post("/mcp?access_token=reader")
-                .header("host", HOST)
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
+            mcp_request(http::Method::POST, "/mcp?access_token=reader")
                 .header("authorization", "Bearer reader")
-                .body(Body::from(body.clone()))
+                .body(Body::from(body))
                 .unwrap(),
         ),
         (
@@ -499,17 +406,17 @@ async fn tool_scope_via_body() {
     );
     let r = send(&app, req(Some("writer"), call_body("void_invoice"))).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(tool_text(&r.body), "voided by alice");
+    assert_eq!(
+        tool_text(&r.body),
+        Ok(echo("void_invoice", "alice", "invoices:write"))
+    );
     // A tool without its own rule needs only the route scopes.
     let r = send(&app, req(Some("reader"), call_body("whoami"))).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
 fn post_2026(token: &str, method: &str, name: Option<&str>, body: String) -> Request<Body> {
-    let mut b = Request::post("/mcp")
-        .header("host", HOST)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    let mut b = mcp_request(http::Method::POST, "/mcp")
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", method)
         .header("authorization", format!("Bearer {token}"));
@@ -527,9 +434,8 @@ async fn tool_scope_via_2026_headers_without_reading_the_body() {
     let body = call_body_2026("void_invoice");
     let gatehouse = s.builder.max_body_bytes(body.len() / 2).build().unwrap();
     // rmcp gets a generous limit so that only Gatehouse's read could produce 413.
-    let mcp = StreamableHttpService::new(
-        || Ok(tools()),
-        Arc::new(NeverSessionManager::default()),
+    let mcp = service(
+        NeverSessionManager::default(),
         StreamableHttpServerConfig::default()
             .disable_allowed_hosts()
             .with_legacy_session_mode(false)
@@ -552,7 +458,10 @@ async fn tool_scope_via_2026_headers_without_reading_the_body() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(tool_text(&r.body), "voided by alice");
+    assert_eq!(
+        tool_text(&r.body),
+        Ok(echo("void_invoice", "alice", "invoices:write"))
+    );
     // Base64-encoded Mcp-Name (SEP-2243 value encoding) is decoded before the policy sees it.
     let r = send(
         &app,
@@ -612,9 +521,7 @@ async fn ambiguous_body_requires_all_tool_scopes() {
 // A body over max_body_bytes is refused with 413 when it must be read for tool policy.
 #[tokio::test]
 async fn oversized_body_gets_413() {
-    let s = setup(RESOURCE);
-    let gatehouse = s.builder.max_body_bytes(64).build().unwrap();
-    let app = stateless_app(&gatehouse);
+    let app = app_with(|b| b.max_body_bytes(64));
     let body = call_body("void_invoice");
     assert!(body.len() > 64);
     let r = send(&app, req(Some("writer"), body.clone())).await;
@@ -632,7 +539,7 @@ async fn oversized_body_gets_413() {
         Ok(bytes::Bytes::from_static(b"{\"method\":")),
         Err(std::io::Error::other("reset")),
     ]);
-    let default_app = stateless_app(&setup(RESOURCE).builder.build().unwrap());
+    let default_app = app_with(|b| b);
     let r = post(Some("writer"))
         .body(Body::from_stream(stream))
         .unwrap();
@@ -687,9 +594,7 @@ async fn host_and_origin_guard() {
 // Trusted proxies: X-Forwarded-Host counts only from a configured peer.
 #[tokio::test]
 async fn forwarded_host_from_trusted_proxy_only() {
-    let s = setup(RESOURCE);
-    let gatehouse = s.builder.trusted_proxies(["10.0.0.0/8"]).build().unwrap();
-    let app = stateless_app(&gatehouse);
+    let app = app_with(|b| b.trusted_proxies(["10.0.0.0/8"]));
     let make = |peer: &str| {
         let mut r = req(Some("reader"), call_body("whoami"));
         r.headers_mut()
@@ -709,18 +614,12 @@ async fn forwarded_host_from_trusted_proxy_only() {
 // A3, A4, A6, A8, A9, A10, A11, E19: metadata without a token, exact bytes, cacheable.
 #[tokio::test]
 async fn metadata_is_served_without_token() {
-    let s = setup(RESOURCE);
-    let gatehouse = s
-        .builder
-        .scopes_supported(["invoices:read", "offline_access"])
-        .build()
-        .unwrap();
-    let explicit = stateless_app(&gatehouse);
-    let r = Request::get("/.well-known/oauth-protected-resource/mcp")
-        .header("host", HOST)
-        .body(Body::empty())
-        .unwrap();
-    let r = send(&explicit, r).await;
+    let explicit = app_with(|b| b.scopes_supported(["invoices:read", "offline_access"]));
+    let r = send(
+        &explicit,
+        metadata_request(HOST).body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["content-type"], "application/json");
     assert_eq!(r.headers["cache-control"], "public, max-age=3600");
@@ -728,11 +627,7 @@ async fn metadata_is_served_without_token() {
 
     // Default scopes_supported: every scope the policy names.
     let (app, _) = app();
-    let r = Request::get("/.well-known/oauth-protected-resource/mcp")
-        .header("host", HOST)
-        .body(Body::empty())
-        .unwrap();
-    let r = send(&app, r).await;
+    let r = send(&app, metadata_request(HOST).body(Body::empty()).unwrap()).await;
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(
         v["scopes_supported"],
@@ -741,8 +636,7 @@ async fn metadata_is_served_without_token() {
     assert_eq!(v["resource"], RESOURCE);
 
     // The guard applies to the metadata route too.
-    let r = Request::get("/.well-known/oauth-protected-resource/mcp")
-        .header("host", "evil.example")
+    let r = metadata_request("evil.example")
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&app, r).await.status, 421);
@@ -751,13 +645,7 @@ async fn metadata_is_served_without_token() {
 // Browser clients: 401 exposes WWW-Authenticate; preflight allows the MCP headers.
 #[tokio::test]
 async fn cors_exposes_challenge_and_answers_preflight() {
-    let s = setup(RESOURCE);
-    let gatehouse = s
-        .builder
-        .cors(CorsConfig::new(["https://app.example.com"]))
-        .build()
-        .unwrap();
-    let app = stateless_app(&gatehouse);
+    let app = app_with(|b| b.cors(CorsConfig::new(["https://app.example.com"])));
 
     let body = call_body("whoami");
     let r = post(None)
@@ -807,8 +695,7 @@ async fn cors_exposes_challenge_and_answers_preflight() {
         assert!(allowed.contains(h), "{h} in {allowed}");
     }
 
-    let r = Request::get("/.well-known/oauth-protected-resource/mcp")
-        .header("host", HOST)
+    let r = metadata_request(HOST)
         .header("origin", "https://app.example.com")
         .body(Body::empty())
         .unwrap();
@@ -835,22 +722,14 @@ async fn cors_exposes_challenge_and_answers_preflight() {
 
 fn initialize(token: &str) -> Request<Body> {
     let body = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-    Request::post("/mcp")
-        .header("host", HOST)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    mcp_request(http::Method::POST, "/mcp")
         .header("authorization", format!("Bearer {token}"))
         .body(Body::from(body))
         .unwrap()
 }
 
 fn in_session(token: &str, session: &str, method: http::Method, body: &str) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri("/mcp")
-        .header("host", HOST)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    mcp_request(method, "/mcp")
         .header("mcp-protocol-version", "2025-06-18")
         .header("mcp-session-id", session)
         .header("authorization", format!("Bearer {token}"))
@@ -870,9 +749,8 @@ async fn sessions_are_bound_to_the_principal() {
         .stateful_sessions(SessionBindingConfig::default())
         .build()
         .unwrap();
-    let mcp = StreamableHttpService::new(
-        || Ok(tools()),
-        Arc::new(LocalSessionManager::default()),
+    let mcp = service(
+        LocalSessionManager::default(),
         gatehouse.configure_rmcp(StreamableHttpServerConfig::default().with_sse_keep_alive(None)),
     );
     let app = gatehouse.router(mcp);
@@ -1019,7 +897,7 @@ async fn keep_alive_connection_does_not_carry_authorization() {
     assert_eq!(status, 200, "{body1}");
     assert_eq!(
         tool_text(&body1),
-        "sub=alice scopes=invoices:read saw_token=false"
+        Ok(echo("whoami", "alice", "invoices:read"))
     );
 
     stream.write_all(request("").as_bytes()).await.unwrap();

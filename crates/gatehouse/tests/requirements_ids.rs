@@ -64,6 +64,15 @@ struct Piece {
     text: String,
 }
 
+/// A comment piece starting on `line`.
+fn comment(line: usize, text: String) -> Piece {
+    Piece {
+        kind: Kind::Comment,
+        line,
+        text,
+    }
+}
+
 fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
@@ -95,11 +104,7 @@ fn lex(src: &str) -> Vec<Piece> {
                 text.push(s[i]);
                 i += 1;
             }
-            out.push(Piece {
-                kind: Kind::Comment,
-                line: start,
-                text,
-            });
+            out.push(comment(start, text));
         } else if c == '/' && next == Some('*') {
             let mut depth = 0;
             let mut text = String::new();
@@ -116,11 +121,7 @@ fn lex(src: &str) -> Vec<Piece> {
                     }
                 } else if s[i] == '\n' {
                     // One piece per line, so that findings carry the right line number.
-                    out.push(Piece {
-                        kind: Kind::Comment,
-                        line: start,
-                        text: std::mem::take(&mut text),
-                    });
+                    out.push(comment(start, std::mem::take(&mut text)));
                     bump(&mut i, &mut line, 1);
                     start = line;
                 } else {
@@ -128,11 +129,7 @@ fn lex(src: &str) -> Vec<Piece> {
                     i += 1;
                 }
             }
-            out.push(Piece {
-                kind: Kind::Comment,
-                line: start,
-                text,
-            });
+            out.push(comment(start, text));
         } else if !prev_ident && (c == 'r' || ((c == 'b' || c == 'c') && next == Some('r'))) && {
             // Raw string: `r`, `br` or `cr`, then `#`*, then `"`.
             let mut j = if c == 'r' { i + 1 } else { i + 2 };
@@ -482,6 +479,12 @@ fn unresolved(cited: &[Cited], defined: &BTreeMap<String, Vec<usize>>) -> Vec<St
         .collect()
 }
 
+/// Fails with `what` and one line per finding, unless there are none.
+#[track_caller]
+fn assert_none(findings: &[String], what: &str) {
+    assert!(findings.is_empty(), "{what}:\n{}", findings.join("\n"));
+}
+
 fn duplicates(what: &str, defined: &BTreeMap<String, Vec<usize>>) -> Vec<String> {
     defined
         .iter()
@@ -505,11 +508,9 @@ fn every_cited_requirement_id_has_a_row() {
         distinct.len(),
         doc.ids.len()
     );
-    let missing = unresolved(&ids, &doc.ids);
-    assert!(
-        missing.is_empty(),
-        "requirement ids cited in code without a row in docs/requirements.md:\n{}",
-        missing.join("\n")
+    assert_none(
+        &unresolved(&ids, &doc.ids),
+        "requirement ids cited in code without a row in docs/requirements.md",
     );
 }
 
@@ -517,11 +518,9 @@ fn every_cited_requirement_id_has_a_row() {
 fn every_cited_document_abbreviation_is_listed() {
     let doc = load_doc();
     let (_, abbrevs) = citations();
-    let missing = unresolved(&abbrevs, &doc.abbrevs);
-    assert!(
-        missing.is_empty(),
-        "document abbreviations cited in code but missing from docs/requirements.md:\n{}",
-        missing.join("\n")
+    assert_none(
+        &unresolved(&abbrevs, &doc.abbrevs),
+        "document abbreviations cited in code but missing from docs/requirements.md",
     );
 }
 
@@ -530,11 +529,7 @@ fn document_has_no_duplicate_rows() {
     let doc = load_doc();
     let mut dups = duplicates("requirement id", &doc.ids);
     dups.extend(duplicates("abbreviation", &doc.abbrevs));
-    assert!(
-        dups.is_empty(),
-        "docs/requirements.md gives these more than one row:\n{}",
-        dups.join("\n")
-    );
+    assert_none(&dups, "docs/requirements.md gives these more than one row");
 }
 
 #[test]
@@ -553,10 +548,9 @@ fn tests_named_by_the_document_exist() {
             missing.push(format!("  line {line}: {path}::{func}"));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "docs/requirements.md names tests that do not exist:\n{}",
-        missing.join("\n")
+    assert_none(
+        &missing,
+        "docs/requirements.md names tests that do not exist",
     );
 }
 

@@ -5,8 +5,8 @@ use sqlx::any::AnyRow;
 
 use super::micros::now_micros;
 use super::{
-    Actor, Cursor, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice, Store, StoreError,
-    VoidOutcome, is_valid_invoice_id,
+    Actor, Cursor, Invoice, InvoiceEvent, InvoiceStatus, Store, StoreError, VoidOutcome,
+    is_valid_invoice_id,
 };
 use crate::tenancy::TenantId;
 
@@ -20,11 +20,15 @@ pub struct Page {
 }
 
 impl Store {
-    /// Inserts an invoice. Returns `false` (and changes nothing) when the tenant already has an
-    /// invoice with that id.
-    pub async fn insert_invoice(&self, inv: &NewInvoice) -> Result<bool, StoreError> {
+    /// Inserts a new invoice. Returns `false` (and changes nothing) when the tenant already has
+    /// an invoice with that id. An invoice that carries `voided_at` or `voided_by` is refused:
+    /// voids are recorded by [`Store::void_invoice`], with their history event.
+    pub async fn insert_invoice(&self, inv: &Invoice) -> Result<bool, StoreError> {
         if !is_valid_invoice_id(&inv.id) {
             return Err(StoreError::InvalidInput("invoice id"));
+        }
+        if inv.voided_at.is_some() || inv.voided_by.is_some() {
+            return Err(StoreError::InvalidInput("voided_at/voided_by"));
         }
         if inv.currency.len() != 3 || !inv.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(StoreError::InvalidInput("currency"));

@@ -65,8 +65,8 @@ pub use cursor::{Cursor, InvalidCursor};
 pub use invoices::Page;
 pub use micros::rfc3339_micros;
 pub use model::{
-    Actor, AuditOutcome, AuditRecord, Invoice, InvoiceEvent, InvoiceStatus, NewInvoice,
-    UnknownOutcome, VoidOutcome, format_minor, is_valid_invoice_id,
+    Actor, AuditOutcome, AuditRecord, Invoice, InvoiceEvent, InvoiceStatus, UnknownOutcome,
+    VoidOutcome, format_minor, is_valid_invoice_id,
 };
 
 /// Migrations, embedded in the binary at compile time.

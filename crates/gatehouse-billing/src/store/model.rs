@@ -70,20 +70,22 @@ impl FromStr for InvoiceStatus {
     }
 }
 
-/// An invoice as stored.
+/// An invoice as stored, and as inserted ([`Store::insert_invoice`](super::Store::insert_invoice):
+/// seed data, imports, tests), where it has no `voided_at` or `voided_by` yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invoice {
     /// The owning tenant.
     pub tenant: TenantId,
-    /// The invoice identifier, unique within its tenant (`INV-2041`).
+    /// The invoice identifier, unique within its tenant (`INV-2041`); must satisfy
+    /// [`is_valid_invoice_id`].
     pub id: String,
     /// Customer name.
     pub customer: String,
-    /// Current status.
+    /// Current status (when inserted: the initial one).
     pub status: InvoiceStatus,
     /// Total in minor units of `currency` (cents for EUR).
     pub total_minor: i64,
-    /// ISO 4217 currency code.
+    /// ISO 4217 currency code (three ASCII upper-case letters).
     pub currency: String,
     /// Creation time, Unix microseconds.
     pub created_at: i64,
@@ -98,25 +100,6 @@ impl Invoice {
     pub fn total_display(&self) -> String {
         format_minor(self.total_minor, &self.currency)
     }
-}
-
-/// A new invoice to insert (seed data, imports, tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewInvoice {
-    /// The owning tenant.
-    pub tenant: TenantId,
-    /// Identifier; must satisfy [`is_valid_invoice_id`].
-    pub id: String,
-    /// Customer name.
-    pub customer: String,
-    /// Initial status.
-    pub status: InvoiceStatus,
-    /// Total in minor units.
-    pub total_minor: i64,
-    /// ISO 4217 currency code (three ASCII upper-case letters).
-    pub currency: String,
-    /// Creation time, Unix microseconds.
-    pub created_at: i64,
 }
 
 /// One entry of an invoice's history.

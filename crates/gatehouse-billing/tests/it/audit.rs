@@ -8,10 +8,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gatehouse_billing::{AuditLog, AuditOutcome, AuditRecord, Seed, Tenancy, default_policy};
+use gatehouse_billing::{AuditLog, AuditOutcome, AuditRecord, Seed};
 use serde_json::json;
 
-use crate::common::{Engine, Mcp, TestDb, caller};
+use crate::common::{TestDb, caller, demo};
 use crate::on_both_engines;
 
 type Row = (
@@ -55,16 +55,6 @@ fn want(
     )
 }
 
-async fn mcp(engine: Engine) -> (TestDb, Mcp) {
-    let db = TestDb::new(engine).await;
-    let store = db.store(Seed::Demo).await;
-    let tenants = Tenancy::new()
-        .with_client("acme-reporting", "acme")
-        .unwrap();
-    let mcp = Mcp::new(store, default_policy(), tenants);
-    (db, mcp)
-}
-
 /// Records one allowed `lookup_invoice` by ann (acme) with `request_id`.
 fn one_record(audit: &AuditLog, request_id: &str) {
     let c = caller("ann", "app", "invoices:read", Some("acme"));
@@ -81,7 +71,7 @@ fn one_record(audit: &AuditLog, request_id: &str) {
 on_both_engines! {
     async fn every_tools_call_is_audited_once(engine) {
         use AuditOutcome::{Allowed, Denied, Error};
-        let (_db, mcp) = mcp(engine).await;
+        let (_db, mcp) = demo(engine).await;
         let reader = caller("ann", "acme-app", "invoices:read", Some("acme"));
         let writer = caller("wes", "acme-ops", "invoices:write", Some("acme"));
         let bot = caller("svc", "acme-reporting", "invoices:read", None);
@@ -154,7 +144,7 @@ on_both_engines! {
     }
 
     async fn edge_denials_are_recorded_with_the_resolved_tenant(engine) {
-        let (_db, mcp) = mcp(engine).await;
+        let (_db, mcp) = demo(engine).await;
         let bot = caller("svc", "acme-reporting", "invoices:read", None);
         // What the edge reports when it refuses a call: the caller carries the tenant resolved
         // after authentication.

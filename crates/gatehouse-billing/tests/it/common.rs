@@ -11,7 +11,7 @@ use gatehouse::mcp::Protected;
 use gatehouse::policy::ScopePolicy;
 use gatehouse::tenancy::CallerEnricher;
 use gatehouse::{Caller, Principal, ScopeSet, TokenKind};
-use gatehouse_billing::store::{InvoiceStatus, NewInvoice};
+use gatehouse_billing::store::{Invoice, InvoiceStatus};
 use gatehouse_billing::{AuditLog, BillingServer, Seed, Store, Tenancy, TenantId};
 use http_body_util::{BodyExt, Full};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -183,8 +183,8 @@ pub fn tenant(s: &str) -> TenantId {
     TenantId::new(s).expect("tenant")
 }
 
-pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) -> NewInvoice {
-    NewInvoice {
+pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) -> Invoice {
+    Invoice {
         tenant: tenant(t),
         id: id.to_owned(),
         customer: format!("customer of {t}"),
@@ -192,7 +192,22 @@ pub fn new_invoice(t: &str, id: &str, status: InvoiceStatus, created_at: i64) ->
         total_minor: 10_000,
         currency: "EUR".to_owned(),
         created_at,
+        voided_at: None,
+        voided_by: None,
     }
+}
+
+/// The demo data in a fresh database of `engine`, served by [`Mcp`] with the default policy;
+/// the client `acme-reporting` belongs to tenant `acme`. Keep the [`TestDb`] alive as long as the
+/// server.
+pub async fn demo(engine: Engine) -> (TestDb, Mcp) {
+    let db = TestDb::new(engine).await;
+    let store = db.store(Seed::Demo).await;
+    let tenants = Tenancy::new()
+        .with_client("acme-reporting", "acme")
+        .unwrap();
+    let mcp = Mcp::new(store, gatehouse_billing::default_policy(), tenants);
+    (db, mcp)
 }
 
 /// The billing server behind rmcp's Streamable HTTP service, driven without a socket.

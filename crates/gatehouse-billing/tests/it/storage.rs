@@ -88,6 +88,11 @@ on_both_engines! {
         bad.id = "INV-2".into();
         bad.currency = "euro".into();
         assert!(store.insert_invoice(&bad).await.is_err());
+        // Voids come with their history event, from void_invoice only.
+        bad.currency = "EUR".into();
+        bad.voided_by = Some("someone".into());
+        assert!(store.insert_invoice(&bad).await.is_err());
+        assert_eq!(store.invoice(&tenant("a"), "INV-2").await.unwrap(), None);
     }
 
     async fn pagination_visits_every_row_once_newest_first(engine) {

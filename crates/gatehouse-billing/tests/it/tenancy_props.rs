@@ -115,6 +115,20 @@ fn check_view(v: &Value, t: usize, model: &Model) {
     assert_eq!(v["status"], status.as_str(), "{v}");
 }
 
+/// The model key (tenant, invoice) of a row whose first two columns are the tenant and the
+/// invoice id.
+fn key(r: &sqlx::any::AnyRow) -> (usize, usize) {
+    let t = TENANTS
+        .iter()
+        .position(|x| *x == r.get::<String, _>(0))
+        .unwrap();
+    let i = IDS
+        .iter()
+        .position(|x| *x == r.get::<String, _>(1))
+        .unwrap();
+    (t, i)
+}
+
 async fn snapshot(raw: &mut sqlx::AnyConnection) -> Model {
     let mut m = Model::new();
     let rows = sqlx::query("SELECT tenant_id, id, status FROM invoices")
@@ -122,15 +136,7 @@ async fn snapshot(raw: &mut sqlx::AnyConnection) -> Model {
         .await
         .unwrap();
     for r in rows {
-        let t = TENANTS
-            .iter()
-            .position(|x| *x == r.get::<String, _>(0))
-            .unwrap();
-        let i = IDS
-            .iter()
-            .position(|x| *x == r.get::<String, _>(1))
-            .unwrap();
-        m.insert((t, i), (r.get::<String, _>(2).parse().unwrap(), 0));
+        m.insert(key(&r), (r.get::<String, _>(2).parse().unwrap(), 0));
     }
     let rows = sqlx::query(
         "SELECT tenant_id, invoice_id, COUNT(*) FROM invoice_events GROUP BY tenant_id, invoice_id",
@@ -139,15 +145,7 @@ async fn snapshot(raw: &mut sqlx::AnyConnection) -> Model {
     .await
     .unwrap();
     for r in rows {
-        let t = TENANTS
-            .iter()
-            .position(|x| *x == r.get::<String, _>(0))
-            .unwrap();
-        let i = IDS
-            .iter()
-            .position(|x| *x == r.get::<String, _>(1))
-            .unwrap();
-        m.get_mut(&(t, i)).unwrap().1 = usize::try_from(r.get::<i64, _>(2)).unwrap();
+        m.get_mut(&key(&r)).unwrap().1 = usize::try_from(r.get::<i64, _>(2)).unwrap();
     }
     m
 }

@@ -8,22 +8,12 @@ use gatehouse_billing::store::InvoiceStatus;
 use gatehouse_billing::{Seed, Tenancy, default_policy, default_policy_with};
 use serde_json::{Value, json};
 
-use crate::common::{Engine, Mcp, TestDb, caller, new_invoice, tenant};
+use crate::common::{Mcp, TestDb, caller, demo, new_invoice, tenant};
 use crate::on_both_engines;
 
 const NO_TENANT: &str = "No tenant is associated with this caller.";
 const NEED_READ: &str = "Insufficient scope: this tool requires invoices:read.";
 const NEED_WRITE: &str = "Insufficient scope: this tool requires invoices:write.";
-
-async fn demo(engine: Engine) -> (TestDb, Mcp) {
-    let db = TestDb::new(engine).await;
-    let store = db.store(Seed::Demo).await;
-    let tenants = Tenancy::new()
-        .with_client("acme-reporting", "acme")
-        .unwrap();
-    let mcp = Mcp::new(store, default_policy(), tenants);
-    (db, mcp)
-}
 
 fn reader(t: &str) -> gatehouse::Caller {
     caller(

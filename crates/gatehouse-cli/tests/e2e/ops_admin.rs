@@ -28,13 +28,7 @@ async fn metrics_count_requests_outcomes_cache_keys_and_latency() {
     let token = stack.token("acme-reader", &[]);
     // 401 without a token, 401 with a forged one, two successes (one verification, one hit).
     assert_eq!(stack.post(None, None, tools_list()).await.status, 401);
-    assert_eq!(
-        stack
-            .post(Some("not-a-jwt"), Some("2025-11-25"), tools_list())
-            .await
-            .status,
-        401
-    );
+    assert_eq!(stack.list_tools(Some("not-a-jwt")).await.status, 401);
     for _ in 0..2 {
         let r = stack
             .call(&token, "lookup_invoice", json!({"invoiceId": "INV-2041"}))
@@ -134,9 +128,7 @@ async fn healthz_and_readyz_follow_keys_and_database() {
         (503, r#"{"database":true,"keys":false}"#)
     );
     let token = stack.token("acme-reader", &[]);
-    let r = stack
-        .post(Some(&token), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&token)).await;
     assert_eq!(r.status, 503);
     let (_, m) = get(&stack, "/metrics").await;
     assert_eq!(sample(&m, "gatehouse_keys_ready"), Some(0.0));
@@ -159,11 +151,9 @@ async fn admin_listener_can_be_disabled() {
 async fn authentication_failures_are_summarised_not_logged_one_by_one() {
     let stack = Stack::start(|_| {}).await;
     for _ in 0..5 {
-        stack
-            .post(Some("forged"), Some("2025-11-25"), tools_list())
-            .await;
+        stack.list_tools(Some("forged")).await;
     }
-    stack.post(None, Some("2025-11-25"), tools_list()).await;
+    stack.list_tools(None).await;
     // One summary covers all six; the next one has nothing new to report.
     assert_eq!(stack.summary.emit(), 6);
     assert_eq!(stack.summary.emit(), 0);

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::stack::{Stack, tools_list};
+use super::stack::{Stack, VERSION};
 
 /// Every test is bounded: a hang fails instead of stalling the suite.
 const BOUND: Duration = Duration::from_secs(20);
@@ -23,9 +23,7 @@ fn addr(stack: &Stack) -> String {
 
 async fn ok(stack: &Stack) {
     let token = stack.token("acme-reader", &[]);
-    let r = stack
-        .post(Some(&token), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&token)).await;
     assert_eq!(r.status, 200, "the server keeps serving others: {}", r.body);
 }
 
@@ -83,16 +81,14 @@ async fn oversized_token_body_and_headers_are_refused() {
 
     // Token size: 400 invalid_request before any parsing.
     let huge = "a".repeat(3000);
-    let r = stack
-        .post(Some(&huge), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&huge)).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.header("www-authenticate").contains("invalid_request"));
 
     // Body size: 413.
     let big = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
         "params":{"name":"lookup_invoice","arguments":{"invoice_id":"x".repeat(5000)}}});
-    let r = stack.post(Some(&token), Some("2025-11-25"), big).await;
+    let r = stack.post(Some(&token), Some(VERSION), big).await;
     assert_eq!(r.status, 413, "{}", r.body);
     assert!(r.body.contains("payload_too_large"));
 
@@ -160,9 +156,7 @@ async fn requests_over_the_concurrency_limit_get_503_at_once() {
     assert!(got.contains("100 Continue"), "{got}");
 
     let token = stack.token("acme-reader", &[]);
-    let r = stack
-        .post(Some(&token), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&token)).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.header("retry-after"), "1");
     assert!(r.body.contains("server_busy"), "{}", r.body);

@@ -26,16 +26,12 @@ async fn per_client_quota_answers_429_with_retry_after() {
     let stack = Stack::start(|c| c.rate_limits.per_client = Some(TWO)).await;
     let reader = stack.token("acme-reader", &[]);
     for _ in 0..2 {
-        let r = stack
-            .post(Some(&reader), Some("2025-11-25"), tools_list())
-            .await;
+        let r = stack.list_tools(Some(&reader)).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
     // A fresh token of the same client shares the quota: it is per client, not per token.
     let again = stack.token("acme-reader", &[]);
-    let r = stack
-        .post(Some(&again), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&again)).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!((1..=60).contains(&retry_after(&r)), "{:?}", r.headers);
     assert_eq!(
@@ -44,9 +40,7 @@ async fn per_client_quota_answers_429_with_retry_after() {
     );
     // Another client is unaffected.
     let other = stack.token("globex-reader", &[]);
-    let r = stack
-        .post(Some(&other), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&other)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     stack.stop().await;
 }
@@ -58,17 +52,13 @@ async fn per_tenant_quota_is_shared_by_the_tenants_clients() {
     let acme_w = stack.token("acme-writer", &[]);
     let globex = stack.token("globex-reader", &[]);
     for t in [&acme_r, &acme_w] {
-        let r = stack.post(Some(t), Some("2025-11-25"), tools_list()).await;
+        let r = stack.list_tools(Some(t)).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let r = stack
-        .post(Some(&acme_r), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&acme_r)).await;
     assert_eq!(r.status, 429);
     assert!(retry_after(&r) >= 1);
-    let r = stack
-        .post(Some(&globex), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&globex)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     stack.stop().await;
 }
@@ -84,26 +74,16 @@ async fn failed_authentications_bar_the_address_before_verification() {
     // Three distinct forged tokens: each is verified and refused; the third crosses the limit.
     for i in 0..3 {
         let forged = format!("{}x{i}", &good[..good.len() - 4]);
-        let r = stack
-            .post(Some(&forged), Some("2025-11-25"), tools_list())
-            .await;
+        let r = stack.list_tools(Some(&forged)).await;
         assert_eq!(r.status, 401, "{}", r.body);
     }
     let verifications = stack.metrics.verifications.load(Ordering::Relaxed);
     // Now the address is barred: even a valid token gets 429, and nothing is verified.
-    let r = stack
-        .post(Some(&good), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&good)).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(retry_after(&r) >= 1);
     let forged = format!("{}zz", &good[..good.len() - 2]);
-    assert_eq!(
-        stack
-            .post(Some(&forged), Some("2025-11-25"), tools_list())
-            .await
-            .status,
-        429
-    );
+    assert_eq!(stack.list_tools(Some(&forged)).await.status, 429);
     assert_eq!(
         stack.metrics.verifications.load(Ordering::Relaxed),
         verifications
@@ -122,13 +102,7 @@ async fn a_zero_quota_switches_the_default_limit_off() {
     })
     .await;
     for i in 0..30 {
-        let r = stack
-            .post(
-                Some(&format!("forged-{i}")),
-                Some("2025-11-25"),
-                tools_list(),
-            )
-            .await;
+        let r = stack.list_tools(Some(&format!("forged-{i}"))).await;
         assert_eq!(r.status, 401);
     }
     stack.stop().await;

@@ -5,12 +5,7 @@
 use gatehouse_billing::AuditOutcome;
 use serde_json::json;
 
-use super::stack::{Stack, tools_list};
-
-fn initialize(version: &str) -> serde_json::Value {
-    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name":"e2e","version":"1"}}})
-}
+use super::stack::{ALL_TOOLS, Reply, Stack, VERSION, initialize, tools_list};
 
 /// A 2026-07-28 request: SEP-2243 headers plus the per-request `_meta` (SEP-2575).
 async fn post_2026(
@@ -19,35 +14,29 @@ async fn post_2026(
     method: &str,
     name: Option<&str>,
     mut params: serde_json::Value,
-) -> super::stack::Reply {
+) -> Reply {
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {}
     });
-    let mut req = stack
-        .http
-        .post(&stack.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method)
-        .header("authorization", format!("Bearer {token}"));
-    if let Some(n) = name {
-        req = req.header("mcp-name", n);
-    }
+    let mut headers = vec![
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", method),
+    ];
+    headers.extend(name.map(|n| ("mcp-name", n)));
     let body = json!({"jsonrpc":"2.0","id":7,"method":method,"params":params});
-    super::stack::Reply::from(req.json(&body).send().await.unwrap()).await
+    stack.send(Some(token), &headers, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_callers_see_nothing() {
     let stack = Stack::start(|_| {}).await;
     for body in [
-        initialize("2025-11-25"),
+        initialize(VERSION),
         tools_list(),
         json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
     ] {
-        let r = stack.post(None, Some("2025-11-25"), body.clone()).await;
+        let r = stack.post(None, Some(VERSION), body.clone()).await;
         assert_eq!(r.status, 401, "{body}");
         assert!(!r.body.contains("lookup_invoice"), "{}", r.body);
         assert!(
@@ -60,9 +49,7 @@ async fn unauthenticated_callers_see_nothing() {
         .issuer
         .mint("acme-reader", &[], "http://127.0.0.1:1/other")
         .unwrap();
-    let r = stack
-        .post(Some(&other), Some("2025-11-25"), tools_list())
-        .await;
+    let r = stack.list_tools(Some(&other)).await;
     assert_eq!(r.status, 401);
     assert!(
         r.header("www-authenticate")
@@ -75,7 +62,7 @@ async fn unauthenticated_callers_see_nothing() {
 async fn revision_2025_06_18_and_2025_11_25_initialize_list_call() {
     let stack = Stack::start(|_| {}).await;
     let read = stack.token("acme-reader", &[]);
-    for version in ["2025-06-18", "2025-11-25"] {
+    for version in ["2025-06-18", VERSION] {
         let init = stack
             .post(Some(&read), None, initialize(version))
             .await
@@ -86,15 +73,7 @@ async fn revision_2025_06_18_and_2025_11_25_initialize_list_call() {
             .post(Some(&read), Some(version), tools_list())
             .await
             .tool_names();
-        assert_eq!(
-            names,
-            [
-                "invoice_history",
-                "list_invoices",
-                "lookup_invoice",
-                "void_invoice"
-            ]
-        );
+        assert_eq!(names, ALL_TOOLS);
         let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
             "params":{"name":"lookup_invoice","arguments":{"invoiceId":"INV-2041"}}});
         let result = stack

@@ -4,20 +4,12 @@
 
 use serde_json::json;
 
-use super::stack::{Reply, Stack};
+use super::stack::{Reply, Stack, VERSION, initialize};
 
 async fn post(stack: &Stack, token: &str, session: Option<&str>, body: serde_json::Value) -> Reply {
-    let mut req = stack
-        .http
-        .post(&stack.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("authorization", format!("Bearer {token}"));
-    if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
-    }
-    Reply::from(req.json(&body).send().await.unwrap()).await
+    let mut headers = vec![("mcp-protocol-version", VERSION)];
+    headers.extend(session.map(|s| ("mcp-session-id", s)));
+    stack.send(Some(token), &headers, &body).await
 }
 
 /// The JSON-RPC messages of an SSE or JSON reply.
@@ -38,9 +30,7 @@ async fn sessions_are_bound_to_the_principal() {
     let alice = stack.token("acme-reader", &[]);
     let mallory = stack.token("globex-reader", &[]);
 
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}});
-    let r = post(&stack, &alice, None, init).await;
+    let r = post(&stack, &alice, None, initialize(VERSION)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let session = r.header("mcp-session-id").to_owned();
     assert!(!session.is_empty(), "stateful mode mints a session id");

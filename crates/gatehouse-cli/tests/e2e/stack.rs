@@ -11,6 +11,17 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// The protocol revision of requests that do not name another.
+pub(crate) const VERSION: &str = "2025-11-25";
+
+/// Every billing tool, in the order [`Reply::tool_names`] returns them.
+pub(crate) const ALL_TOOLS: [&str; 4] = [
+    "invoice_history",
+    "list_invoices",
+    "lookup_invoice",
+    "void_invoice",
+];
+
 /// Clients of the test issuer: (id, tenant, scopes).
 pub(crate) const CLIENTS: [(&str, Option<&str>, &[&str]); 4] = [
     ("acme-reader", Some("acme"), &["invoices:read"]),
@@ -113,6 +124,28 @@ impl Stack {
         self.issuer.mint(client, scopes, &self.url).expect("mint")
     }
 
+    /// POSTs a JSON-RPC message to the MCP endpoint with the JSON content headers, `token` as
+    /// bearer token (if any) and `headers` (name, value).
+    pub(crate) async fn send(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        Reply::from(req.json(body).send().await.expect("send")).await
+    }
+
     /// POSTs a JSON-RPC message with the given protocol version header (if any).
     pub(crate) async fn post(
         &self,
@@ -120,25 +153,23 @@ impl Stack {
         version: Option<&str>,
         body: Value,
     ) -> Reply {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
-        if let Some(v) = version {
-            req = req.header("mcp-protocol-version", v);
-        }
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        Reply::from(req.json(&body).send().await.expect("send")).await
+        let headers: Vec<_> = version
+            .map(|v| ("mcp-protocol-version", v))
+            .into_iter()
+            .collect();
+        self.send(token, &headers, &body).await
     }
 
-    /// `tools/call` on 2025-11-25.
+    /// `tools/list` on [`VERSION`].
+    pub(crate) async fn list_tools(&self, token: Option<&str>) -> Reply {
+        self.post(token, Some(VERSION), tools_list()).await
+    }
+
+    /// `tools/call` on [`VERSION`].
     pub(crate) async fn call(&self, token: &str, tool: &str, args: Value) -> Reply {
         self.post(
             Some(token),
-            Some("2025-11-25"),
+            Some(VERSION),
             json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":args}}),
         )
         .await
@@ -244,4 +275,10 @@ impl Reply {
 
 pub(crate) fn tools_list() -> Value {
     json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})
+}
+
+/// An `initialize` request for protocol revision `version`.
+pub(crate) fn initialize(version: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion": version, "capabilities": {}, "clientInfo": {"name":"e2e","version":"1"}}})
 }

@@ -2,25 +2,14 @@
 //! clients can discover what to step up to; with `policy.tools_list = "filter"` a caller sees only
 //! the tools its scopes can call — decided per request from the token, never per connection.
 
-use super::stack::{Stack, tools_list};
+use super::stack::{ALL_TOOLS, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_mode_lists_every_tool() {
     let stack = Stack::start(|_| {}).await;
     let read = stack.token("acme-reader", &[]);
-    let names = stack
-        .post(Some(&read), Some("2025-11-25"), tools_list())
-        .await
-        .tool_names();
-    assert_eq!(
-        names,
-        [
-            "invoice_history",
-            "list_invoices",
-            "lookup_invoice",
-            "void_invoice"
-        ]
-    );
+    let names = stack.list_tools(Some(&read)).await.tool_names();
+    assert_eq!(names, ALL_TOOLS);
     stack.stop().await;
 }
 
@@ -30,32 +19,15 @@ async fn filter_mode_hides_tools_the_token_cannot_call() {
         Stack::start(|c| c.policy.tools_list = gatehouse::settings::ToolsList::Filter).await;
     let read = stack.token("acme-reader", &[]);
     let write = stack.token("acme-writer", &[]);
-    let names = stack
-        .post(Some(&read), Some("2025-11-25"), tools_list())
-        .await
-        .tool_names();
+    let names = stack.list_tools(Some(&read)).await.tool_names();
     assert_eq!(
         names,
         ["invoice_history", "list_invoices", "lookup_invoice"]
     );
-    let names = stack
-        .post(Some(&write), Some("2025-11-25"), tools_list())
-        .await
-        .tool_names();
-    assert_eq!(
-        names,
-        [
-            "invoice_history",
-            "list_invoices",
-            "lookup_invoice",
-            "void_invoice"
-        ]
-    );
+    let names = stack.list_tools(Some(&write)).await.tool_names();
+    assert_eq!(names, ALL_TOOLS);
     // The same read token again: the list depends on the token, not on what came before.
-    let names = stack
-        .post(Some(&read), Some("2025-11-25"), tools_list())
-        .await
-        .tool_names();
+    let names = stack.list_tools(Some(&read)).await.tool_names();
     assert!(!names.contains(&"void_invoice".to_owned()));
     stack.stop().await;
 }

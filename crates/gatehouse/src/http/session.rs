@@ -122,22 +122,15 @@ impl SessionBindings {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
-    use crate::caller::{Principal, ScopeSet, TokenKind};
+    use crate::caller::Principal;
 
     fn caller(iss: &str, sub: &str, client: &str, scopes: &str) -> Caller {
         Caller::new(Principal {
             issuer: iss.into(),
             subject: Some(sub.into()),
             client_id: Some(client.into()),
-            scopes: ScopeSet::from_space_separated(scopes),
-            audiences: vec![],
-            tenant: None,
-            expires_at: SystemTime::now(),
-            kind: TokenKind::Jwt,
-            claims: Default::default(),
+            ..Principal::for_test(scopes)
         })
     }
 

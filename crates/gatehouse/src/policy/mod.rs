@@ -221,23 +221,11 @@ impl ScopePolicy {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
-    use crate::caller::{Principal, TokenKind};
+    use crate::caller::Principal;
 
     fn caller(scopes: &str) -> Caller {
-        Caller::new(Principal {
-            issuer: "https://as.example".into(),
-            subject: Some("u".into()),
-            client_id: Some("c".into()),
-            scopes: ScopeSet::from_space_separated(scopes),
-            audiences: vec![],
-            tenant: None,
-            expires_at: SystemTime::now(),
-            kind: TokenKind::Jwt,
-            claims: Default::default(),
-        })
+        Caller::new(Principal::for_test(scopes))
     }
 
     fn policy() -> ScopePolicy {

@@ -68,18 +68,33 @@ impl Case {
         }
     }
 
-    /// 200; the tool saw `caller` (see [`crate::context::describe`]).
+    /// 200; the tool saw `caller` (see [`crate::common::echo`]).
     pub(crate) fn ok(name: &str, rows: &'static str, token: &str, caller: Echo) -> Self {
         let tool = caller.tool;
-        let mut c = Self::new(
-            name,
-            rows,
-            Auth::Bearer(token.to_owned()),
-            Expect::Ok(caller.render()),
-            Verify::Miss,
-        );
+        let expect = Expect::Ok(caller.render());
+        let mut c = Self::new(name, rows, bearer(token), expect, Verify::Miss);
         c.tool = tool;
         c
+    }
+
+    /// Refused with `status`, `challenge` (`None`: no `WWW-Authenticate`), exactly `body` and
+    /// `retry_after`, after verification ([`Verify::Miss`]).
+    fn refused(
+        name: &str,
+        rows: &'static str,
+        auth: Auth,
+        status: u16,
+        challenge: Option<Params>,
+        body: &'static str,
+        retry_after: Option<String>,
+    ) -> Self {
+        let expect = Expect::Refused {
+            status,
+            challenge,
+            body,
+            retry_after,
+        };
+        Self::new(name, rows, auth, expect, Verify::Miss)
     }
 
     /// 401 `invalid_token` after verification refused the token for `reason`.
@@ -90,20 +105,9 @@ impl Case {
         token: &str,
         reason: &'static str,
     ) -> Self {
-        let mut c = Self::new(
-            name,
-            rows,
-            Auth::Bearer(token.to_owned()),
-            Expect::Refused {
-                status: 401,
-                challenge: Some(challenge::invalid_token(&ctx.metadata_url())),
-                body: challenge::BODY_INVALID_TOKEN,
-                retry_after: None,
-            },
-            Verify::Miss,
-        );
-        c.reasons = vec![reason];
-        c
+        let challenge = challenge::invalid_token(&ctx.metadata_url());
+        let body = challenge::BODY_INVALID_TOKEN;
+        Self::refused(name, rows, bearer(token), 401, Some(challenge), body, None).reason(reason)
     }
 
     /// 400 `invalid_request`, refused before any verification.
@@ -114,20 +118,11 @@ impl Case {
         auth: Auth,
         reason: &'static str,
     ) -> Self {
-        let mut c = Self::new(
-            name,
-            rows,
-            auth,
-            Expect::Refused {
-                status: 400,
-                challenge: Some(challenge::invalid_request(&ctx.metadata_url())),
-                body: challenge::BODY_INVALID_REQUEST,
-                retry_after: None,
-            },
-            Verify::Edge,
-        );
-        c.reasons = vec![reason];
-        c
+        let challenge = challenge::invalid_request(&ctx.metadata_url());
+        let body = challenge::BODY_INVALID_REQUEST;
+        Self::refused(name, rows, auth, 400, Some(challenge), body, None)
+            .verify(Verify::Edge)
+            .reason(reason)
     }
 
     /// 401 without `error`: no credentials were presented.
@@ -137,20 +132,11 @@ impl Case {
         rows: &'static str,
         auth: Auth,
     ) -> Self {
-        let mut c = Self::new(
-            name,
-            rows,
-            auth,
-            Expect::Refused {
-                status: 401,
-                challenge: Some(challenge::missing(&ctx.metadata_url())),
-                body: challenge::BODY_UNAUTHORIZED,
-                retry_after: None,
-            },
-            Verify::Edge,
-        );
-        c.reasons = vec!["request.no_credentials"];
-        c
+        let challenge = challenge::missing(&ctx.metadata_url());
+        let body = challenge::BODY_UNAUTHORIZED;
+        Self::refused(name, rows, auth, 401, Some(challenge), body, None)
+            .verify(Verify::Edge)
+            .reason("request.no_credentials")
     }
 
     /// 403 `insufficient_scope` naming `scope` for a call of `tool`.
@@ -162,20 +148,11 @@ impl Case {
         tool: &'static str,
         scope: &str,
     ) -> Self {
-        let mut c = Self::new(
-            name,
-            rows,
-            Auth::Bearer(token.to_owned()),
-            Expect::Refused {
-                status: 403,
-                challenge: Some(challenge::insufficient(&ctx.metadata_url(), scope)),
-                body: challenge::BODY_INSUFFICIENT_SCOPE,
-                retry_after: None,
-            },
-            Verify::Miss,
-        );
+        let challenge = challenge::insufficient(&ctx.metadata_url(), scope);
+        let body = challenge::BODY_INSUFFICIENT_SCOPE;
+        let mut c = Self::refused(name, rows, bearer(token), 403, Some(challenge), body, None)
+            .reason("policy.insufficient_scope");
         c.tool = tool;
-        c.reasons = vec!["policy.insufficient_scope"];
         c
     }
 
@@ -186,20 +163,15 @@ impl Case {
         token: &str,
         reason: &'static str,
     ) -> Self {
-        let mut c = Self::new(
-            name,
-            rows,
-            Auth::Bearer(token.to_owned()),
-            Expect::Refused {
-                status: 503,
-                challenge: None,
-                body: challenge::BODY_UNAVAILABLE,
-                retry_after: Some(RETRY_AFTER_SECS.to_string()),
-            },
-            Verify::Miss,
-        );
-        c.reasons = vec![reason];
-        c
+        let body = challenge::BODY_UNAVAILABLE;
+        let retry_after = Some(RETRY_AFTER_SECS.to_string());
+        Self::refused(name, rows, bearer(token), 503, None, body, retry_after).reason(reason)
+    }
+
+    /// The edge reports `reason` (and nothing else) for this request.
+    fn reason(mut self, reason: &'static str) -> Self {
+        self.reasons = vec![reason];
+        self
     }
 
     pub(crate) fn auth(mut self, auth: Auth) -> Self {
@@ -282,12 +254,18 @@ impl Echo {
         self.kind = "Introspected";
         self
     }
+    /// The text of [`crate::common::echo`]; the token never reaches the tool.
     pub(crate) fn render(&self) -> String {
         format!(
-            "{} iss={} sub={} client={} scopes={} tenant={} kind={}",
+            "{} iss={} sub={} client={} scopes={} tenant={} kind={} saw_token=false",
             self.tool, self.iss, self.sub, self.client, self.scopes, self.tenant, self.kind
         )
     }
+}
+
+/// `Authorization: Bearer <token>`.
+fn bearer(token: &str) -> Auth {
+    Auth::Bearer(token.to_owned())
 }
 
 fn delta(after: u64, before: u64) -> u64 {

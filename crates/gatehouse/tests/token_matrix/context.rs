@@ -4,29 +4,25 @@
 //! `StreamableHttpService` whose tools echo the `Caller` they receive. Requests go through
 //! reqwest over real sockets.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gatehouse::ResourceUrl;
 use gatehouse::http::Gatehouse;
 use gatehouse::observe::{Observer, ToolCall};
-use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
 use gatehouse::verify::cache::{Authenticator, CacheStats};
 use gatehouse::verify::chain::{ChainConfig, VerifierChain};
 use gatehouse::verify::introspection::{ClientSecret, IntrospectionConfig};
 use gatehouse::verify::jwt::{JwtIssuerConfig, TypPolicy};
-use gatehouse::{Caller, ResourceUrl, ScopeSet};
 use gatehouse_testkit::{
     Alg, AttackerServer, DEFAULT_INTROSPECTION_CLIENT_ID, DEFAULT_INTROSPECTION_CLIENT_SECRET,
     TestAuthServer,
 };
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{call_body, policy, service, stateless_config, tool_text};
 
 /// Subject and client of issuer Y's default tokens (X uses the testkit defaults).
 pub(crate) const Y_SUBJECT: &str = "yuki";
@@ -37,63 +33,6 @@ pub(crate) const TENANT_CLAIM: &str = "tenant";
 pub(crate) const RETRY_AFTER_SECS: u64 = 7;
 /// Introspection fetch timeout (the "slow endpoint" case waits far longer than this).
 pub(crate) const INTROSPECTION_TIMEOUT: Duration = Duration::from_millis(300);
-
-// ---------------------------------------------------------------------------------------------
-// The MCP server: two tools that echo the Caller.
-
-#[derive(Clone)]
-pub(crate) struct Invoices {
-    tool_router: ToolRouter<Self>,
-}
-
-/// What a tool reports about its caller; compared exactly by the matrix.
-pub(crate) fn describe(tool: &str, c: &Caller) -> String {
-    format!(
-        "{tool} iss={} sub={} client={} scopes={} tenant={} kind={:?}",
-        c.issuer,
-        c.subject.as_deref().unwrap_or("-"),
-        c.client_id.as_deref().unwrap_or("-"),
-        c.scopes.to_space_separated(),
-        c.tenant.as_deref().unwrap_or("-"),
-        c.kind,
-    )
-}
-
-#[tool_router(vis = "pub(crate)")]
-impl Invoices {
-    #[tool(description = "Look an invoice up (reports the caller)")]
-    async fn lookup_invoice(&self, caller: Caller) -> String {
-        describe("lookup_invoice", &caller)
-    }
-
-    #[tool(description = "Void an invoice (reports the caller)")]
-    async fn void_invoice(&self, caller: Caller) -> String {
-        describe("void_invoice", &caller)
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Invoices {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
-
-/// Route scope `invoices:read`; `void_invoice` needs `invoices:write`; write ⊃ read.
-fn policy() -> ScopePolicy {
-    let hierarchy = ScopeHierarchy::new([("invoices:write", ["invoices:read"])]).unwrap();
-    let mut tools = HashMap::new();
-    tools.insert(
-        "void_invoice".to_owned(),
-        ScopeSet::parse(["invoices:write"]).unwrap(),
-    );
-    ScopePolicy::new(
-        ScopeSet::parse(["invoices:read"]).unwrap(),
-        tools,
-        hierarchy,
-        ToolListMode::All,
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // Observer: the edge's reason codes, so each case can assert *why* it was refused (the client
@@ -281,7 +220,7 @@ impl TestContext {
         let gatehouse = Gatehouse::builder(ResourceUrl::parse(&resource).unwrap())
             .authorization_servers(servers)
             .verifier(Arc::new(chain))
-            .policy(policy())
+            .policy(policy(&[("void_invoice", "invoices:write")]))
             .resource_name("Invoices (token matrix)")
             .listen_addr(addr)
             .unavailable_retry_after(Duration::from_secs(RETRY_AFTER_SECS))
@@ -289,22 +228,8 @@ impl TestContext {
             .build()
             .unwrap();
         let authenticator = gatehouse.authenticator().clone();
-        let config = gatehouse.configure_rmcp(
-            StreamableHttpServerConfig::default()
-                .with_legacy_session_mode(false)
-                .with_json_response(true)
-                .with_sse_keep_alive(None),
-        );
-        let mcp = StreamableHttpService::new(
-            || {
-                Ok(Invoices {
-                    tool_router: Invoices::tool_router(),
-                })
-            },
-            Arc::new(NeverSessionManager::default()),
-            config,
-        );
-        let app = gatehouse.router(mcp);
+        let config = gatehouse.configure_rmcp(stateless_config());
+        let app = gatehouse.router(service(NeverSessionManager::default(), config));
         let stop = cancel.clone();
         tokio::spawn(async move {
             axum::serve(
@@ -366,12 +291,22 @@ impl TestContext {
         self.call_with(&self.client, tool, auth).await
     }
 
-    pub(crate) async fn call_with(
-        &self,
-        client: &reqwest::Client,
-        tool: &str,
-        auth: &Auth,
-    ) -> Reply {
+    /// A `lookup_invoice` call per token in `auths`, all at once over one HTTP/2 connection (so
+    /// at most 200 requests in flight at a time, hyper's default stream limit).
+    pub(crate) async fn lookup_all_over_h2(&self, auths: &[Auth]) -> Vec<Reply> {
+        let h2 = reqwest::Client::builder()
+            .no_proxy()
+            .http2_prior_knowledge()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let calls = auths
+            .iter()
+            .map(|auth| self.call_with(&h2, "lookup_invoice", auth));
+        futures::future::join_all(calls).await
+    }
+
+    async fn call_with(&self, client: &reqwest::Client, tool: &str, auth: &Auth) -> Reply {
         let mut url = self.resource.clone();
         if let Auth::Query(t) | Auth::BearerAndQuery(t) = auth {
             url = format!("{url}?access_token={t}");
@@ -381,9 +316,7 @@ impl TestContext {
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-11-25")
-            .body(format!(
-                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
-            ));
+            .body(call_body(tool));
         match auth {
             Auth::None | Auth::Query(_) => {}
             Auth::Bearer(t) | Auth::BearerAndQuery(t) => {
@@ -453,14 +386,6 @@ impl Reply {
 
     /// The text a tool returned, or an explanation of why there is none.
     pub(crate) fn tool_text(&self) -> Result<String, String> {
-        let v: serde_json::Value = serde_json::from_str(&self.body)
-            .map_err(|e| format!("body is not JSON ({e}): {}", self.body))?;
-        if v["result"]["isError"] == serde_json::Value::Bool(true) {
-            return Err(format!("tool error: {}", self.body));
-        }
-        v["result"]["content"][0]["text"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("no tool text in {}", self.body))
+        tool_text(&self.body)
     }
 }

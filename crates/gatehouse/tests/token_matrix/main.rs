@@ -14,6 +14,8 @@
 
 mod case;
 mod challenge;
+#[path = "../common/mod.rs"]
+mod common;
 mod context;
 mod matrix;
 
@@ -245,19 +247,8 @@ async fn jwks_rotation_and_single_flight() {
     // Single flight over HTTP/2.
     x.add_key(Alg::ES256);
     let tokens: Vec<Auth> = (0..1000).map(|_| Auth::Bearer(x.valid_token())).collect();
-    let h2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
     let before = ctx.counters();
-    let replies = futures::future::join_all(
-        tokens
-            .iter()
-            .map(|auth| ctx.call_with(&h2, "lookup_invoice", auth)),
-    )
-    .await;
+    let replies = ctx.lookup_all_over_h2(&tokens).await;
     let want = echo().render();
     for r in &replies {
         assert_eq!(r.status, 200, "{}", r.body);
@@ -326,19 +317,8 @@ async fn unknown_kid_flood_is_rate_limited() {
             )
         })
         .collect();
-    let h2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
     let before = ctx.counters();
-    let replies = futures::future::join_all(
-        tokens
-            .iter()
-            .map(|auth| ctx.call_with(&h2, "lookup_invoice", auth)),
-    )
-    .await;
+    let replies = ctx.lookup_all_over_h2(&tokens).await;
     let want = challenge::invalid_token(&ctx.metadata_url());
     for r in &replies {
         assert_eq!(r.status, 401);

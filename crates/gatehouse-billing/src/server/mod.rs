@@ -15,6 +15,14 @@
 //! to every query, and reports its precise outcome for the audit record
 //! ([`gatehouse::mcp::report_outcome`]: `ok`, `already_void`, `not_found`, …). Refusals are tool
 //! errors (`isError: true`) with fixed text; details go to the log.
+//!
+//! # Layout
+//!
+//! This file: the server and its four tools. `types`: their parameters and results (re-exported
+//! here). `error`: [`ToolError`], the refusals.
+
+mod error;
+mod types;
 
 use std::sync::Arc;
 
@@ -26,13 +34,18 @@ use rmcp::handler::server::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::store::{
-    Actor, Cursor, Invoice, InvoiceEvent, InvoiceStatus, Store, VoidOutcome, is_valid_invoice_id,
-    rfc3339_micros,
+pub use error::ToolError;
+pub use types::{
+    DEFAULT_LIMIT, EventView, InvoiceHistory, InvoiceHistoryParams, InvoicePage, InvoiceView,
+    ListInvoicesParams, LookupInvoiceParams, MAX_LIMIT, MAX_REASON_CHARS, VoidInvoiceParams,
+    VoidResult,
 };
+
+use crate::store::{Actor, Cursor, Store, VoidOutcome, is_valid_invoice_id, rfc3339_micros};
 use crate::tenancy::TenantId;
+use error::internal;
 
 /// Name of the lookup tool.
 pub const TOOL_LOOKUP: &str = "lookup_invoice";
@@ -42,252 +55,6 @@ pub const TOOL_LIST: &str = "list_invoices";
 pub const TOOL_VOID: &str = "void_invoice";
 /// Name of the history tool.
 pub const TOOL_HISTORY: &str = "invoice_history";
-
-/// Page size when `limit` is absent.
-pub const DEFAULT_LIMIT: u32 = 20;
-/// Largest page size.
-pub const MAX_LIMIT: u32 = 100;
-/// Longest accepted void reason, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
-
-// ---------------------------------------------------------------------------------------------
-// Parameters and structured results (the tools' JSON schemas come from these types).
-
-/// Parameters of `lookup_invoice`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LookupInvoiceParams {
-    /// The invoice id, e.g. INV-2041.
-    pub invoice_id: String,
-}
-
-/// Parameters of `list_invoices`.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListInvoicesParams {
-    /// Only invoices with this status.
-    #[serde(default)]
-    pub status: Option<InvoiceStatus>,
-    /// Page size, 1 to 100 (default 20).
-    #[serde(default)]
-    #[schemars(range(min = 1, max = 100))]
-    pub limit: Option<u32>,
-    /// `nextCursor` from the previous page, to continue the listing.
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-/// Parameters of `void_invoice`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VoidInvoiceParams {
-    /// The invoice id, e.g. INV-2041.
-    pub invoice_id: String,
-    /// Why the invoice is voided (kept in its history; at most 500 characters).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// Parameters of `invoice_history`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InvoiceHistoryParams {
-    /// The invoice id, e.g. INV-2041.
-    pub invoice_id: String,
-}
-
-/// An invoice as tools return it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InvoiceView {
-    /// The invoice id.
-    pub invoice_id: String,
-    /// The tenant that owns it (always the caller's).
-    pub tenant: String,
-    /// Customer name.
-    pub customer: String,
-    /// `open`, `paid` or `void`.
-    pub status: InvoiceStatus,
-    /// Total in major units, as a decimal string (`1250.00`).
-    pub total: String,
-    /// Total in minor units (`125000`).
-    pub total_minor: i64,
-    /// ISO 4217 currency code.
-    pub currency: String,
-    /// Creation time, RFC 3339.
-    pub created_at: String,
-    /// When it was voided, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub voided_at: Option<String>,
-    /// Who voided it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub voided_by: Option<String>,
-}
-
-impl From<&Invoice> for InvoiceView {
-    fn from(i: &Invoice) -> Self {
-        Self {
-            invoice_id: i.id.clone(),
-            tenant: i.tenant.to_string(),
-            customer: i.customer.clone(),
-            status: i.status,
-            total: i.total_display(),
-            total_minor: i.total_minor,
-            currency: i.currency.clone(),
-            created_at: rfc3339_micros(i.created_at),
-            voided_at: i.voided_at.map(rfc3339_micros),
-            voided_by: i.voided_by.clone(),
-        }
-    }
-}
-
-/// Result of `list_invoices`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InvoicePage {
-    /// Invoices, newest first.
-    pub invoices: Vec<InvoiceView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// Result of `void_invoice`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VoidResult {
-    /// The invoice after the call.
-    pub invoice: InvoiceView,
-    /// True when the invoice was already void and nothing changed.
-    pub already_void: bool,
-}
-
-/// One history entry as tools return it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventView {
-    /// What happened (`void`).
-    pub action: String,
-    /// Subject of the caller that did it.
-    pub subject: Option<String>,
-    /// OAuth client used.
-    pub client_id: Option<String>,
-    /// Reason given.
-    pub reason: Option<String>,
-    /// When, RFC 3339.
-    pub at: String,
-    /// Request id of the call.
-    pub request_id: Option<String>,
-}
-
-impl From<&InvoiceEvent> for EventView {
-    fn from(e: &InvoiceEvent) -> Self {
-        Self {
-            action: e.action.clone(),
-            subject: e.actor_subject.clone(),
-            client_id: e.client_id.clone(),
-            reason: e.reason.clone(),
-            at: rfc3339_micros(e.at),
-            request_id: e.request_id.clone(),
-        }
-    }
-}
-
-/// Result of `invoice_history`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InvoiceHistory {
-    /// The invoice id.
-    pub invoice_id: String,
-    /// Events, oldest first.
-    pub events: Vec<EventView>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tool errors: fixed client-facing text, a code for the audit log.
-
-/// Why a tool call was refused or failed. Client-facing text is fixed per variant (see
-/// [`ToolError::message`]); internal details are logged, never returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolError {
-    /// The caller has no tenant (no tenant claim, no client mapping).
-    NoTenant,
-    /// The invoice id is malformed.
-    InvalidInvoiceId,
-    /// No such invoice in the caller's tenant (also: it belongs to another tenant).
-    NotFound(String),
-    /// The invoice cannot be voided in its current state.
-    NotOpen(String, InvoiceStatus),
-    /// `limit` out of range.
-    InvalidLimit,
-    /// `cursor` does not decode.
-    InvalidCursor,
-    /// `reason` too long.
-    InvalidReason,
-    /// Storage failed (details logged).
-    Internal,
-}
-
-impl ToolError {
-    /// The machine-readable code recorded in the audit log.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NoTenant => "no_tenant",
-            Self::InvalidInvoiceId => "invalid_invoice_id",
-            Self::NotFound(_) => "not_found",
-            Self::NotOpen(..) => "not_open",
-            Self::InvalidLimit => "invalid_limit",
-            Self::InvalidCursor => "invalid_cursor",
-            Self::InvalidReason => "invalid_reason",
-            Self::Internal => "internal",
-        }
-    }
-
-    /// How the audit log classifies it.
-    pub fn outcome(&self) -> Outcome {
-        match self {
-            Self::NoTenant => Outcome::Denied,
-            Self::Internal => Outcome::Error,
-            Self::InvalidInvoiceId
-            | Self::NotFound(_)
-            | Self::NotOpen(..)
-            | Self::InvalidLimit
-            | Self::InvalidCursor
-            | Self::InvalidReason => Outcome::Allowed,
-        }
-    }
-
-    /// The client-facing text.
-    pub fn message(&self) -> String {
-        match self {
-            Self::NoTenant => "No tenant is associated with this caller.".to_owned(),
-            Self::InvalidInvoiceId => "Invalid invoice id.".to_owned(),
-            // The id was validated (short, printable) before it got here; echoing it is safe and
-            // identical whether the invoice is missing or another tenant's.
-            Self::NotFound(id) => format!("No invoice found for {id}."),
-            Self::NotOpen(id, status) => {
-                format!("{id} is {status}; only open invoices can be voided.")
-            }
-            Self::InvalidLimit => format!("limit must be between 1 and {MAX_LIMIT}."),
-            Self::InvalidCursor => "Invalid cursor.".to_owned(),
-            Self::InvalidReason => {
-                format!("reason must be at most {MAX_REASON_CHARS} characters.")
-            }
-            Self::Internal => "Internal error.".to_owned(),
-        }
-    }
-
-    fn into_result(self) -> CallToolResult {
-        // Text only, no structured content: clients validate `structuredContent` against the
-        // tool's output schema, which describes successes.
-        CallToolResult::error(vec![ContentBlock::text(self.message())])
-    }
-}
-
-fn internal(e: crate::store::StoreError) -> ToolError {
-    tracing::error!(error = %e, "billing store failure");
-    ToolError::Internal
-}
 
 /// A successful tool answer: a human-readable line plus structured content.
 fn success<T: Serialize>(text: String, value: &T) -> CallToolResult {
@@ -305,9 +72,6 @@ fn success<T: Serialize>(text: String, value: &T) -> CallToolResult {
         }
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// The server.
 
 /// The billing MCP server. Cheap to clone (one `Arc`): rmcp's Streamable HTTP service builds one
 /// per request from a factory closure, and the tool router is built once, in [`BillingServer::new`].

@@ -1,0 +1,149 @@
+//! Shared by `edge_router.rs` and `token_matrix/`: the rmcp server behind the edge (tools that
+//! echo the `Caller` they receive), the invoice scope policy, the Streamable HTTP service in
+//! front of the tools, and the JSON-RPC bodies and tool text of a `tools/call`.
+//!
+//! Each test binary includes this file with `#[path]` and uses part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
+use gatehouse::{Caller, ScopeSet};
+use rmcp::handler::server::common::Extension;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+
+/// Route scope `invoices:read`; `invoices:write` implies `invoices:read`; each `(tool, scope)`
+/// of `tools` needs that scope.
+pub(crate) fn policy(tools: &[(&str, &str)]) -> ScopePolicy {
+    let hierarchy = ScopeHierarchy::new([("invoices:write", ["invoices:read"])]).unwrap();
+    let tools: HashMap<String, ScopeSet> = tools
+        .iter()
+        .map(|(tool, scope)| ((*tool).to_owned(), ScopeSet::parse([*scope]).unwrap()))
+        .collect();
+    ScopePolicy::new(
+        ScopeSet::parse(["invoices:read"]).unwrap(),
+        tools,
+        hierarchy,
+        ToolListMode::All,
+    )
+}
+
+/// What every tool answers: its name, the `Caller` it received, and whether the token reached
+/// it (it never should). The tests compare this text exactly.
+pub(crate) fn echo(tool: &str, c: &Caller, parts: &http::request::Parts) -> String {
+    format!(
+        "{tool} iss={} sub={} client={} scopes={} tenant={} kind={:?} saw_token={}",
+        c.issuer,
+        c.subject.as_deref().unwrap_or("-"),
+        c.client_id.as_deref().unwrap_or("-"),
+        c.scopes.to_space_separated(),
+        c.tenant.as_deref().unwrap_or("-"),
+        c.kind,
+        parts.headers.contains_key(http::header::AUTHORIZATION),
+    )
+}
+
+/// The MCP server: four tools that [`echo`] their caller.
+#[derive(Clone)]
+pub(crate) struct EchoTools {
+    tool_router: ToolRouter<Self>,
+}
+
+impl EchoTools {
+    pub(crate) fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+#[tool_router]
+impl EchoTools {
+    #[tool(description = "Who am I (reports the caller)")]
+    async fn whoami(
+        &self,
+        caller: Caller,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> String {
+        echo("whoami", &caller, &parts)
+    }
+
+    #[tool(description = "Look an invoice up (reports the caller)")]
+    async fn lookup_invoice(
+        &self,
+        caller: Caller,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> String {
+        echo("lookup_invoice", &caller, &parts)
+    }
+
+    #[tool(description = "Void an invoice (reports the caller)")]
+    async fn void_invoice(
+        &self,
+        caller: Caller,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> String {
+        echo("void_invoice", &caller, &parts)
+    }
+
+    #[tool(description = "Read the audit log (reports the caller)")]
+    async fn audit_log(
+        &self,
+        caller: Caller,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> String {
+        echo("audit_log", &caller, &parts)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for EchoTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+/// Stateless Streamable HTTP with plain JSON answers and no keep-alive stream.
+pub(crate) fn stateless_config() -> StreamableHttpServerConfig {
+    StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+}
+
+/// [`EchoTools`] behind rmcp's Streamable HTTP service.
+pub(crate) fn service<M: SessionManager>(
+    sessions: M,
+    config: StreamableHttpServerConfig,
+) -> StreamableHttpService<EchoTools, M> {
+    StreamableHttpService::new(
+        || Ok(EchoTools::new()),
+        std::sync::Arc::new(sessions),
+        config,
+    )
+}
+
+/// The JSON-RPC body of a `tools/call` of `tool` without arguments.
+pub(crate) fn call_body(tool: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+    )
+}
+
+/// The text a tool returned, or an explanation of why there is none (not JSON, a tool error, no
+/// text block).
+pub(crate) fn tool_text(body: &str) -> Result<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("body is not JSON ({e}): {body}"))?;
+    if v["result"]["isError"] == serde_json::Value::Bool(true) {
+        return Err(format!("tool error: {body}"));
+    }
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no tool text in {body}"))
+}
