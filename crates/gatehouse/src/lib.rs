@@ -9,6 +9,7 @@ pub mod policy;
 pub mod resource;
 pub mod settings;
 pub mod tenancy;
+pub mod upstream;
 pub mod verify;
 
 pub use caller::{AccessToken, Caller, Principal, Scope, ScopeSet, TokenKind};

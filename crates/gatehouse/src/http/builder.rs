@@ -120,6 +120,7 @@ pub struct GatehouseBuilder {
     sessions: Option<SessionBindingConfig>,
     observers: Vec<Arc<dyn Observer>>,
     rate_limiter: Option<Arc<dyn RateLimiter>>,
+    upstreams: Option<crate::upstream::Upstreams>,
     limits: RequestLimits,
     cancel: CancellationToken,
 }
@@ -171,6 +172,7 @@ impl GatehouseBuilder {
             sessions: None,
             observers: Vec::new(),
             rate_limiter: None,
+            upstreams: None,
             limits: RequestLimits::default(),
             cancel: CancellationToken::new(),
         }
@@ -345,6 +347,13 @@ impl GatehouseBuilder {
     /// authentication. Refusals are `429` + `Retry-After`. Default: none.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Credentials for the APIs tools call ([`crate::upstream`]): tools take
+    /// [`crate::upstream::UpstreamAccess`] as an argument and call a named upstream through it.
+    pub fn upstreams(mut self, upstreams: crate::upstream::Upstreams) -> Self {
+        self.upstreams = Some(upstreams);
         self
     }
 
@@ -662,6 +671,7 @@ impl GatehouseBuilder {
             rate_limiter: self.rate_limiter,
             needs_peer,
             warned_no_peer: Default::default(),
+            upstreams: self.upstreams,
         });
         Ok(Gatehouse {
             resource: self.resource,

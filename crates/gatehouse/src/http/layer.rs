@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     pub(crate) needs_peer: bool,
     /// Set once the missing peer address has been reported.
     pub(crate) warned_no_peer: std::sync::atomic::AtomicBool,
+    /// Credentials for the APIs tools call ([`crate::upstream`]); tools reach them through the
+    /// `UpstreamAccess` the edge puts beside the `Caller`.
+    pub(crate) upstreams: Option<crate::upstream::Upstreams>,
 }
 
 /// What the response path needs to remember about an admitted request (session binding only).
@@ -119,7 +122,6 @@ impl Shared {
             .authenticate(&token)
             .await
             .map_err(|e| self.auth_failed(peer, e.into()))?;
-        drop(token);
         self.observer.authenticated(&caller);
         if let Some(limiter) = &self.rate_limiter {
             limiter.check_caller(&caller).map_err(rate_limited)?;
@@ -162,6 +164,13 @@ impl Shared {
         }
 
         req.headers_mut().remove(AUTHORIZATION);
+        if let Some(upstreams) = &self.upstreams {
+            // The inbound token stays with the request only when an upstream exchanges it
+            // (RFC 8693), inside a value whose token tools cannot read.
+            let subject = upstreams.needs_subject_token().then_some(token);
+            let access = upstreams.access(caller.clone(), subject);
+            req.extensions_mut().insert(access);
+        }
         req.extensions_mut().insert(caller);
         Ok((req, admitted))
     }

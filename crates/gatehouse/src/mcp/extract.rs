@@ -24,6 +24,21 @@ pub fn caller_from_extensions(ext: &rmcp::model::Extensions) -> Option<Caller> {
         .cloned()
 }
 
+impl<C: AsRequestContext> FromContextPart<C> for crate::upstream::UpstreamAccess {
+    fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
+        context
+            .as_request_context()
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<crate::upstream::UpstreamAccess>())
+            .cloned()
+            .ok_or_else(|| {
+                // No upstreams configured, or a server mounted without the edge.
+                rmcp::ErrorData::internal_error("no upstream credentials for this request", None)
+            })
+    }
+}
+
 /// The request id of the HTTP request that carried an MCP message (`x-request-id`, set or
 /// propagated by the edge), for audit records. `None` when the edge assigned none.
 ///

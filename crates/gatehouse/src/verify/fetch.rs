@@ -154,11 +154,45 @@ impl Fetcher {
         self.send_json(req).await
     }
 
+    /// POSTs a form like [`Fetcher::post_form_json`], and also reads a `4xx` answer's body as
+    /// `E` (an RFC 6749 §5.2 error), for token requests whose refusals carry a reason.
+    pub(crate) async fn post_form_json_or_error<T: DeserializeOwned, E: DeserializeOwned>(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        auth: FormAuth<'_>,
+    ) -> Result<T, FetchOrOAuth<E>> {
+        self.check_url(url).map_err(FetchOrOAuth::Fetch)?;
+        let mut req = self
+            .client
+            .post(url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .form(form);
+        if let FormAuth::Basic { id, secret } = auth {
+            req = req.header(http::header::AUTHORIZATION, basic_auth_value(id, secret));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| FetchOrOAuth::Fetch(map_reqwest_error(e)))?;
+        let status = resp.status().as_u16();
+        let body = self.read_bounded(resp).await.map_err(FetchOrOAuth::Fetch)?;
+        match status {
+            200 => serde_json::from_slice(&body)
+                .map_err(|e| FetchOrOAuth::Fetch(FetchError::BadJson(e.to_string()))),
+            400..=499 => match serde_json::from_slice(&body) {
+                Ok(body) => Err(FetchOrOAuth::OAuth { status, body }),
+                Err(_) => Err(FetchOrOAuth::Fetch(FetchError::Status(status))),
+            },
+            _ => Err(FetchOrOAuth::Fetch(FetchError::Status(status))),
+        }
+    }
+
     async fn send_json<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<Fetched<T>, FetchError> {
-        let mut resp = req.send().await.map_err(map_reqwest_error)?;
+        let resp = req.send().await.map_err(map_reqwest_error)?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
             return Err(FetchError::Status(status.as_u16()));
@@ -169,6 +203,14 @@ impl Fetcher {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(parse_max_age);
+        let body = self.read_bounded(resp).await?;
+        let value =
+            serde_json::from_slice(&body).map_err(|e| FetchError::BadJson(e.to_string()))?;
+        Ok(Fetched { value, max_age })
+    }
+
+    /// The body, refused as soon as it passes `max_body_bytes`.
+    async fn read_bounded(&self, mut resp: reqwest::Response) -> Result<BytesMut, FetchError> {
         let cap = self.config.max_body_bytes;
         if resp.content_length().is_some_and(|len| len > cap as u64) {
             return Err(FetchError::TooLarge(cap));
@@ -182,10 +224,21 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let value =
-            serde_json::from_slice(&body).map_err(|e| FetchError::BadJson(e.to_string()))?;
-        Ok(Fetched { value, max_age })
+        Ok(body)
     }
+}
+
+/// The result of a token request that may be a well-formed OAuth error.
+pub(crate) enum FetchOrOAuth<E> {
+    /// Transport, a status without an OAuth body, size, JSON.
+    Fetch(FetchError),
+    /// An RFC 6749 §5.2 error response.
+    OAuth {
+        /// Its status.
+        status: u16,
+        /// Its body.
+        body: E,
+    },
 }
 
 fn map_reqwest_error(e: reqwest::Error) -> FetchError {
