@@ -18,7 +18,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use gatehouse::settings::{
     AuthSettings, LimitSettings, PolicySettings, RateLimitSettings, ServerSettings, Settings,
-    SettingsError, TenancySettings,
+    SettingsError, TenancySettings, UpstreamSettings,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,8 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     /// The audit trail on the `gatehouse::audit` tracing target.
     pub audit: AuditConfig,
+    /// APIs the tools call, each with its own credential (`[[upstreams]]`).
+    pub upstreams: Vec<UpstreamSettings>,
 }
 
 impl Default for Config {
@@ -84,6 +86,7 @@ impl Default for Config {
             tls: None,
             rate_limits: RateLimitSettings::default(),
             audit: AuditConfig::default(),
+            upstreams: Vec::new(),
         }
     }
 }
@@ -98,6 +101,7 @@ impl Config {
             tenancy: self.tenancy.clone(),
             rate_limits: self.rate_limits.clone(),
             limits: self.limits.clone(),
+            upstreams: self.upstreams.clone(),
         }
     }
 }

@@ -21,6 +21,9 @@ use crate::policy::rate_limit::{GovernorRateLimiter, RateLimitConfig, RateQuota}
 use crate::policy::{ScopeHierarchy, ToolListMode};
 use crate::resource::{ParseOptions, ResourceUrl};
 use crate::tenancy::Tenancy;
+use crate::upstream::{
+    CredentialMode, StaticSecret, TokenEndpointClient, UpstreamConfig, Upstreams,
+};
 use crate::verify::cache::CacheConfig;
 use crate::verify::introspection::{ClientAuthMethod, ClientSecret, IntrospectionConfig};
 use crate::verify::jwt::{JwtIssuerConfig, TypPolicy};
@@ -62,6 +65,8 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     /// Request and connection limits (`[limits]`).
     pub limits: LimitSettings,
+    /// APIs that tools call, each with its own credential (`[[upstreams]]`).
+    pub upstreams: Vec<UpstreamSettings>,
 }
 
 /// `[server]`
@@ -334,28 +339,11 @@ impl IntrospectionSettings {
         resource: &ResourceUrl,
     ) -> Result<IntrospectionConfig, SettingsError> {
         let key = |field: &str| format!("auth.introspection[{index}].{field}");
-        let secret = match (&self.client_secret_file, &self.client_secret_env) {
-            (Some(path), None) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-                .map_err(|e| {
-                    SettingsError::new(
-                        key("client_secret_file"),
-                        format!("{}: {e}", path.display()),
-                    )
-                })?,
-            (None, Some(var)) => std::env::var(var).map_err(|_| {
-                SettingsError::new(
-                    key("client_secret_env"),
-                    format!("environment variable {var} is not set"),
-                )
-            })?,
-            _ => {
-                return Err(SettingsError::new(
-                    key("client_secret_file"),
-                    "set exactly one of client_secret_file or client_secret_env",
-                ));
-            }
-        };
+        let secret = read_secret(
+            &format!("auth.introspection[{index}].client_secret"),
+            &self.client_secret_file,
+            &self.client_secret_env,
+        )?;
         let mut out = IntrospectionConfig::new(
             self.issuer.clone(),
             self.client_id.clone(),
@@ -389,6 +377,138 @@ impl IntrospectionSettings {
         out.fetch.timeout = Duration::from_secs(self.fetch_timeout_seconds);
         out.dangerous_accept_missing_audience = self.dangerous_accept_missing_audience;
         Ok(out)
+    }
+}
+
+/// A secret from a file (trailing newline removed) or an environment variable: exactly one.
+/// `key` is the setting's prefix (`…client_secret` → `…client_secret_file` / `…_env`).
+fn read_secret(
+    key: &str,
+    file: &Option<PathBuf>,
+    env: &Option<String>,
+) -> Result<String, SettingsError> {
+    match (file, env) {
+        (Some(path), None) => std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| {
+                SettingsError::new(format!("{key}_file"), format!("{}: {e}", path.display()))
+            }),
+        (None, Some(var)) => std::env::var(var).map_err(|_| {
+            SettingsError::new(
+                format!("{key}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        }),
+        _ => Err(SettingsError::new(
+            format!("{key}_file"),
+            format!("set exactly one of {key}_file or {key}_env"),
+        )),
+    }
+}
+
+/// One `[[upstreams]]` entry: an API that tools call, with its own credential
+/// ([`crate::upstream`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// The name tools use.
+    pub name: String,
+    /// The fixed destination (https; http only on loopback). Requests outside it are refused.
+    pub base_url: String,
+    /// `audience` of requested tokens, when the authorization server uses logical names.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// `resource` of requested tokens (RFC 8707). Default: `base_url`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Scopes to ask for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `token_exchange` (RFC 8693, the caller's delegated access), `client_credentials` (this
+    /// server's own identity) or `static` (an API key).
+    pub mode: UpstreamMode,
+    /// The authorization server's token endpoint (`token_exchange`, `client_credentials`).
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// This server's client id there.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its secret, from a file …
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// … or an environment variable.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// `static`: the key, from a file …
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// … or an environment variable.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// `static`: the header that carries it. Default `authorization` (as `Bearer <key>`).
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+/// `upstreams[].mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamMode {
+    /// RFC 8693 token exchange.
+    TokenExchange,
+    /// OAuth client credentials.
+    ClientCredentials,
+    /// A fixed key.
+    Static,
+}
+
+impl UpstreamSettings {
+    fn to_config(&self, index: usize) -> Result<UpstreamConfig, SettingsError> {
+        let key = |field: &str| format!("upstreams[{index}].{field}");
+        let url = |field: &str, v: &str| {
+            url::Url::parse(v).map_err(|e| SettingsError::new(key(field), e))
+        };
+        let endpoint_client = || -> Result<TokenEndpointClient, SettingsError> {
+            let endpoint = self.token_endpoint.as_deref().ok_or_else(|| {
+                SettingsError::new(key("token_endpoint"), "required for this mode")
+            })?;
+            Ok(TokenEndpointClient {
+                token_endpoint: url("token_endpoint", endpoint)?,
+                client_id: self.client_id.clone().ok_or_else(|| {
+                    SettingsError::new(key("client_id"), "required for this mode")
+                })?,
+                client_secret: ClientSecret::new(read_secret(
+                    &key("client_secret"),
+                    &self.client_secret_file,
+                    &self.client_secret_env,
+                )?),
+            })
+        };
+        let mode = match self.mode {
+            UpstreamMode::TokenExchange => CredentialMode::TokenExchange(endpoint_client()?),
+            UpstreamMode::ClientCredentials => {
+                CredentialMode::ClientCredentials(endpoint_client()?)
+            }
+            UpstreamMode::Static => CredentialMode::Static {
+                header: http::HeaderName::try_from(
+                    self.header.as_deref().unwrap_or("authorization"),
+                )
+                .map_err(|e| SettingsError::new(key("header"), e))?,
+                secret: StaticSecret::new(read_secret(
+                    &key("secret"),
+                    &self.secret_file,
+                    &self.secret_env,
+                )?),
+            },
+        };
+        Ok(UpstreamConfig {
+            name: self.name.clone(),
+            base_url: url("base_url", &self.base_url)?,
+            audience: self.audience.clone(),
+            resource: self.resource.clone(),
+            scopes: self.scopes.clone(),
+            mode,
+        })
     }
 }
 
@@ -668,6 +788,17 @@ impl Settings {
         if let Some(limiter) = self.rate_limits.limiter()? {
             b = b.rate_limiter(limiter);
         }
+        if !self.upstreams.is_empty() {
+            let configs = self
+                .upstreams
+                .iter()
+                .enumerate()
+                .map(|(i, u)| u.to_config(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let upstreams = Upstreams::new(configs, crate::verify::fetch::FetchConfig::default())
+                .map_err(|e| SettingsError::new("upstreams", e))?;
+            b = b.upstreams(upstreams);
+        }
         Ok(b)
     }
 }
@@ -739,6 +870,58 @@ mod tests {
                 format!("auth.issuers[3].{field}")
             );
         }
+    }
+
+    fn upstream(mode: UpstreamMode) -> UpstreamSettings {
+        UpstreamSettings {
+            name: "ledger".into(),
+            base_url: "https://ledger.example.com/api".into(),
+            audience: None,
+            resource: None,
+            scopes: vec!["ledger:write".into()],
+            mode,
+            token_endpoint: Some("https://auth.example.com/token".into()),
+            client_id: Some("billing".into()),
+            client_secret_file: None,
+            client_secret_env: Some("PATH".into()),
+            secret_file: None,
+            secret_env: Some("PATH".into()),
+            header: None,
+        }
+    }
+
+    #[test]
+    fn upstreams_are_configured_and_their_errors_name_the_key() {
+        let mut s = with_issuer();
+        s.upstreams = vec![
+            upstream(UpstreamMode::TokenExchange),
+            UpstreamSettings {
+                name: "search".into(),
+                header: Some("x-api-key".into()),
+                ..upstream(UpstreamMode::Static)
+            },
+        ];
+        assert!(s.builder(bound(1)).is_ok());
+        let key = |u: UpstreamSettings| {
+            let mut s = with_issuer();
+            s.upstreams = vec![u];
+            s.builder(bound(1)).unwrap_err().key
+        };
+        let mut u = upstream(UpstreamMode::ClientCredentials);
+        u.token_endpoint = None;
+        assert_eq!(key(u), "upstreams[0].token_endpoint");
+        let mut u = upstream(UpstreamMode::TokenExchange);
+        u.client_secret_env = Some("GATEHOUSE_TEST_UNSET_VARIABLE".into());
+        assert_eq!(key(u), "upstreams[0].client_secret_env");
+        let mut u = upstream(UpstreamMode::Static);
+        u.secret_env = None;
+        assert_eq!(key(u), "upstreams[0].secret_file");
+        let mut u = upstream(UpstreamMode::Static);
+        u.header = Some("bad header".into());
+        assert_eq!(key(u), "upstreams[0].header");
+        let mut u = upstream(UpstreamMode::Static);
+        u.base_url = "http://ledger.example.com/api".into();
+        assert_eq!(key(u), "upstreams");
     }
 
     #[test]
