@@ -233,6 +233,12 @@ impl Caller {
         self
     }
 
+    /// Who acts on the subject's behalf in a delegated token: RFC 8693 §4.1 `act.sub` (the
+    /// outermost, current actor). `None` for a token the subject uses itself.
+    pub fn actor(&self) -> Option<&str> {
+        self.claims.get("act")?.get("sub")?.as_str()
+    }
+
     /// Seconds until expiry, zero when already expired.
     pub fn remaining(&self, now: SystemTime) -> Duration {
         self.expires_at
@@ -325,6 +331,32 @@ impl fmt::Debug for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_actor_is_the_outermost_act_sub() {
+        let mut claims = Map::new();
+        let p = |claims: Map<String, Value>| {
+            Caller::new(Principal {
+                issuer: "https://as".into(),
+                subject: Some("alice".into()),
+                client_id: None,
+                scopes: ScopeSet::new(),
+                audiences: vec![],
+                tenant: None,
+                expires_at: SystemTime::now(),
+                kind: TokenKind::Jwt,
+                claims,
+            })
+        };
+        assert_eq!(p(claims.clone()).actor(), None);
+        claims.insert(
+            "act".into(),
+            serde_json::json!({"sub": "billing", "act": {"sub": "older"}}),
+        );
+        assert_eq!(p(claims.clone()).actor(), Some("billing"));
+        claims.insert("act".into(), serde_json::json!("not an object"));
+        assert_eq!(p(claims).actor(), None);
+    }
 
     #[test]
     fn access_token_debug_is_redacted() {
