@@ -286,52 +286,56 @@ impl DevIssuer {
         let resource = resource.ok_or(TokenError::InvalidTarget("missing"))?;
         check_resource(resource).map_err(TokenError::InvalidTarget)?;
 
-        let granted: Vec<&str> = match scope {
+        let allowed = |s: &str| client.allowed_scopes.iter().any(|a| a == s);
+        let granted = match scope {
             None => client.allowed_scopes.iter().map(String::as_str).collect(),
-            Some(raw) => {
-                // RFC 6749 §3.3: scope tokens separated by single spaces; anything the client
-                // may not have is an error, never silently dropped (RFC 6749 §5.2).
-                let mut out = Vec::new();
-                for s in raw.split(' ') {
-                    if !is_scope_token(s) || !client.allowed_scopes.iter().any(|a| a == s) {
-                        return Err(TokenError::InvalidScope);
-                    }
-                    if !out.contains(&s) {
-                        out.push(s);
-                    }
-                }
-                out
-            }
+            Some(raw) => parse_scope(raw, allowed)?,
         };
         let scope = granted.join(" ");
 
         let now = unix_now();
         let ttl = self.inner.ttl.as_secs();
-        let mut claims = Map::new();
-        claims.insert("iss".into(), json!(self.inner.issuer));
-        claims.insert(
-            "sub".into(),
-            json!(client.subject.as_deref().unwrap_or(&client.id)),
-        );
-        claims.insert("aud".into(), json!(resource));
-        claims.insert("client_id".into(), json!(client.id));
-        claims.insert("scope".into(), json!(scope));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + ttl));
-        claims.insert("jti".into(), json!(random_id()));
+        let sub = client.subject.as_deref().unwrap_or(&client.id);
+        let mut claims = self.base_claims(sub, resource, &client.id, &scope, now, now + ttl);
         if let Some(t) = &client.tenant {
             claims.insert(self.inner.tenant_claim.clone(), json!(t));
         }
-        // RFC 9068 §2.1: `typ` "at+jwt" separates access tokens from ID tokens.
-        let header =
-            json!({"alg": self.inner.key.alg().as_str(), "typ": "at+jwt", "kid": self.kid()});
-        let access_token = self.sign(&header, &Value::Object(claims));
+        let access_token = self.sign_access_token(claims);
         tracing::info!(client_id = %client.id, %scope, aud = %resource, "issued access token");
         Ok(IssuedToken {
             access_token,
             expires_in: ttl,
             scope,
         })
+    }
+
+    /// The registered claims every access token of this issuer has (RFC 9068 §2.2).
+    fn base_claims(
+        &self,
+        sub: &str,
+        aud: &str,
+        client_id: &str,
+        scope: &str,
+        iat: u64,
+        exp: u64,
+    ) -> Map<String, Value> {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.inner.issuer));
+        claims.insert("sub".into(), json!(sub));
+        claims.insert("aud".into(), json!(aud));
+        claims.insert("client_id".into(), json!(client_id));
+        claims.insert("scope".into(), json!(scope));
+        claims.insert("iat".into(), json!(iat));
+        claims.insert("exp".into(), json!(exp));
+        claims.insert("jti".into(), json!(random_id()));
+        claims
+    }
+
+    fn sign_access_token(&self, claims: Map<String, Value>) -> String {
+        // RFC 9068 §2.1: `typ` "at+jwt" separates access tokens from ID tokens.
+        let header =
+            json!({"alg": self.inner.key.alg().as_str(), "typ": "at+jwt", "kid": self.kid()});
+        self.sign(&header, &Value::Object(claims))
     }
 
     fn sign(&self, header: &Value, claims: &Value) -> String {
@@ -442,6 +446,22 @@ fn check_resource(resource: &str) -> Result<(), &'static str> {
     Url::parse(resource)
         .map(|_| ())
         .map_err(|_| "not an absolute URI")
+}
+
+/// Parses a raw RFC 6749 §3.3 `scope` parameter: scope tokens separated by single spaces,
+/// duplicates collapsed. A token that is malformed or not `allowed` is `invalid_scope`, never
+/// silently dropped (RFC 6749 §5.2).
+fn parse_scope(raw: &str, allowed: impl Fn(&str) -> bool) -> Result<Vec<&str>, TokenError> {
+    let mut out = Vec::new();
+    for s in raw.split(' ') {
+        if !is_scope_token(s) || !allowed(s) {
+            return Err(TokenError::InvalidScope);
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
 }
 
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
