@@ -80,7 +80,17 @@ impl From<TokenError> for OAuthError {
             TokenError::UnknownClient => "client authentication failed",
             TokenError::InvalidScope => "requested scope is invalid or not allowed for this client",
             TokenError::InvalidTarget("missing") => "the resource parameter is required",
+            TokenError::InvalidTarget("not allowed for this client") => {
+                "the client may not obtain a token for the requested target"
+            }
             TokenError::InvalidTarget(_) => "resource must be an absolute URI without a fragment",
+            TokenError::UnauthorizedClient => "the client may not use token exchange",
+            TokenError::InvalidSubjectToken("not addressed to this client") => {
+                "subject_token was not issued for the resource this client serves"
+            }
+            TokenError::InvalidSubjectToken(_) => {
+                "subject_token is not a valid, unexpired access token of this issuer"
+            }
         };
         Self::new(e.error_code(), description)
     }

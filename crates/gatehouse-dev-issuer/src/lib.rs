@@ -48,7 +48,7 @@ pub use config::{
     DevResourceServer, SigningAlg,
 };
 pub use http::router;
-pub use issuer::{DevIssuer, IssuedToken, TokenError};
+pub use issuer::{ACCESS_TOKEN_TYPE, DevIssuer, IssuedToken, TOKEN_EXCHANGE_GRANT, TokenError};
 pub use keys::{KeyError, SigningKey};
 pub use loopback::{DevIssuerError, ensure_loopback};
 
