@@ -280,15 +280,20 @@ impl DevIssuer {
     /// The authorization server metadata (RFC 8414 §2), also served as OpenID discovery.
     ///
     /// There is no `authorization_endpoint` and no `response_types_supported`: this server has
-    /// no user login and supports only `client_credentials`, and advertising an empty or false
-    /// list would be worse than omitting the member. For the same reason there is no
+    /// no user login and supports only `client_credentials` (plus token exchange, advertised
+    /// only when some client may use it), and advertising an empty or false list would be worse
+    /// than omitting the member. For the same reason there is no
     /// `code_challenge_methods_supported`.
     pub fn metadata(&self) -> Value {
+        let mut grants = vec!["client_credentials"];
+        if self.supports_token_exchange() {
+            grants.push(TOKEN_EXCHANGE_GRANT);
+        }
         let mut m = json!({
             "issuer": self.inner.issuer,
             "token_endpoint": self.token_endpoint(),
             "jwks_uri": self.jwks_uri(),
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": grants,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": self.inner.scopes_supported,
         });
@@ -362,7 +367,8 @@ impl DevIssuer {
     }
 
     /// Token exchange (RFC 8693) for the configured client `client_id`, which the caller has
-    /// authenticated (tests and demos call this directly).
+    /// authenticated (tests and demos call this directly). `POST /token` with the token
+    /// exchange grant is this function after client authentication and parameter checks.
     ///
     /// The rule: the client must have an exchange policy
     /// ([`DevClient::with_token_exchange`]); `subject_token` must be an unexpired access token
