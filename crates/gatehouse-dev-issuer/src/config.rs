@@ -25,6 +25,13 @@ pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
 /// secret = "dev-secret"
 /// allowed_scopes = ["invoices:read", "invoices:write"]
 /// tenant = "acme"
+///
+/// [[clients]]                # a resource server that may exchange tokens (RFC 8693)
+/// id = "billing-mcp"
+/// secret = "dev-secret-2"
+/// allowed_scopes = ["invoices:read"]
+/// serves = "http://127.0.0.1:3000/mcp"
+/// may_exchange_for = ["http://127.0.0.1:4000/ledger"]
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +40,8 @@ pub struct DevIssuerConfig {
     /// query or fragment. Default (`None`): `http://<bound address>` of the listener.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// The clients allowed to obtain tokens with `client_credentials`.
+    /// The clients allowed to obtain tokens with `client_credentials` (and, per their
+    /// exchange policy, with token exchange).
     #[serde(default)]
     pub clients: Vec<DevClient>,
     /// Resource servers allowed to call the RFC 7662 introspection endpoint. Empty (the
@@ -88,7 +96,12 @@ mod duration_secs {
     }
 }
 
-/// A confidential client that may use the `client_credentials` grant (RFC 6749 §4.4).
+/// A confidential client that may use the `client_credentials` grant (RFC 6749 §4.4) and, when
+/// it is also a resource server with an exchange policy, the token exchange grant (RFC 8693).
+///
+/// The exchange rule: a client may exchange a subject token only if the token's `aud` is
+/// exactly the resource it [`serves`](DevClient::serves) (the token was addressed to it), and
+/// only for a target listed in [`may_exchange_for`](DevClient::may_exchange_for).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevClient {
@@ -106,6 +119,16 @@ pub struct DevClient {
     /// does for `client_credentials`.
     #[serde(default)]
     pub subject: Option<String>,
+    /// The resource URI this client serves as a resource server: the only `aud` of subject
+    /// tokens it may exchange. At most one client serves a given resource. `None` (the
+    /// default): it serves nothing and may not exchange.
+    #[serde(default)]
+    pub serves: Option<String>,
+    /// Target audiences (absolute URIs) this client may exchange subject tokens for (RFC 8693).
+    /// Empty (the default): no token exchange for this client. Requires
+    /// [`serves`](DevClient::serves).
+    #[serde(default)]
+    pub may_exchange_for: Vec<String>,
 }
 
 impl DevClient {
@@ -121,6 +144,8 @@ impl DevClient {
             allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
             tenant: None,
             subject: None,
+            serves: None,
+            may_exchange_for: Vec::new(),
         }
     }
 
@@ -134,6 +159,23 @@ impl DevClient {
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
+    }
+
+    /// Lets this client, as the resource server for `serves`, exchange access tokens addressed
+    /// to `serves` for tokens addressed to any of `targets` (RFC 8693).
+    pub fn with_token_exchange(
+        mut self,
+        serves: impl Into<String>,
+        targets: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.serves = Some(serves.into());
+        self.may_exchange_for = targets.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether this client has an exchange policy at all.
+    pub fn may_exchange(&self) -> bool {
+        !self.may_exchange_for.is_empty()
     }
 }
 

@@ -1,4 +1,5 @@
-//! The HTTP surface: `/token`, `/jwks`, the two metadata documents and `/introspect`.
+//! The HTTP surface: `/token` (client credentials and token exchange), `/jwks`, the two
+//! metadata documents and `/introspect`.
 //!
 //! All OAuth errors leave through [`OAuthError`], the one place that knows RFC 6749 §5.2 status
 //! codes and headers.
@@ -17,7 +18,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use url::form_urlencoded;
 
-use crate::issuer::{DevIssuer, TokenError};
+use crate::config::DevClient;
+use crate::issuer::{ACCESS_TOKEN_TYPE, DevIssuer, TOKEN_EXCHANGE_GRANT, TokenError};
 
 /// Token requests are a handful of short parameters; refuse anything large before parsing.
 const MAX_BODY: usize = 16 * 1024;
@@ -80,7 +82,17 @@ impl From<TokenError> for OAuthError {
             TokenError::UnknownClient => "client authentication failed",
             TokenError::InvalidScope => "requested scope is invalid or not allowed for this client",
             TokenError::InvalidTarget("missing") => "the resource parameter is required",
+            TokenError::InvalidTarget("not allowed for this client") => {
+                "the client may not obtain a token for the requested target"
+            }
             TokenError::InvalidTarget(_) => "resource must be an absolute URI without a fragment",
+            TokenError::UnauthorizedClient => "the client may not use token exchange",
+            TokenError::InvalidSubjectToken("not addressed to this client") => {
+                "subject_token was not issued for the resource this client serves"
+            }
+            TokenError::InvalidSubjectToken(_) => {
+                "subject_token is not a valid, unexpired access token of this issuer"
+            }
         };
         Self::new(e.error_code(), description)
     }
@@ -102,10 +114,12 @@ async fn metadata(State(issuer): State<DevIssuer>) -> Response {
     axum::Json(issuer.metadata()).into_response()
 }
 
-/// The parsed body of a form POST: each parameter at most once, except `resource`.
+/// The parsed body of a form POST: each parameter at most once, except `resource` and
+/// `audience`.
 struct Form {
     params: HashMap<String, String>,
     resources: Vec<String>,
+    audiences: Vec<String>,
 }
 
 impl Form {
@@ -128,11 +142,14 @@ impl Form {
         }
         let mut params = HashMap::new();
         let mut resources = Vec::new();
+        let mut audiences = Vec::new();
         for (k, v) in form_urlencoded::parse(body) {
-            // RFC 8707 §2 allows `resource` to repeat; RFC 6749 §3.2 forbids repeating any
-            // other parameter.
+            // RFC 8707 §2 and RFC 8693 §2.1 allow `resource` and `audience` to repeat;
+            // RFC 6749 §3.2 forbids repeating any other parameter.
             if k == "resource" {
                 resources.push(v.into_owned());
+            } else if k == "audience" {
+                audiences.push(v.into_owned());
             } else if params.insert(k.into_owned(), v.into_owned()).is_some() {
                 return Err(OAuthError::new(
                     "invalid_request",
@@ -140,7 +157,11 @@ impl Form {
                 ));
             }
         }
-        Ok(Self { params, resources })
+        Ok(Self {
+            params,
+            resources,
+            audiences,
+        })
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -206,7 +227,7 @@ fn form_decode(s: &str) -> String {
 }
 
 /// `POST /token`: the client credentials grant (RFC 6749 §4.4) with resource indicators
-/// (RFC 8707).
+/// (RFC 8707), and token exchange (RFC 8693) when some client has an exchange policy.
 async fn token(State(issuer): State<DevIssuer>, headers: HeaderMap, body: Bytes) -> Response {
     match token_inner(&issuer, &headers, &body) {
         Ok(resp) => resp,
@@ -231,16 +252,28 @@ fn token_inner(
     let client = issuer
         .authenticate_client(&creds.id, &creds.secret)
         .ok_or_else(|| OAuthError::new("invalid_client", "client authentication failed"))?;
-    match form.get("grant_type") {
+    let body = match form.get("grant_type") {
         None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
-        Some("client_credentials") => {}
+        Some("client_credentials") => client_credentials(issuer, client, &form)?,
+        // Supported exactly when advertised in the metadata.
+        Some(TOKEN_EXCHANGE_GRANT) if issuer.supports_token_exchange() => {
+            token_exchange(issuer, client, &form)?
+        }
         Some(_) => {
             return Err(OAuthError::new(
                 "unsupported_grant_type",
-                "only client_credentials is supported",
+                "this grant type is not supported",
             ));
         }
-    }
+    };
+    Ok((StatusCode::OK, no_store(), axum::Json(body)).into_response())
+}
+
+fn client_credentials(
+    issuer: &DevIssuer,
+    client: &DevClient,
+    form: &Form,
+) -> Result<Value, OAuthError> {
     // One token has one audience here; several resources would need several tokens.
     if form.resources.len() > 1 {
         return Err(OAuthError::new(
@@ -250,13 +283,72 @@ fn token_inner(
     }
     let resource = form.resources.first().map(String::as_str);
     let issued = issuer.issue_for(client, form.get("scope"), resource)?;
-    let body = json!({
+    Ok(json!({
         "access_token": issued.access_token,
         "token_type": "Bearer",
         "expires_in": issued.expires_in,
         "scope": issued.scope,
-    });
-    Ok((StatusCode::OK, no_store(), axum::Json(body)).into_response())
+    }))
+}
+
+/// RFC 8693 §2.1: checks the request's shape, then leaves every decision about the subject
+/// token, the target and the scope to [`DevIssuer::exchange`].
+fn token_exchange(
+    issuer: &DevIssuer,
+    client: &DevClient,
+    form: &Form,
+) -> Result<Value, OAuthError> {
+    let invalid = |description| OAuthError::new("invalid_request", description);
+    match form.get("subject_token_type") {
+        None => return Err(invalid("subject_token_type is required")),
+        Some(ACCESS_TOKEN_TYPE) => {}
+        Some(_) => return Err(invalid("only access tokens can be exchanged")),
+    }
+    let subject_token = form
+        .get("subject_token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid("subject_token is required"))?;
+    if form
+        .get("requested_token_type")
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(invalid("only access tokens can be requested"));
+    }
+    // The actor is the authenticated client; a separate actor token is not supported.
+    if form.get("actor_token").is_some() || form.get("actor_token_type").is_some() {
+        return Err(invalid("actor_token is not supported"));
+    }
+    // `resource` and `audience` both name the target; together they must name exactly one.
+    let mut targets: Vec<&str> = Vec::new();
+    for t in form.resources.iter().chain(&form.audiences) {
+        if !targets.contains(&t.as_str()) {
+            targets.push(t);
+        }
+    }
+    let target = match targets[..] {
+        [one] => one,
+        [] => {
+            return Err(OAuthError::new(
+                "invalid_target",
+                "resource or audience is required",
+            ));
+        }
+        _ => {
+            return Err(OAuthError::new(
+                "invalid_target",
+                "request one target per token",
+            ));
+        }
+    };
+    let issued = issuer.exchange(&client.id, subject_token, target, form.get("scope"))?;
+    // RFC 8693 §2.2.1.
+    Ok(json!({
+        "access_token": issued.access_token,
+        "issued_token_type": ACCESS_TOKEN_TYPE,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }))
 }
 
 /// `POST /introspect` (RFC 7662 §2): only configured resource servers may ask.

@@ -1,5 +1,5 @@
-//! The issuer itself: validated configuration, token minting (RFC 9068 JWT access tokens) and
-//! verification of its own tokens for introspection.
+//! The issuer itself: validated configuration, token minting (RFC 9068 JWT access tokens),
+//! token exchange (RFC 8693) and verification of its own tokens for introspection and exchange.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -30,9 +30,18 @@ const RESERVED_CLAIMS: &[&str] = &[
     "nbf",
     "jti",
     "typ",
+    "act",
 ];
 
-/// Why a token could not be issued. Each maps to one RFC 6749 §5.2 / RFC 8707 §2 error code.
+/// The RFC 8693 §2.1 grant type of token exchange.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The RFC 8693 §3 token type identifier of an OAuth access token: the only subject token type
+/// accepted and the only token type issued by exchange here.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Why a token could not be issued. Each maps to one RFC 6749 §5.2 / RFC 8707 §2 /
+/// RFC 8693 §2.2.2 error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// The client id is not configured (only [`DevIssuer::mint`] can see this; `/token` fails
@@ -42,9 +51,18 @@ pub enum TokenError {
     /// A requested scope is malformed or not allowed for the client (`invalid_scope`).
     #[error("requested scope is invalid or not allowed for this client")]
     InvalidScope,
-    /// The `resource` is missing, not an absolute URI, or has a fragment (`invalid_target`).
+    /// The `resource` is missing, not an absolute URI, or has a fragment, or (token exchange)
+    /// the client may not obtain a token for it (`invalid_target`).
     #[error("invalid resource: {0}")]
     InvalidTarget(&'static str),
+    /// The client has no token exchange policy (`unauthorized_client`).
+    #[error("client is not allowed to exchange tokens")]
+    UnauthorizedClient,
+    /// The subject token is not a valid, unexpired access token of this issuer, or was not
+    /// addressed to the resource the exchanging client serves (`invalid_request`,
+    /// RFC 8693 §2.2.2).
+    #[error("unacceptable subject token: {0}")]
+    InvalidSubjectToken(&'static str),
 }
 
 impl TokenError {
@@ -54,6 +72,8 @@ impl TokenError {
             Self::UnknownClient => "invalid_client",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::InvalidSubjectToken(_) => "invalid_request",
         }
     }
 }
@@ -93,6 +113,9 @@ struct Inner {
     tenant_claim: String,
     key: SigningKey,
     scopes_supported: Vec<String>,
+    /// Whether any client has a token exchange policy (then, and only then, the grant is
+    /// supported and advertised).
+    exchange_enabled: bool,
 }
 
 impl fmt::Debug for DevIssuer {
@@ -141,6 +164,7 @@ impl DevIssuer {
         }
         let mut clients = HashMap::new();
         let mut scopes = BTreeSet::new();
+        let mut served = BTreeSet::new();
         for c in config.clients {
             if c.id.is_empty() || c.secret.expose().is_empty() {
                 return Err(bad("clients", "a client has an empty id or secret".into()));
@@ -149,6 +173,26 @@ impl DevIssuer {
                 return Err(bad(
                     "clients.allowed_scopes",
                     format!("invalid scope {s:?}"),
+                ));
+            }
+            if let Some(r) = &c.serves {
+                check_resource(r).map_err(|why| bad("clients.serves", why.into()))?;
+                // One resource, one client: "addressed to the exchanging client" must not be
+                // ambiguous.
+                if !served.insert(r.clone()) {
+                    return Err(bad(
+                        "clients.serves",
+                        format!("resource {r:?} is served by two clients"),
+                    ));
+                }
+            }
+            for t in &c.may_exchange_for {
+                check_resource(t).map_err(|why| bad("clients.may_exchange_for", why.into()))?;
+            }
+            if c.may_exchange() && c.serves.is_none() {
+                return Err(bad(
+                    "clients.may_exchange_for",
+                    "requires `serves`: the resource whose tokens the client exchanges".into(),
                 ));
             }
             scopes.extend(c.allowed_scopes.iter().cloned());
@@ -170,9 +214,11 @@ impl DevIssuer {
                 return Err(bad("resource_servers", format!("duplicate id {id:?}")));
             }
         }
+        let exchange_enabled = clients.values().any(DevClient::may_exchange);
         Ok(Self {
             inner: Arc::new(Inner {
                 issuer,
+                exchange_enabled,
                 clients,
                 resource_servers,
                 ttl: config.token_ttl,
@@ -220,6 +266,12 @@ impl DevIssuer {
             .then(|| format!("{}/introspect", self.inner.issuer))
     }
 
+    /// Whether the token exchange grant (RFC 8693) is supported: true when at least one client
+    /// has an exchange policy.
+    pub fn supports_token_exchange(&self) -> bool {
+        self.inner.exchange_enabled
+    }
+
     /// The JWK Set (RFC 7517 §5) with the one public signing key.
     pub fn jwks(&self) -> Value {
         json!({ "keys": [self.inner.key.public_jwk()] })
@@ -228,15 +280,20 @@ impl DevIssuer {
     /// The authorization server metadata (RFC 8414 §2), also served as OpenID discovery.
     ///
     /// There is no `authorization_endpoint` and no `response_types_supported`: this server has
-    /// no user login and supports only `client_credentials`, and advertising an empty or false
-    /// list would be worse than omitting the member. For the same reason there is no
+    /// no user login and supports only `client_credentials` (plus token exchange, advertised
+    /// only when some client may use it), and advertising an empty or false list would be worse
+    /// than omitting the member. For the same reason there is no
     /// `code_challenge_methods_supported`.
     pub fn metadata(&self) -> Value {
+        let mut grants = vec!["client_credentials"];
+        if self.supports_token_exchange() {
+            grants.push(TOKEN_EXCHANGE_GRANT);
+        }
         let mut m = json!({
             "issuer": self.inner.issuer,
             "token_endpoint": self.token_endpoint(),
             "jwks_uri": self.jwks_uri(),
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": grants,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": self.inner.scopes_supported,
         });
@@ -286,52 +343,160 @@ impl DevIssuer {
         let resource = resource.ok_or(TokenError::InvalidTarget("missing"))?;
         check_resource(resource).map_err(TokenError::InvalidTarget)?;
 
-        let granted: Vec<&str> = match scope {
+        let allowed = |s: &str| client.allowed_scopes.iter().any(|a| a == s);
+        let granted = match scope {
             None => client.allowed_scopes.iter().map(String::as_str).collect(),
-            Some(raw) => {
-                // RFC 6749 §3.3: scope tokens separated by single spaces; anything the client
-                // may not have is an error, never silently dropped (RFC 6749 §5.2).
-                let mut out = Vec::new();
-                for s in raw.split(' ') {
-                    if !is_scope_token(s) || !client.allowed_scopes.iter().any(|a| a == s) {
-                        return Err(TokenError::InvalidScope);
-                    }
-                    if !out.contains(&s) {
-                        out.push(s);
-                    }
-                }
-                out
-            }
+            Some(raw) => parse_scope(raw, allowed)?,
         };
         let scope = granted.join(" ");
 
         let now = unix_now();
         let ttl = self.inner.ttl.as_secs();
-        let mut claims = Map::new();
-        claims.insert("iss".into(), json!(self.inner.issuer));
-        claims.insert(
-            "sub".into(),
-            json!(client.subject.as_deref().unwrap_or(&client.id)),
-        );
-        claims.insert("aud".into(), json!(resource));
-        claims.insert("client_id".into(), json!(client.id));
-        claims.insert("scope".into(), json!(scope));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + ttl));
-        claims.insert("jti".into(), json!(random_id()));
+        let sub = client.subject.as_deref().unwrap_or(&client.id);
+        let mut claims = self.base_claims(sub, resource, &client.id, &scope, now, now + ttl);
         if let Some(t) = &client.tenant {
             claims.insert(self.inner.tenant_claim.clone(), json!(t));
         }
-        // RFC 9068 §2.1: `typ` "at+jwt" separates access tokens from ID tokens.
-        let header =
-            json!({"alg": self.inner.key.alg().as_str(), "typ": "at+jwt", "kid": self.kid()});
-        let access_token = self.sign(&header, &Value::Object(claims));
+        let access_token = self.sign_access_token(claims);
         tracing::info!(client_id = %client.id, %scope, aud = %resource, "issued access token");
         Ok(IssuedToken {
             access_token,
             expires_in: ttl,
             scope,
         })
+    }
+
+    /// Token exchange (RFC 8693) for the configured client `client_id`, which the caller has
+    /// authenticated (tests and demos call this directly). `POST /token` with the token
+    /// exchange grant is this function after client authentication and parameter checks.
+    ///
+    /// The rule: the client must have an exchange policy
+    /// ([`DevClient::with_token_exchange`]); `subject_token` must be an unexpired access token
+    /// signed by this issuer's key with this issuer's `iss`, whose `aud` is exactly the
+    /// resource the client [serves](DevClient::serves) — a client can only exchange tokens
+    /// that were addressed to it; `target` must be one of the client's
+    /// [`may_exchange_for`](DevClient::may_exchange_for) audiences.
+    ///
+    /// `scope` is the raw RFC 6749 §3.3 parameter. Each requested scope must be in the subject
+    /// token's `scope` and in the client's `allowed_scopes`, else `invalid_scope`; `None`
+    /// grants every subject scope the client may request (and is `invalid_scope` when that is
+    /// none: an exchange that delegates nothing is a misconfiguration).
+    ///
+    /// The issued token has `sub` and the tenant claim of the subject token, `aud` = `target`,
+    /// `client_id` = the exchanging client and `act` = `{"sub": client_id}`, with the subject
+    /// token's own `act` nested inside as the prior actor (RFC 8693 §4.1). It expires no later
+    /// than the subject token and lives at most the configured TTL.
+    pub fn exchange(
+        &self,
+        client_id: &str,
+        subject_token: &str,
+        target: &str,
+        scope: Option<&str>,
+    ) -> Result<IssuedToken, TokenError> {
+        let client = self
+            .inner
+            .clients
+            .get(client_id)
+            .ok_or(TokenError::UnknownClient)?;
+        let serves = match &client.serves {
+            Some(serves) if client.may_exchange() => serves,
+            _ => return Err(TokenError::UnauthorizedClient),
+        };
+        let subject = self
+            .verify_own(subject_token)
+            .ok_or(TokenError::InvalidSubjectToken("invalid"))?;
+        if subject.get("aud").and_then(Value::as_str) != Some(serves.as_str()) {
+            return Err(TokenError::InvalidSubjectToken(
+                "not addressed to this client",
+            ));
+        }
+        let (Some(sub), Some(subject_exp)) = (
+            subject.get("sub").and_then(Value::as_str),
+            subject.get("exp").and_then(Value::as_u64),
+        ) else {
+            return Err(TokenError::InvalidSubjectToken("invalid"));
+        };
+        check_resource(target).map_err(TokenError::InvalidTarget)?;
+        if !client.may_exchange_for.iter().any(|t| t == target) {
+            return Err(TokenError::InvalidTarget("not allowed for this client"));
+        }
+
+        // Never more than the subject token had, never more than the client may request.
+        let subject_scopes: Vec<&str> = subject
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let allowed =
+            |s: &str| subject_scopes.contains(&s) && client.allowed_scopes.iter().any(|a| a == s);
+        let granted: Vec<&str> = match scope {
+            None => subject_scopes
+                .iter()
+                .copied()
+                .filter(|s| allowed(s))
+                .collect(),
+            Some(raw) => parse_scope(raw, allowed)?,
+        };
+        if granted.is_empty() {
+            return Err(TokenError::InvalidScope);
+        }
+        let scope = granted.join(" ");
+
+        let now = unix_now();
+        if subject_exp <= now {
+            // Expired between verification and now (a second boundary).
+            return Err(TokenError::InvalidSubjectToken("invalid"));
+        }
+        let exp = subject_exp.min(now + self.inner.ttl.as_secs());
+        let mut claims = self.base_claims(sub, target, &client.id, &scope, now, exp);
+        if let Some(t) = subject.get(&self.inner.tenant_claim) {
+            claims.insert(self.inner.tenant_claim.clone(), t.clone());
+        }
+        // RFC 8693 §4.1: the current actor outermost, prior actors nested inside.
+        let mut act = Map::new();
+        act.insert("sub".into(), json!(client.id));
+        if let Some(prior) = subject.get("act") {
+            act.insert("act".into(), prior.clone());
+        }
+        claims.insert("act".into(), Value::Object(act));
+        let access_token = self.sign_access_token(claims);
+        tracing::info!(client_id = %client.id, %scope, aud = %target, "exchanged access token");
+        Ok(IssuedToken {
+            access_token,
+            expires_in: exp - now,
+            scope,
+        })
+    }
+
+    /// The registered claims every access token of this issuer has (RFC 9068 §2.2).
+    fn base_claims(
+        &self,
+        sub: &str,
+        aud: &str,
+        client_id: &str,
+        scope: &str,
+        iat: u64,
+        exp: u64,
+    ) -> Map<String, Value> {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.inner.issuer));
+        claims.insert("sub".into(), json!(sub));
+        claims.insert("aud".into(), json!(aud));
+        claims.insert("client_id".into(), json!(client_id));
+        claims.insert("scope".into(), json!(scope));
+        claims.insert("iat".into(), json!(iat));
+        claims.insert("exp".into(), json!(exp));
+        claims.insert("jti".into(), json!(random_id()));
+        claims
+    }
+
+    fn sign_access_token(&self, claims: Map<String, Value>) -> String {
+        // RFC 9068 §2.1: `typ` "at+jwt" separates access tokens from ID tokens.
+        let header =
+            json!({"alg": self.inner.key.alg().as_str(), "typ": "at+jwt", "kid": self.kid()});
+        self.sign(&header, &Value::Object(claims))
     }
 
     fn sign(&self, header: &Value, claims: &Value) -> String {
@@ -442,6 +607,22 @@ fn check_resource(resource: &str) -> Result<(), &'static str> {
     Url::parse(resource)
         .map(|_| ())
         .map_err(|_| "not an absolute URI")
+}
+
+/// Parses a raw RFC 6749 §3.3 `scope` parameter: scope tokens separated by single spaces,
+/// duplicates collapsed. A token that is malformed or not `allowed` is `invalid_scope`, never
+/// silently dropped (RFC 6749 §5.2).
+fn parse_scope(raw: &str, allowed: impl Fn(&str) -> bool) -> Result<Vec<&str>, TokenError> {
+    let mut out = Vec::new();
+    for s in raw.split(' ') {
+        if !is_scope_token(s) || !allowed(s) {
+            return Err(TokenError::InvalidScope);
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
 }
 
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -565,6 +746,93 @@ mod tests {
         let client = iss.inner.clients.get("c").unwrap();
         let t = iss.issue_for(client, None, Some("http://r")).unwrap();
         assert!(!format!("{t:?}").contains(&t.access_token));
+    }
+
+    fn payload(token: &str) -> Value {
+        let p = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+    }
+
+    /// agent → (token for A) → rs-a exchanges for B → rs-b exchanges for C.
+    fn chain_issuer() -> DevIssuer {
+        DevIssuer::new(DevIssuerConfig {
+            issuer: Some("http://127.0.0.1:1".into()),
+            clients: vec![
+                DevClient::new("agent", "s", ["a", "b"]).with_tenant("acme"),
+                DevClient::new("rs-a", "s", ["a", "b"])
+                    .with_token_exchange("http://a.test/", ["http://b.test/"]),
+                DevClient::new("rs-b", "s", ["a"])
+                    .with_token_exchange("http://b.test/", ["http://c.test/"]),
+            ],
+            ..DevIssuerConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn exchange_nests_prior_actors_and_keeps_subject_and_tenant() {
+        let iss = chain_issuer();
+        let t0 = iss.mint("agent", &[], "http://a.test/").unwrap();
+        let t1 = iss.exchange("rs-a", &t0, "http://b.test/", None).unwrap();
+        assert_eq!(t1.scope, "a b");
+        let c1 = payload(&t1.access_token);
+        assert_eq!(c1["act"], json!({"sub": "rs-a"}));
+        let t2 = iss
+            .exchange("rs-b", &t1.access_token, "http://c.test/", None)
+            .unwrap();
+        let c2 = payload(&t2.access_token);
+        assert_eq!(c2["sub"], "agent");
+        assert_eq!(c2["tenant"], "acme");
+        assert_eq!(c2["client_id"], "rs-b");
+        assert_eq!(c2["aud"], "http://c.test/");
+        assert_eq!(c2["scope"], "a", "rs-b may not request b");
+        assert_eq!(c2["act"], json!({"sub": "rs-b", "act": {"sub": "rs-a"}}));
+        // rs-a's token is for B, not A: rs-a cannot exchange it again.
+        assert_eq!(
+            iss.exchange("rs-a", &t1.access_token, "http://b.test/", None)
+                .unwrap_err(),
+            TokenError::InvalidSubjectToken("not addressed to this client")
+        );
+    }
+
+    #[test]
+    fn exchanged_token_never_outlives_its_subject() {
+        let iss = chain_issuer();
+        let now = unix_now();
+        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": iss.kid()});
+        let claims = |exp: u64| {
+            json!({"iss": iss.issuer(), "sub": "agent", "aud": "http://a.test/",
+                   "client_id": "agent", "scope": "a", "exp": exp})
+        };
+        let short = iss.sign(&header, &claims(now + 10));
+        let t = iss
+            .exchange("rs-a", &short, "http://b.test/", None)
+            .unwrap();
+        assert!(t.expires_in <= 10, "{}", t.expires_in);
+        assert_eq!(payload(&t.access_token)["exp"], now + 10);
+
+        let expired = iss.sign(&header, &claims(now - 1));
+        assert_eq!(
+            iss.exchange("rs-a", &expired, "http://b.test/", None)
+                .unwrap_err(),
+            TokenError::InvalidSubjectToken("invalid")
+        );
+    }
+
+    #[test]
+    fn exchange_that_would_delegate_nothing_is_invalid_scope() {
+        let iss = chain_issuer();
+        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": iss.kid()});
+        let unscoped = iss.sign(
+            &header,
+            &json!({"iss": iss.issuer(), "sub": "agent", "aud": "http://a.test/",
+                    "client_id": "agent", "exp": unix_now() + 60}),
+        );
+        assert_eq!(
+            iss.exchange("rs-a", &unscoped, "http://b.test/", None)
+                .unwrap_err(),
+            TokenError::InvalidScope
+        );
     }
 
     #[test]

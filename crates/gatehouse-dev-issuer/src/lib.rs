@@ -8,6 +8,10 @@
 //!   or `client_secret_post`; the RFC 8707 `resource` parameter is **required** and becomes the
 //!   token's `aud`; `scope` defaults to all scopes the client may have, and asking for more is
 //!   `invalid_scope`.
+//! - `POST /token` with token exchange (RFC 8693), only for clients with an exchange policy
+//!   ([`DevClient::with_token_exchange`]): a resource server trades an access token that was
+//!   addressed to it for one addressed to a target it may call, on behalf of the same subject,
+//!   with narrowed scopes and an `act` claim naming it ([`DevIssuer::exchange`]).
 //! - Tokens are RFC 9068 JWT access tokens shaped like oidc-provider's: header
 //!   `{alg, typ: "at+jwt", kid}`, claims `iss, sub, aud, client_id, scope, iat, exp, jti` and an
 //!   optional tenant claim. ES256 by default, RS256 on request.
@@ -48,7 +52,7 @@ pub use config::{
     DevResourceServer, SigningAlg,
 };
 pub use http::router;
-pub use issuer::{DevIssuer, IssuedToken, TokenError};
+pub use issuer::{ACCESS_TOKEN_TYPE, DevIssuer, IssuedToken, TOKEN_EXCHANGE_GRANT, TokenError};
 pub use keys::{KeyError, SigningKey};
 pub use loopback::{DevIssuerError, ensure_loopback};
 
