@@ -143,15 +143,7 @@ impl Fetcher {
         auth: FormAuth<'_>,
     ) -> Result<Fetched<T>, FetchError> {
         self.check_url(url)?;
-        let mut req = self
-            .client
-            .post(url.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .form(form);
-        if let FormAuth::Basic { id, secret } = auth {
-            req = req.header(http::header::AUTHORIZATION, basic_auth_value(id, secret));
-        }
-        self.send_json(req).await
+        self.send_json(self.form_request(url, form, auth)).await
     }
 
     /// POSTs a form like [`Fetcher::post_form_json`], and also reads a `4xx` answer's body as
@@ -163,15 +155,8 @@ impl Fetcher {
         auth: FormAuth<'_>,
     ) -> Result<T, FetchOrOAuth<E>> {
         self.check_url(url).map_err(FetchOrOAuth::Fetch)?;
-        let mut req = self
-            .client
-            .post(url.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .form(form);
-        if let FormAuth::Basic { id, secret } = auth {
-            req = req.header(http::header::AUTHORIZATION, basic_auth_value(id, secret));
-        }
-        let resp = req
+        let resp = self
+            .form_request(url, form, auth)
             .send()
             .await
             .map_err(|e| FetchOrOAuth::Fetch(map_reqwest_error(e)))?;
@@ -185,6 +170,26 @@ impl Fetcher {
                 Err(_) => Err(FetchOrOAuth::Fetch(FetchError::Status(status))),
             },
             _ => Err(FetchOrOAuth::Fetch(FetchError::Status(status))),
+        }
+    }
+
+    /// A form POST expecting JSON, with client authentication when given.
+    fn form_request(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        auth: FormAuth<'_>,
+    ) -> reqwest::RequestBuilder {
+        let req = self
+            .client
+            .post(url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .form(form);
+        match auth {
+            FormAuth::Basic { id, secret } => {
+                req.header(http::header::AUTHORIZATION, basic_auth_value(id, secret))
+            }
+            FormAuth::None => req,
         }
     }
 
