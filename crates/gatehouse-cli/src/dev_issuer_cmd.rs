@@ -15,9 +15,11 @@ pub struct DevIssuerArgs {
     /// Loopback address to listen on; other addresses are refused.
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
-    /// TOML file with `[[clients]]` (id, secret, allowed_scopes, tenant), `token_ttl`,
-    /// `signing_alg` (ES256 or RS256), `signing_key_pem`, `tenant_claim`. Without it, one client
-    /// `dev-client` / `dev-secret` with `invoices:read invoices:write` for tenant `acme`.
+    /// TOML file with `[[clients]]` (id, secret, allowed_scopes, tenant, and for RFC 8693 token
+    /// exchange `serves` = the resource it is the server for and `may_exchange_for` = the target
+    /// audiences), `token_ttl`, `signing_alg` (ES256 or RS256), `signing_key_pem`,
+    /// `tenant_claim`. Without it, one client `dev-client` / `dev-secret` with
+    /// `invoices:read invoices:write` for tenant `acme`.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
