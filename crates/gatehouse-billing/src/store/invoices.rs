@@ -177,6 +177,10 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let inv = invoice_from_row(&row)?;
+        if self.credit_notes {
+            // The credit note the void owes the ledger, committed with the void or not at all.
+            super::outbox::insert(&mut tx, &inv, actor, reason, now).await?;
+        }
         tx.commit().await?;
         self.cache.invalidate(tenant, id);
         Ok(VoidOutcome::Voided(inv))

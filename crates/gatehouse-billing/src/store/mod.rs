@@ -58,6 +58,7 @@ pub mod cursor;
 mod invoices;
 mod micros;
 pub mod model;
+pub mod outbox;
 mod seed;
 
 pub use cache::InvoiceCacheConfig;
@@ -120,6 +121,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     cache: Arc<cache::InvoiceCache>,
+    /// Write a credit note to the outbox with every void ([`Store::with_credit_notes`]).
+    credit_notes: bool,
 }
 
 impl Store {
@@ -181,11 +184,19 @@ impl Store {
             pool,
             backend,
             cache: Arc::new(cache::InvoiceCache::new(cache)),
+            credit_notes: false,
         };
         if seed == Seed::Demo {
             seed::apply_demo(&store).await?;
         }
         Ok(store)
+    }
+
+    /// From now on every void also writes a credit note to the outbox, in the same transaction
+    /// ([`crate::store::outbox`]). Off by default: a server without a ledger owes none.
+    pub fn with_credit_notes(mut self, on: bool) -> Self {
+        self.credit_notes = on;
+        self
     }
 
     /// The engine behind this store.

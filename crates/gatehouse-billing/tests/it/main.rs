@@ -7,6 +7,7 @@
 mod audit;
 mod cache;
 mod common;
+mod outbox;
 mod storage;
 mod tenancy_props;
 mod tools;
