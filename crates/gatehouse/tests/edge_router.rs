@@ -534,6 +534,19 @@ async fn oversized_body_gets_413() {
     let r = send(&app, r).await;
     assert_eq!(r.status, 413);
 
+    // Requests whose body Gatehouse does not need to read (a 2026-07-28 call named in headers,
+    // a tools/list) get the same JSON 413 when their declared length is over the limit, rather
+    // than rmcp's plain-text one.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}}"#;
+    assert!(list.len() > 64);
+    let mut r = post_2026("reader", "tools/list", None, list.to_owned());
+    r.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, list.len().into());
+    let r = send(&app, r).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert!(r.body.contains("\"error\""), "{}", r.body);
+
     // A body that fails mid-stream (client gone) is a 400, not a crash or a pass.
     let stream = futures::stream::iter([
         Ok(bytes::Bytes::from_static(b"{\"method\":")),

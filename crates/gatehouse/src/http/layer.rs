@@ -163,6 +163,12 @@ impl Shared {
             req = self.check_tool(req, &caller, started).await?;
         }
 
+        // A declared body over the limit is refused here, in the same JSON as every refusal,
+        // whatever rmcp would have read (its own 413 has no body format of ours). Bodies without
+        // a length are still cut by rmcp at the same limit (`Gatehouse::configure_rmcp`).
+        if req.method() == Method::POST && self.declared_too_large(req.headers()) {
+            return Err(Rejection::PayloadTooLarge);
+        }
         req.headers_mut().remove(AUTHORIZATION);
         if let Some(upstreams) = &self.upstreams {
             // The inbound token stays with the request only when an upstream exchanges it
@@ -266,13 +272,18 @@ impl Shared {
         }
     }
 
-    /// Reads the whole body, refusing more than `max_body_bytes` (413, like rmcp's own limit).
-    async fn collect(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
-        let declared = headers
+    /// True when `Content-Length` declares more than `max_body_bytes`.
+    fn declared_too_large(&self, headers: &HeaderMap) -> bool {
+        headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > self.max_body_bytes as u64)
+    }
+
+    /// Reads the whole body, refusing more than `max_body_bytes` (413, like rmcp's own limit).
+    async fn collect(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
+        if self.declared_too_large(headers) {
             return Err(Rejection::PayloadTooLarge);
         }
         match Limited::new(body, self.max_body_bytes).collect().await {
