@@ -12,7 +12,7 @@ CREATE TABLE credit_note_outbox (
     subject       TEXT,
     client_id     TEXT,
     created_at    BIGINT  NOT NULL,
-    attempts      INTEGER NOT NULL DEFAULT 0,
+    attempts      BIGINT  NOT NULL DEFAULT 0,
     last_error    TEXT,
     delivered_at  BIGINT,
     ledger_id     TEXT,

@@ -414,8 +414,8 @@ impl Collector for ScrapeCollector {
 /// What the library tells the server is what it counts.
 impl Observer for Metrics {
     fn tool_call(&self, call: &ToolCall<'_>) {
-        // Edge denials name a tool of the policy (a bounded set) or none; at the server, only
-        // tools it knows keep their name.
+        // At the server only tools it knows keep their name. Edge refusals name whatever the
+        // caller asked for; the counters cap distinct names at MAX_TOOL_LABELS.
         let tool = match (call.tool, call.stage, call.known_tool) {
             (Some(t), Stage::Edge, _) | (Some(t), Stage::Server, true) => t,
             (None, ..) => "<ambiguous>",

@@ -206,6 +206,8 @@ struct Entry {
 #[derive(Clone)]
 pub struct Upstreams {
     entries: Arc<HashMap<String, Entry>>,
+    /// Some upstream exchanges the caller's token (decided once; read on every request).
+    exchanges: bool,
     cache: Cache<CacheKey, Arc<Credential>>,
     token_client: Fetcher,
 }
@@ -311,8 +313,12 @@ impl Upstreams {
         }
         let token_client =
             Fetcher::new(fetch).map_err(|e| UpstreamConfigError::Client(e.to_string()))?;
+        let exchanges = entries
+            .values()
+            .any(|e| matches!(e.config.mode, CredentialMode::TokenExchange(_)));
         Ok(Self {
             entries: Arc::new(entries),
+            exchanges,
             cache: Cache::builder()
                 .max_capacity(DEFAULT_MAX_CACHED_TOKENS)
                 .expire_after(UntilRenewal)
@@ -324,9 +330,7 @@ impl Upstreams {
     /// True when some upstream exchanges the caller's token (the edge then keeps it for this
     /// module, out of the tools' reach).
     pub fn needs_subject_token(&self) -> bool {
-        self.entries
-            .values()
-            .any(|e| matches!(e.config.mode, CredentialMode::TokenExchange(_)))
+        self.exchanges
     }
 
     /// Number of cached upstream tokens (approximate).
@@ -626,9 +630,8 @@ impl UpstreamClient<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_token_or_secret_in_debug() {
-        let ups = Upstreams::new(
+    fn exchanging_ledger() -> Upstreams {
+        Upstreams::new(
             vec![UpstreamConfig {
                 name: "ledger".into(),
                 base_url: Url::parse("https://ledger.example.com/api").unwrap(),
@@ -643,8 +646,11 @@ mod tests {
             }],
             FetchConfig::default(),
         )
-        .unwrap();
-        let caller = Caller::new(crate::caller::Principal {
+        .unwrap()
+    }
+
+    fn alice() -> Caller {
+        Caller::new(crate::caller::Principal {
             issuer: "https://as.example.com".into(),
             subject: Some("alice".into()),
             client_id: None,
@@ -654,12 +660,35 @@ mod tests {
             expires_at: std::time::SystemTime::now(),
             kind: crate::caller::TokenKind::Jwt,
             claims: Default::default(),
-        });
-        let access = ups.access(caller, Some(AccessToken::new("inbound-token-abc")));
+        })
+    }
+
+    #[test]
+    fn no_token_or_secret_in_debug() {
+        let ups = exchanging_ledger();
+        assert!(ups.needs_subject_token());
+        let access = ups.access(alice(), Some(AccessToken::new("inbound-token-abc")));
         let shown = format!("{access:?} {ups:?} {:?}", ups.entries["ledger"].config);
         assert!(!shown.contains("inbound-token-abc"), "{shown}");
         assert!(!shown.contains("client-secret-xyz"), "{shown}");
         assert!(format!("{:?}", StaticSecret::new("k")).contains("redacted"));
+    }
+
+    // Refused before anything is sent: an upstream nobody configured, and an exchange without
+    // the caller's token (a server mounted without the edge).
+    #[tokio::test]
+    async fn unknown_upstreams_and_missing_subject_tokens_are_refused() {
+        let access = exchanging_ledger().access(alice(), None);
+        assert_eq!(
+            access.client("search").unwrap_err(),
+            UpstreamError::Unknown("search".into())
+        );
+        let sent = access
+            .client("ledger")
+            .unwrap()
+            .send(http::Method::POST, "notes", None, &[])
+            .await;
+        assert_eq!(sent.unwrap_err(), UpstreamError::NoSubjectToken);
     }
 
     #[test]

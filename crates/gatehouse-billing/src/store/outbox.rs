@@ -77,9 +77,7 @@ fn from_row(r: &AnyRow) -> Result<OwedCreditNote, StoreError> {
         reason: r.try_get("reason")?,
         subject: r.try_get("subject")?,
         client_id: r.try_get("client_id")?,
-        attempts: r
-            .try_get::<i64, _>("attempts")
-            .or_else(|_| r.try_get::<i32, _>("attempts").map(i64::from))?,
+        attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
         delivered_at: r.try_get("delivered_at")?,
         ledger_id: r.try_get("ledger_id")?,

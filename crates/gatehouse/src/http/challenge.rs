@@ -415,6 +415,10 @@ mod tests {
         r: Rejection,
     ) -> (u16, Option<String>, Option<String>, String) {
         let resp = c.render(&r);
+        if r == Rejection::Timeout {
+            // The request may still be running: its connection is not reused.
+            assert_eq!(resp.headers()[CONNECTION], "close");
+        }
         let status = resp.status().as_u16();
         let h = |n| {
             resp.headers()
@@ -535,6 +539,27 @@ mod tests {
                 None,
                 Some("7"),
                 r#"{"error":"rate_limited","error_description":"Too many requests"}"#,
+            ),
+            (
+                Rejection::Overloaded,
+                503,
+                None,
+                Some("1"),
+                r#"{"error":"server_busy","error_description":"Too many requests in progress"}"#,
+            ),
+            (
+                Rejection::Timeout,
+                408,
+                None,
+                None,
+                r#"{"error":"request_timeout","error_description":"The request took too long"}"#,
+            ),
+            (
+                Rejection::NotFound,
+                404,
+                None,
+                None,
+                r#"{"error":"not_found","error_description":"Not found"}"#,
             ),
         ];
         for (rejection, status, www, retry, body) in cases {

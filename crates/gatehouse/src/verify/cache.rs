@@ -221,8 +221,9 @@ impl Authenticator {
         if let Some(o) = &self.observer {
             o.verified(started.elapsed());
         }
-        if let (Ok(caller), Some(e)) = (&mut result, &self.enricher) {
-            *caller = e.enrich(caller.clone());
+        if let Some(e) = &self.enricher {
+            // By value: a second reference would make `Caller::map` copy the whole principal.
+            result = result.map(|caller| e.enrich(caller));
         }
         match &result {
             Ok(caller) if caller.expires_at > SystemTime::now() => {
