@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod credit_notes;
 pub mod server;
 pub mod store;
 pub mod tenancy;
@@ -53,6 +54,7 @@ use gatehouse::ScopeSet;
 use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
 
 pub use audit::{AuditLog, AuditOutcome, AuditRecord};
+pub use credit_notes::{CreditNoteDelivery, CreditNotes, CreditNotesError, Delivery};
 pub use server::BillingServer;
 pub use store::{Backend, InvoiceCacheConfig, Seed, Store, StoreError};
 pub use tenancy::{InvalidTenant, Tenancy, TenantId};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use gatehouse::Gatehouse;
-use gatehouse_billing::{AuditLog, BillingServer, Seed, Store};
+use gatehouse_billing::{AuditLog, BillingServer, CreditNotes, Seed, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +28,8 @@ pub struct App {
     gatehouse: Gatehouse,
     audit: AuditLog,
     store: Store,
+    /// Credit-note delivery, when `[credit_notes]` is configured; its courier runs while serving.
+    credit_notes: Option<CreditNotes>,
     cancel: CancellationToken,
     listen: SocketAddr,
     metrics: Arc<Metrics>,
@@ -66,6 +68,11 @@ impl App {
     /// The billing store (tests read the audit table through it).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Credit-note delivery, when configured (tests drive courier rounds through it).
+    pub fn credit_notes(&self) -> Option<&CreditNotes> {
+        self.credit_notes.as_ref()
     }
 
     /// The audit log writer.
@@ -132,6 +139,10 @@ impl App {
                 .clone()
                 .run(self.summary_period, self.cancel.child_token()),
         );
+        let courier = self
+            .credit_notes
+            .as_ref()
+            .map(|c| c.spawn_courier(self.cancel.child_token()));
         let gatehouse = self.gatehouse.clone();
         let end_streams = self.end_streams_on_shutdown;
         let result = crate::serve::run(
@@ -149,6 +160,9 @@ impl App {
         self.cancel.cancel();
         self.gatehouse.shutdown();
         let _ = summary_task.await;
+        if let Some(t) = courier {
+            let _ = t.await;
+        }
         self.summary.emit();
         stop_admin.cancel();
         if let Some(t) = admin_task {
@@ -195,7 +209,40 @@ pub async fn build(config: Config, bound: SocketAddr) -> anyhow::Result<App> {
         .context("setting up token verification (auth.issuers / auth.introspection)")?;
     metrics.attach(gatehouse.clone(), audit.clone());
 
-    let billing = BillingServer::new(store.clone());
+    let credit_notes = match &config.credit_notes {
+        None => None,
+        Some(c) => {
+            let upstreams = gatehouse.upstreams().ok_or_else(|| {
+                ConfigError::invalid(
+                    "credit_notes",
+                    "needs the ledger in [[upstreams]] (none are configured)",
+                )
+            })?;
+            let delivery = c.delivery()?;
+            Some(
+                CreditNotes::new(store.clone(), upstreams, delivery).map_err(|e| {
+                    let key = match e {
+                        gatehouse_billing::CreditNotesError::RetryNeedsCaller(_) => {
+                            "credit_notes.retry_upstream"
+                        }
+                        gatehouse_billing::CreditNotesError::UnknownUpstream(ref n)
+                            if *n == c.upstream =>
+                        {
+                            "credit_notes.upstream"
+                        }
+                        gatehouse_billing::CreditNotesError::UnknownUpstream(_) => {
+                            "credit_notes.retry_upstream"
+                        }
+                    };
+                    ConfigError::invalid(key, e)
+                })?,
+            )
+        }
+    };
+    let billing = match &credit_notes {
+        Some(c) => BillingServer::with_credit_notes(store.clone(), c.clone()),
+        None => BillingServer::new(store.clone()),
+    };
     let router = gatehouse.mount(move || billing.clone());
 
     let summary = Arc::new(AuthFailureSummary::new(metrics.clone()));
@@ -210,6 +257,7 @@ pub async fn build(config: Config, bound: SocketAddr) -> anyhow::Result<App> {
         gatehouse,
         audit,
         store,
+        credit_notes,
         cancel,
         listen: bound,
         metrics,

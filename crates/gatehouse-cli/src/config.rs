@@ -51,6 +51,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// APIs the tools call, each with its own credential (`[[upstreams]]`).
     pub upstreams: Vec<UpstreamSettings>,
+    /// Credit notes posted to a ledger API for every void (absent: off).
+    pub credit_notes: Option<CreditNotesConfig>,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             rate_limits: RateLimitSettings::default(),
             audit: AuditConfig::default(),
             upstreams: Vec::new(),
+            credit_notes: None,
         }
     }
 }
@@ -103,6 +106,71 @@ impl Config {
             limits: self.limits.clone(),
             upstreams: self.upstreams.clone(),
         }
+    }
+}
+
+/// `[credit_notes]`: every void also owes a credit note to a ledger API, written in the void's
+/// transaction and delivered with retries (see `gatehouse_billing::credit_notes`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditNotesConfig {
+    /// The `[[upstreams]]` entry used while the user's request is in flight (typically
+    /// `token_exchange`: the ledger sees the user and this server as actor).
+    pub upstream: String,
+    /// The `[[upstreams]]` entry used for retries after the request has ended:
+    /// `client_credentials` or `static` (no user's token is kept for later).
+    pub retry_upstream: String,
+    /// Path of the credit-note collection under the upstream's base. Default `credit-notes`.
+    #[serde(default = "default_credit_note_path")]
+    pub path: String,
+    /// Seconds a note is left to the inline attempt before retries may take it. Default 30.
+    #[serde(default = "default_grace_seconds")]
+    pub grace_seconds: u64,
+    /// First retry delay in milliseconds, doubled after each failure. Default 1000.
+    #[serde(default = "default_min_backoff_ms")]
+    pub min_backoff_ms: u64,
+    /// Longest retry delay in seconds. Default 300.
+    #[serde(default = "default_max_backoff_seconds")]
+    pub max_backoff_seconds: u64,
+    /// How often retries look for due notes, in milliseconds. Default 2000.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn default_credit_note_path() -> String {
+    "credit-notes".into()
+}
+fn default_grace_seconds() -> u64 {
+    30
+}
+fn default_min_backoff_ms() -> u64 {
+    1000
+}
+fn default_max_backoff_seconds() -> u64 {
+    300
+}
+fn default_poll_interval_ms() -> u64 {
+    2000
+}
+
+impl CreditNotesConfig {
+    /// The delivery settings of the billing crate.
+    pub fn delivery(&self) -> Result<gatehouse_billing::CreditNoteDelivery, ConfigError> {
+        use std::time::Duration;
+        if self.poll_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "credit_notes.poll_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        Ok(gatehouse_billing::CreditNoteDelivery {
+            path: self.path.clone(),
+            grace: Duration::from_secs(self.grace_seconds),
+            min_backoff: Duration::from_millis(self.min_backoff_ms),
+            max_backoff: Duration::from_secs(self.max_backoff_seconds),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            ..gatehouse_billing::CreditNoteDelivery::new(&self.upstream, &self.retry_upstream)
+        })
     }
 }
 

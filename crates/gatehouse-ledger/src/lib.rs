@@ -6,6 +6,14 @@
 //! here — and it records who asked: the user (`sub`) and the service acting for them (`act.sub`,
 //! RFC 8693 §4.1, else the token's client).
 //!
+//! A service may also post with its *own* token (client credentials: no user in it), naming the
+//! user in the body (`onBehalfOf`). The ledger then records that user as **asserted** by the
+//! service (`userVerified: false`), never as if a token had proved it. Billing does this when it
+//! retries a delivery after the user's request is over (it keeps no user's token for later).
+//!
+//! Writing a note needs the scope [`SCOPE_WRITE`] (whoever may void invoices may credit them);
+//! reading needs [`SCOPE_READ`] or [`SCOPE_WRITE`].
+//!
 //! `POST {base}/credit-notes` with `Idempotency-Key` creates a note once per key: a retry with
 //! the same key and body returns the first note (`200`), the same key with another body is a
 //! conflict (`409`). `GET {base}/credit-notes?invoice_id=…` lists notes (same token rules).
@@ -31,6 +39,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// Scope needed to post a credit note.
+pub const SCOPE_WRITE: &str = "invoices:write";
+/// Scope that lets a caller list credit notes (as does [`SCOPE_WRITE`]).
+pub const SCOPE_READ: &str = "invoices:read";
+
 /// The body of a credit note, as billing sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -46,6 +59,21 @@ pub struct CreditNoteRequest {
     /// Why (the void's reason).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The user the sender acts for, as the sender states it (data, not a credential).
+    #[serde(default)]
+    pub on_behalf_of: Option<OnBehalfOf>,
+}
+
+/// Who a service says it acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OnBehalfOf {
+    /// The user (subject).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The client the user used.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// A recorded credit note.
@@ -59,8 +87,10 @@ pub struct CreditNote {
     /// What billing sent.
     #[serde(flatten)]
     pub request: CreditNoteRequest,
-    /// The user the token names (`sub`).
+    /// The user: the token's `sub` when the token names a user, else the body's `onBehalfOf`.
     pub user: Option<String>,
+    /// True when the token proved the user; false when the sending service asserted it.
+    pub user_verified: bool,
     /// Who acted for the user: `act.sub`, else the token's client.
     pub actor: Option<String>,
     /// The issuer that vouched for the token.
@@ -144,6 +174,17 @@ impl Ledger {
             .with_state(self.clone())
     }
 
+    /// Authenticates the request and requires one of `scopes`.
+    async fn authorize(&self, headers: &HeaderMap, scopes: &[&str]) -> Result<Caller, Response> {
+        let caller = self.authenticate(headers).await?;
+        if scopes.iter().any(|s| caller.scopes.contains_str(s)) {
+            Ok(caller)
+        } else {
+            tracing::info!(needed = ?scopes, "ledger refused a token without the scope");
+            Err(refuse(StatusCode::FORBIDDEN, "insufficient_scope"))
+        }
+    }
+
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Response> {
         let token = extract_bearer(headers, None, gatehouse::DEFAULT_MAX_TOKEN_BYTES)
             .map_err(|_| refuse(StatusCode::UNAUTHORIZED, "invalid_token"))?;
@@ -166,11 +207,14 @@ impl Ledger {
 
 fn refuse(status: StatusCode, error: &'static str) -> Response {
     let mut r = (status, axum::Json(json!({ "error": error }))).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
+    let challenge = match status {
+        StatusCode::UNAUTHORIZED => Some("Bearer error=\"invalid_token\""),
+        StatusCode::FORBIDDEN => Some("Bearer error=\"insufficient_scope\""),
+        _ => None,
+    };
+    if let Some(c) = challenge {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
     }
     r
 }
@@ -180,7 +224,7 @@ async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let caller = match ledger.authenticate(&headers).await {
+    let caller = match ledger.authorize(&headers, &[SCOPE_WRITE]).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -205,11 +249,13 @@ async fn create(
             refuse(StatusCode::CONFLICT, "idempotency_key_reused")
         };
     }
+    let (user, user_verified) = who(&caller, &request);
     let note = CreditNote {
         id: format!("CN-{}", book.notes.len() + 1),
         idempotency_key: key.to_owned(),
         request,
-        user: caller.subject.clone(),
+        user,
+        user_verified,
         actor: caller
             .actor()
             .map(str::to_owned)
@@ -220,11 +266,29 @@ async fn create(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    tracing::info!(id = %note.id, invoice = %note.request.invoice_id, user = ?note.user, actor = ?note.actor, "credit note recorded");
+    tracing::info!(id = %note.id, invoice = %note.request.invoice_id, user = ?note.user,
+                   user_verified = note.user_verified, actor = ?note.actor, "credit note recorded");
     let i = book.notes.len();
     book.by_key.insert(key.to_owned(), i);
     book.notes.push(note.clone());
     (StatusCode::CREATED, axum::Json(note)).into_response()
+}
+
+/// The user a note is for, and whether the token proved it: a delegated token (`act`) or a user's
+/// own token names the user in `sub`; a service's own token (`sub` is the client itself, or
+/// absent) names nobody, and the body's `onBehalfOf` is recorded as asserted.
+fn who(caller: &Caller, request: &CreditNoteRequest) -> (Option<String>, bool) {
+    let service_token = caller.actor().is_none()
+        && (caller.subject.is_none() || caller.subject == caller.client_id);
+    if service_token {
+        let asserted = request
+            .on_behalf_of
+            .as_ref()
+            .and_then(|o| o.subject.clone());
+        (asserted, false)
+    } else {
+        (caller.subject.clone(), true)
+    }
 }
 
 #[derive(Deserialize)]
@@ -237,7 +301,7 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if let Err(r) = ledger.authenticate(&headers).await {
+    if let Err(r) = ledger.authorize(&headers, &[SCOPE_READ, SCOPE_WRITE]).await {
         return r;
     }
     let notes: Vec<CreditNote> = ledger

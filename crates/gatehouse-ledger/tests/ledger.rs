@@ -75,6 +75,7 @@ async fn records_user_and_actor_once_per_key_for_its_own_audience_only() {
         .await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["user"], "alice");
+    assert_eq!(first["userVerified"], true);
     assert_eq!(first["actor"], "billing-mcp");
     assert_eq!(first["invoiceId"], "INV-1");
 
@@ -100,6 +101,67 @@ async fn records_user_and_actor_once_per_key_for_its_own_audience_only() {
     assert_eq!(status, 201);
     assert_eq!(n["actor"], "billing");
 
+    // A service's own token (sub = its client id) names no user: the body's onBehalfOf is
+    // recorded as asserted, never as verified; a user's token ignores it.
+    let service = r
+        .issuer
+        .token()
+        .aud(r.audience.as_str())
+        .subject("billing")
+        .client_id("billing")
+        .sign();
+    let mut asserted = note("INV-5");
+    asserted["onBehalfOf"] = json!({"subject": "alice", "clientId": "acme-writer"});
+    let (status, n) = r.post(Some(&service), Some("k5"), &asserted).await;
+    assert_eq!(status, 201, "{n}");
+    assert_eq!(
+        (&n["user"], &n["userVerified"], &n["actor"]),
+        (&json!("alice"), &json!(false), &json!("billing"))
+    );
+    let mut claimed = note("INV-6");
+    claimed["onBehalfOf"] = json!({"subject": "mallory"});
+    let (status, n) = r.post(Some(&token), Some("k6"), &claimed).await;
+    assert_eq!(status, 201, "{n}");
+    assert_eq!(
+        (&n["user"], &n["userVerified"]),
+        (&json!("alice"), &json!(true))
+    );
+
+    // Writing needs invoices:write; a read-only token may list but not post.
+    let reader = r
+        .issuer
+        .token()
+        .aud(r.audience.as_str())
+        .scope("invoices:read")
+        .sign();
+    let (status, body) = r.post(Some(&reader), Some("k7"), &note("INV-7")).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &json!("insufficient_scope"))
+    );
+    let listed = r
+        .client
+        .get(&r.url)
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let nothing = r
+        .issuer
+        .token()
+        .aud(r.audience.as_str())
+        .scope("profile")
+        .sign();
+    let listed = r
+        .client
+        .get(&r.url)
+        .bearer_auth(&nothing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 403);
+
     // A token for another audience (the MCP server's) is refused and records nothing.
     let inbound = r.issuer.token().aud("http://127.0.0.1:1/mcp").sign();
     let (status, _) = r.post(Some(&inbound), Some("k3"), &note("INV-4")).await;
@@ -108,7 +170,7 @@ async fn records_user_and_actor_once_per_key_for_its_own_audience_only() {
     assert_eq!(status, 401);
     let (status, _) = r.post(Some(&token), None, &note("INV-4")).await;
     assert_eq!(status, 400);
-    assert_eq!(r.ledger.notes().len(), 2);
+    assert_eq!(r.ledger.notes().len(), 4);
 
     // It remembers fingerprints of what it was shown, never the tokens.
     let seen = r.ledger.tokens_seen();

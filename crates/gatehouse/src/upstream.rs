@@ -342,15 +342,45 @@ impl Upstreams {
     pub(crate) fn access(&self, caller: Caller, subject: Option<AccessToken>) -> UpstreamAccess {
         UpstreamAccess {
             upstreams: self.clone(),
-            caller,
+            caller: Some(caller),
             subject,
         }
+    }
+
+    /// The empty registry (every name unknown), built once per process: what a tool gets when
+    /// no upstreams are configured. `None` only if no HTTP client can be built at all.
+    pub(crate) fn none() -> Option<Self> {
+        static NONE: std::sync::OnceLock<Option<Upstreams>> = std::sync::OnceLock::new();
+        NONE.get_or_init(|| Upstreams::new(Vec::new(), FetchConfig::default()).ok())
+            .clone()
+    }
+
+    /// Access as this server itself, outside any request: for background work (an outbox
+    /// delivered after the request that filled it has ended). Upstreams whose credential does
+    /// not depend on a caller (`client_credentials`, `static`) work; a `token_exchange` upstream
+    /// refuses with [`UpstreamError::NoSubjectToken`], because no user's token is at hand — and
+    /// none should be kept for later.
+    pub fn service_access(&self) -> UpstreamAccess {
+        UpstreamAccess {
+            upstreams: self.clone(),
+            caller: None,
+            subject: None,
+        }
+    }
+
+    /// Whether the upstream `name` needs a caller's token (`token_exchange`): `None` when no
+    /// upstream has that name. Lets an application check at start-up that background work names
+    /// an upstream [`Upstreams::service_access`] can use.
+    pub fn needs_caller(&self, name: &str) -> Option<bool> {
+        self.entries
+            .get(name)
+            .map(|e| matches!(e.config.mode, CredentialMode::TokenExchange(_)))
     }
 
     async fn credential(
         &self,
         entry: &Entry,
-        caller: &Caller,
+        caller: Option<&Caller>,
         subject: Option<&AccessToken>,
         fresh: bool,
     ) -> Result<Arc<Credential>, UpstreamError> {
@@ -374,25 +404,26 @@ impl Upstreams {
             CredentialMode::TokenExchange(c) => (c, true),
             CredentialMode::ClientCredentials(c) => (c, false),
         };
+        let (principal, subject) = match (exchange, caller, subject) {
+            (true, Some(c), Some(s)) => (
+                Some((
+                    c.issuer.clone(),
+                    c.subject.clone(),
+                    c.client_id.clone(),
+                    c.tenant.clone(),
+                )),
+                Some(s.clone()),
+            ),
+            (true, _, _) => return Err(UpstreamError::NoSubjectToken),
+            (false, _, _) => (None, None),
+        };
         let key = CacheKey {
             upstream: entry.name.clone(),
-            principal: exchange.then(|| {
-                (
-                    caller.issuer.clone(),
-                    caller.subject.clone(),
-                    caller.client_id.clone(),
-                    caller.tenant.clone(),
-                )
-            }),
+            principal,
         };
         if fresh {
             self.cache.invalidate(&key).await;
         }
-        let subject = match (exchange, subject) {
-            (true, None) => return Err(UpstreamError::NoSubjectToken),
-            (true, Some(s)) => Some(s.clone()),
-            (false, _) => None,
-        };
         let fetcher = self.token_client.clone();
         let config = entry.config.clone();
         let client = client.clone();
@@ -512,7 +543,8 @@ async fn request_token(
 #[derive(Clone)]
 pub struct UpstreamAccess {
     upstreams: Upstreams,
-    caller: Caller,
+    /// `None`: [`Upstreams::service_access`], the server acting as itself.
+    caller: Option<Caller>,
     subject: Option<AccessToken>,
 }
 
@@ -595,7 +627,7 @@ impl UpstreamClient<'_> {
                 .upstreams
                 .credential(
                     self.entry,
-                    &self.access.caller,
+                    self.access.caller.as_ref(),
                     self.access.subject.as_ref(),
                     fresh,
                 )

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use gatehouse::Caller;
 use gatehouse::mcp::{RequestId, report_outcome};
 use gatehouse::observe::Outcome;
+use gatehouse::upstream::UpstreamAccess;
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -38,11 +39,12 @@ use serde::Serialize;
 
 pub use error::ToolError;
 pub use types::{
-    DEFAULT_LIMIT, EventView, InvoiceHistory, InvoiceHistoryParams, InvoicePage, InvoiceView,
-    ListInvoicesParams, LookupInvoiceParams, MAX_LIMIT, MAX_REASON_CHARS, VoidInvoiceParams,
-    VoidResult,
+    CreditNoteView, DEFAULT_LIMIT, EventView, InvoiceHistory, InvoiceHistoryParams, InvoicePage,
+    InvoiceView, ListInvoicesParams, LookupInvoiceParams, MAX_LIMIT, MAX_REASON_CHARS,
+    VoidInvoiceParams, VoidResult,
 };
 
+use crate::credit_notes::CreditNotes;
 use crate::store::{Actor, Cursor, Store, VoidOutcome, is_valid_invoice_id, rfc3339_micros};
 use crate::tenancy::TenantId;
 use error::internal;
@@ -82,6 +84,8 @@ pub struct BillingServer {
 
 struct Inner {
     store: Store,
+    /// Credit notes to the ledger for every void, when configured.
+    credit_notes: Option<CreditNotes>,
     tool_router: ToolRouter<BillingServer>,
 }
 
@@ -100,6 +104,20 @@ impl BillingServer {
         Self {
             inner: Arc::new(Inner {
                 store,
+                credit_notes: None,
+                tool_router: Self::tool_router(),
+            }),
+        }
+    }
+
+    /// A server whose voids post a credit note to the ledger ([`crate::credit_notes`]): the
+    /// store writes each note with its void, the void tool delivers it as the user, and the
+    /// courier (run it with [`CreditNotes::spawn_courier`]) retries what did not arrive.
+    pub fn with_credit_notes(store: Store, credit_notes: CreditNotes) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: store.with_credit_notes(true),
+                credit_notes: Some(credit_notes),
                 tool_router: Self::tool_router(),
             }),
         }
@@ -192,6 +210,7 @@ impl BillingServer {
         &self,
         caller: &Caller,
         request_id: &RequestId,
+        upstreams: &UpstreamAccess,
         p: VoidInvoiceParams,
     ) -> ToolOutcome {
         let tenant = Self::tenant(caller)?;
@@ -221,16 +240,25 @@ impl BillingServer {
             .map_err(internal)?;
         match outcome {
             VoidOutcome::Voided(inv) => {
+                let credit_note = self
+                    .deliver_credit_note(&tenant, &inv.id, upstreams)
+                    .await?;
+                let text = match &credit_note {
+                    Some(n) => format!("Voided {}; {}.", inv.id, n.describe()),
+                    None => format!("Voided {}.", inv.id),
+                };
                 let out = VoidResult {
                     invoice: InvoiceView::from(&inv),
                     already_void: false,
+                    credit_note,
                 };
-                Ok((success(format!("Voided {}.", inv.id), &out), "ok"))
+                Ok((success(text, &out), "ok"))
             }
             VoidOutcome::AlreadyVoid(inv) => {
                 let out = VoidResult {
                     invoice: InvoiceView::from(&inv),
                     already_void: true,
+                    credit_note: None,
                 };
                 Ok((
                     success(
@@ -245,6 +273,42 @@ impl BillingServer {
         }
     }
 
+    /// The inline delivery of the credit note the void just wrote (see [`crate::credit_notes`]).
+    /// The void has committed whatever happens here: a failed delivery leaves the note pending
+    /// for the courier, and the tool still reports the void.
+    async fn deliver_credit_note(
+        &self,
+        tenant: &TenantId,
+        invoice_id: &str,
+        upstreams: &UpstreamAccess,
+    ) -> Result<Option<CreditNoteView>, ToolError> {
+        let Some(credit_notes) = &self.inner.credit_notes else {
+            return Ok(None);
+        };
+        let store = &self.inner.store;
+        let notes = store
+            .credit_notes_of(tenant, invoice_id)
+            .await
+            .map_err(internal)?;
+        let Some(mut note) = notes.into_iter().find(|n| n.delivered_at.is_none()) else {
+            return Ok(None);
+        };
+        match credit_notes.deliver_as_caller(upstreams, &note).await {
+            Ok(crate::Delivery::Delivered(ledger_id)) => {
+                note.attempts += 1;
+                note.ledger_id = Some(ledger_id);
+                note.delivered_at = Some(crate::store::now_micros());
+            }
+            Ok(crate::Delivery::Pending(why)) => {
+                note.attempts += 1;
+                note.last_error = Some(why.to_owned());
+            }
+            // Recording the attempt failed: the note is still owed, and the courier will find it.
+            Err(e) => tracing::warn!(error = %e, "recording a credit-note attempt failed"),
+        }
+        Ok(Some(CreditNoteView::from(&note)))
+    }
+
     async fn do_history(&self, caller: &Caller, p: InvoiceHistoryParams) -> ToolOutcome {
         let tenant = Self::tenant(caller)?;
         let id = valid_id(p.invoice_id)?;
@@ -255,7 +319,16 @@ impl BillingServer {
             .await
             .map_err(internal)?;
         let events = events.ok_or_else(|| ToolError::NotFound(id.clone()))?;
-        let text = if events.is_empty() {
+        let credit_notes: Vec<CreditNoteView> = self
+            .inner
+            .store
+            .credit_notes_of(&tenant, &id)
+            .await
+            .map_err(internal)?
+            .iter()
+            .map(CreditNoteView::from)
+            .collect();
+        let mut text = if events.is_empty() {
             format!("{id}: no events.")
         } else {
             events
@@ -276,9 +349,14 @@ impl BillingServer {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
+        for n in &credit_notes {
+            text.push('\n');
+            text.push_str(&n.describe());
+        }
         let out = InvoiceHistory {
             invoice_id: id,
             events: events.iter().map(EventView::from).collect(),
+            credit_notes,
         };
         Ok((success(text, &out), "ok"))
     }
@@ -342,15 +420,16 @@ impl BillingServer {
         &self,
         caller: Caller,
         request_id: RequestId,
+        upstreams: UpstreamAccess,
         Parameters(p): Parameters<VoidInvoiceParams>,
     ) -> CallToolResult {
-        Self::finish(self.do_void(&caller, &request_id, p).await)
+        Self::finish(self.do_void(&caller, &request_id, &upstreams, p).await)
     }
 
     #[tool(
         name = "invoice_history",
         description = "The history of one invoice: who voided it, when, with which client and \
-                       why. Requires invoices:read.",
+                       why, and whether its credit note reached the ledger. Requires invoices:read.",
         output_schema = schema_for_output::<InvoiceHistory>(),
         annotations(title = "Invoice history", read_only_hint = true, open_world_hint = false)
     )]

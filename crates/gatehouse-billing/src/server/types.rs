@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::outbox::OwedCreditNote;
 use crate::store::{Invoice, InvoiceEvent, InvoiceStatus, rfc3339_micros};
 
 /// Page size when `limit` is absent.
@@ -119,6 +120,66 @@ pub struct VoidResult {
     pub invoice: InvoiceView,
     /// True when the invoice was already void and nothing changed.
     pub already_void: bool,
+    /// The credit note this void owes the ledger, when credit notes are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_note: Option<CreditNoteView>,
+}
+
+/// A credit note owed to the ledger and whether it got there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditNoteView {
+    /// Its id here: the idempotency key at the ledger.
+    pub id: String,
+    /// `delivered` or `pending` (retried until the ledger has it).
+    pub status: String,
+    /// The ledger's id, once delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_id: Option<String>,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed, while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the ledger confirmed it, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}
+
+impl From<&OwedCreditNote> for CreditNoteView {
+    fn from(n: &OwedCreditNote) -> Self {
+        Self {
+            id: n.id.clone(),
+            status: if n.delivered_at.is_some() {
+                "delivered"
+            } else {
+                "pending"
+            }
+            .into(),
+            ledger_id: n.ledger_id.clone(),
+            attempts: n.attempts,
+            last_error: n.last_error.clone(),
+            delivered_at: n.delivered_at.map(rfc3339_micros),
+        }
+    }
+}
+
+impl CreditNoteView {
+    /// One line for the tool's text answer.
+    pub fn describe(&self) -> String {
+        match &self.ledger_id {
+            Some(l) => format!("credit note {} delivered to the ledger as {l}", self.id),
+            None => format!(
+                "credit note {} pending after {} attempt(s){}; it is retried until the ledger has it",
+                self.id,
+                self.attempts,
+                self.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// One history entry as tools return it.
@@ -160,4 +221,7 @@ pub struct InvoiceHistory {
     pub invoice_id: String,
     /// Events, oldest first.
     pub events: Vec<EventView>,
+    /// Credit notes owed to the ledger for this invoice and their delivery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credit_notes: Vec<CreditNoteView>,
 }

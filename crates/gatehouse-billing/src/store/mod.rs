@@ -64,6 +64,7 @@ mod seed;
 pub use cache::InvoiceCacheConfig;
 pub use cursor::{Cursor, InvalidCursor};
 pub use invoices::Page;
+pub(crate) use micros::now_micros;
 pub use micros::rfc3339_micros;
 pub use model::{
     Actor, AuditOutcome, AuditRecord, Invoice, InvoiceEvent, InvoiceStatus, UnknownOutcome,

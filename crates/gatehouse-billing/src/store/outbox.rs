@@ -36,6 +36,25 @@ pub struct OwedCreditNote {
     pub delivered_at: Option<i64>,
     /// The ledger's id for it.
     pub ledger_id: Option<String>,
+    /// After a failure: not to be tried again before this (Unix µs).
+    pub next_attempt_at: Option<i64>,
+}
+
+/// The result of one delivery attempt, for [`Store::record_credit_note_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt<'a> {
+    /// The ledger confirmed the note and gave it this id.
+    Delivered {
+        /// The ledger's id.
+        ledger_id: &'a str,
+    },
+    /// It did not; try again at `retry_at` (Unix µs).
+    Failed {
+        /// Why, in a few fixed words (shown by `invoice_history`).
+        error: &'a str,
+        /// Not before this.
+        retry_at: i64,
+    },
 }
 
 pub(super) async fn insert(
@@ -65,7 +84,7 @@ pub(super) async fn insert(
 }
 
 const COLUMNS: &str = "id, tenant_id, invoice_id, amount_minor, currency, reason, subject, \
-                       client_id, attempts, last_error, delivered_at, ledger_id";
+                       client_id, attempts, last_error, delivered_at, ledger_id, next_attempt_at";
 
 fn from_row(r: &AnyRow) -> Result<OwedCreditNote, StoreError> {
     Ok(OwedCreditNote {
@@ -81,6 +100,7 @@ fn from_row(r: &AnyRow) -> Result<OwedCreditNote, StoreError> {
         last_error: r.try_get("last_error")?,
         delivered_at: r.try_get("delivered_at")?,
         ledger_id: r.try_get("ledger_id")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
     })
 }
 
@@ -114,26 +134,50 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Records a delivery attempt: `Ok(ledger id)` marks the note delivered (once: a second
-    /// confirmation changes nothing), `Err(reason)` counts a failed attempt.
+    /// The oldest `limit` undelivered notes that are due at `now` (Unix µs): a note never tried
+    /// once it is `grace` µs old (the request that wrote it tries first), a note that failed
+    /// once its backoff has passed.
+    pub async fn due_credit_notes(
+        &self,
+        now: i64,
+        grace: i64,
+        limit: u32,
+    ) -> Result<Vec<OwedCreditNote>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM credit_note_outbox WHERE delivered_at IS NULL \
+             AND ((attempts = 0 AND created_at <= $1) OR (attempts > 0 AND next_attempt_at <= $2)) \
+             ORDER BY created_at, id LIMIT $3"
+        )))
+        .bind(now.saturating_sub(grace))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Records a delivery attempt. A confirmation marks the note delivered once: a second one
+    /// (another replica's courier, a retry whose first answer was lost) changes nothing.
     pub async fn record_credit_note_attempt(
         &self,
         id: &str,
-        result: Result<&str, &str>,
+        attempt: Attempt<'_>,
     ) -> Result<(), StoreError> {
-        let q = match result {
-            Ok(ledger_id) => sqlx::query(
+        let q = match attempt {
+            Attempt::Delivered { ledger_id } => sqlx::query(
                 "UPDATE credit_note_outbox SET attempts = attempts + 1, delivered_at = $1, \
-                 ledger_id = $2, last_error = NULL WHERE id = $3 AND delivered_at IS NULL",
+                 ledger_id = $2, last_error = NULL, next_attempt_at = NULL \
+                 WHERE id = $3 AND delivered_at IS NULL",
             )
             .bind(now_micros())
             .bind(ledger_id)
             .bind(id),
-            Err(error) => sqlx::query(
-                "UPDATE credit_note_outbox SET attempts = attempts + 1, last_error = $1 \
-                 WHERE id = $2 AND delivered_at IS NULL",
+            Attempt::Failed { error, retry_at } => sqlx::query(
+                "UPDATE credit_note_outbox SET attempts = attempts + 1, last_error = $1, \
+                 next_attempt_at = $2 WHERE id = $3 AND delivered_at IS NULL",
             )
             .bind(error.chars().take(200).collect::<String>())
+            .bind(retry_at)
             .bind(id),
         };
         q.execute(&self.pool).await?;

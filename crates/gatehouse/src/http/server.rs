@@ -77,6 +77,13 @@ impl Gatehouse {
         self.chain.as_ref()
     }
 
+    /// The upstreams tools call ([`GatehouseBuilder::upstreams`](crate::GatehouseBuilder::upstreams)),
+    /// for background work that calls them as this server
+    /// ([`Upstreams::service_access`](crate::upstream::Upstreams::service_access)).
+    pub fn upstreams(&self) -> Option<&crate::upstream::Upstreams> {
+        self.shared.upstreams.as_ref()
+    }
+
     /// Refusals of the rate limiter so far, by limit (zeros without one).
     pub fn rate_limit_stats(&self) -> crate::policy::rate_limit::RateLimitStats {
         self.shared

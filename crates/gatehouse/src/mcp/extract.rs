@@ -26,16 +26,27 @@ pub fn caller_from_extensions(ext: &rmcp::model::Extensions) -> Option<Caller> {
 
 impl<C: AsRequestContext> FromContextPart<C> for crate::upstream::UpstreamAccess {
     fn from_context_part(context: &mut C) -> Result<Self, rmcp::ErrorData> {
-        context
-            .as_request_context()
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|p| p.extensions.get::<crate::upstream::UpstreamAccess>())
-            .cloned()
-            .ok_or_else(|| {
-                // No upstreams configured, or a server mounted without the edge.
-                rmcp::ErrorData::internal_error("no upstream credentials for this request", None)
-            })
+        let ext = &context.as_request_context().extensions;
+        let parts = ext.get::<http::request::Parts>();
+        if let Some(access) =
+            parts.and_then(|p| p.extensions.get::<crate::upstream::UpstreamAccess>())
+        {
+            return Ok(access.clone());
+        }
+        // Authenticated, but no upstreams are configured: every name is unknown (a typed
+        // `UpstreamError::Unknown` the tool handles), so a tool that calls upstreams only when
+        // configured runs either way.
+        match (
+            caller_from_extensions(ext),
+            crate::upstream::Upstreams::none(),
+        ) {
+            (Some(caller), Some(none)) => Ok(none.access(caller, None)),
+            // A server mounted without the edge: refuse rather than run unauthenticated.
+            _ => Err(rmcp::ErrorData::internal_error(
+                "request is not authenticated",
+                None,
+            )),
+        }
     }
 }
 
