@@ -1,5 +1,12 @@
-//! `gatehouse demo`: the development authorization server and the billing server on loopback,
-//! a seeded SQLite database, tokens for three callers and commands that work as printed.
+//! `gatehouse demo`: the development authorization server, the billing server and the ledger on
+//! loopback, a seeded SQLite database, tokens for three callers and commands that work as
+//! printed.
+//!
+//! The ledger is the API the billing server's tools call with their *own* credentials: a void
+//! posts a credit note there with a token the development issuer minted for the ledger by token
+//! exchange (RFC 8693: the user as `sub`, the billing server as `act`), never with the client's
+//! token; retries after the user's request has ended use the billing server's own client
+//! credentials.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +18,74 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app;
-use crate::config::{Config, IssuerConfig};
+use crate::config::{Config, CreditNotesConfig, IssuerConfig};
+use gatehouse::settings::{UpstreamMode, UpstreamSettings};
+
+/// The billing server's own client at the development issuer: it serves the MCP resource and
+/// may exchange tokens addressed to it for tokens addressed to the ledger.
+pub const BILLING_CLIENT: &str = "billing-mcp";
+
+/// The billing server's client: scope `invoices:write` (what a credit note needs at the ledger;
+/// an exchange narrows to it), token exchange from `mcp_url` to `ledger_base`.
+pub fn billing_client(mcp_url: &str, ledger_base: &str, secret: &str) -> DevClient {
+    DevClient::new(BILLING_CLIENT, secret, [gatehouse_ledger::SCOPE_WRITE])
+        .with_token_exchange(mcp_url, [ledger_base])
+}
+
+/// `[[upstreams]]` and `[credit_notes]` for a ledger at `ledger_base`: `ledger` (token exchange,
+/// used inline as the user) and `ledger-service` (client credentials, used for retries), both
+/// with [`BILLING_CLIENT`]'s secret read from `secret_file`.
+pub fn ledger_settings(
+    token_endpoint: &str,
+    ledger_base: &str,
+    secret_file: &std::path::Path,
+) -> (Vec<UpstreamSettings>, CreditNotesConfig) {
+    let upstream = |name: &str, mode| UpstreamSettings {
+        name: name.into(),
+        base_url: ledger_base.into(),
+        audience: None,
+        resource: None,
+        scopes: vec![gatehouse_ledger::SCOPE_WRITE.into()],
+        mode,
+        token_endpoint: Some(token_endpoint.into()),
+        client_id: Some(BILLING_CLIENT.into()),
+        client_secret_file: Some(secret_file.to_owned()),
+        client_secret_env: None,
+        secret_file: None,
+        secret_env: None,
+        header: None,
+    };
+    let upstreams = vec![
+        upstream("ledger", UpstreamMode::TokenExchange),
+        upstream("ledger-service", UpstreamMode::ClientCredentials),
+    ];
+    let credit_notes = CreditNotesConfig {
+        upstream: "ledger".into(),
+        retry_upstream: "ledger-service".into(),
+        path: "credit-notes".into(),
+        grace_seconds: 30,
+        min_backoff_ms: 1000,
+        max_backoff_seconds: 60,
+        poll_interval_ms: 1000,
+    };
+    (upstreams, credit_notes)
+}
+
+/// Writes `secret` to `path`, readable by the owner only.
+pub fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    Ok(())
+}
 
 /// The demo's three clients: (client id, tenant, scopes).
 pub const DEMO_CLIENTS: [(&str, &str, &[&str]); 3] = [
@@ -29,6 +103,9 @@ pub struct DemoArgs {
     /// Port of the development authorization server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8090)]
     pub issuer_port: u16,
+    /// Port of the ledger API on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8091)]
+    pub ledger_port: u16,
     /// SQLite database file. Default: a fresh file in a new temporary directory, so every demo
     /// starts from the same seeded data.
     #[arg(long)]
@@ -44,6 +121,10 @@ pub struct RunningDemo {
     pub mcp_url: String,
     /// The development issuer's URL.
     pub issuer_url: String,
+    /// The ledger's base URL (`http://127.0.0.1:PORT/api`).
+    pub ledger_url: String,
+    /// A token for the ledger (acme-reader, `invoices:read`): lists credit notes.
+    pub ledger_token: String,
     /// The SQLite file.
     pub database: PathBuf,
     /// (client id, tenant, scopes, client secret, token) for each demo client.
@@ -104,8 +185,18 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
                 args.port
             )
         })?;
+    let ledger_listener = TcpListener::bind(SocketAddr::new(loopback, args.ledger_port))
+        .await
+        .with_context(|| {
+            format!(
+                "binding the ledger to 127.0.0.1:{} (use --ledger-port)",
+                args.ledger_port
+            )
+        })?;
     let mcp_addr = mcp_listener.local_addr()?;
     let mcp_url = format!("http://{mcp_addr}/mcp");
+    let ledger_url = format!("http://{}/api", ledger_listener.local_addr()?);
+    let billing_secret = random_secret();
 
     let clients: Vec<(&'static str, &'static str, &'static [&'static str], String)> = DEMO_CLIENTS
         .iter()
@@ -117,6 +208,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
             .map(|(id, tenant, scopes, secret)| {
                 DevClient::new(*id, secret.as_str(), scopes.iter().copied()).with_tenant(*tenant)
             })
+            .chain([billing_client(&mcp_url, &ledger_url, &billing_secret)])
             .collect(),
         token_ttl: Duration::from_secs(args.token_ttl),
         ..DevIssuerConfig::default()
@@ -124,15 +216,18 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     let issuer = DevIssuer::for_listener(&issuer_listener, issuer_config)
         .context("starting the development issuer")?;
     let issuer_url = issuer.issuer().to_owned();
+    let token_endpoint = issuer.token_endpoint();
 
-    let database = match args.database {
-        Some(p) => p,
-        None => {
-            let dir = std::env::temp_dir().join(format!("gatehouse-demo-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            dir.join("billing.db")
-        }
-    };
+    // A fresh directory per run: the default database, and the billing server's client secret.
+    let dir = std::env::temp_dir().join(format!(
+        "gatehouse-demo-{}-{}",
+        std::process::id(),
+        &random_secret()[..8]
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let database = args.database.unwrap_or_else(|| dir.join("billing.db"));
+    let secret_file = dir.join("billing-mcp.secret");
+    write_secret(&secret_file, &billing_secret)?;
 
     let mut demo_clients = Vec::new();
     for (id, tenant, scopes, secret) in clients {
@@ -147,6 +242,9 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
             token,
         });
     }
+    let ledger_token = issuer
+        .mint("acme-reader", &[gatehouse_ledger::SCOPE_READ], &ledger_url)
+        .map_err(|e| anyhow::anyhow!("minting the ledger token: {e:?}"))?;
 
     let cancel = CancellationToken::new();
     let issuer_task = {
@@ -160,7 +258,25 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
         })
     };
 
+    let ledger = gatehouse_ledger::Ledger::start(&issuer_url, &ledger_url, cancel.child_token())
+        .await
+        .inspect_err(|_| cancel.cancel())
+        .context("starting the ledger")?;
+    let ledger_task = {
+        let cancel = cancel.clone();
+        let router = ledger.router();
+        tokio::spawn(async move {
+            axum::serve(ledger_listener, router)
+                .with_graceful_shutdown(async move { cancel.cancelled().await })
+                .await
+                .context("ledger failed")
+        })
+    };
+
     let mut config = Config::default();
+    let (upstreams, credit_notes) = ledger_settings(&token_endpoint, &ledger_url, &secret_file);
+    config.upstreams = upstreams;
+    config.credit_notes = Some(credit_notes);
     config.server.listen = mcp_addr;
     config.server.resource = Some(mcp_url.clone());
     config.server.resource_name = "Gatehouse Billing (demo)".into();
@@ -185,10 +301,12 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     Ok(RunningDemo {
         mcp_url,
         issuer_url,
+        ledger_url,
+        ledger_token,
         database,
         clients: demo_clients,
         cancel,
-        tasks: vec![issuer_task, server_task],
+        tasks: vec![issuer_task, ledger_task, server_task],
     })
 }
 
@@ -239,6 +357,7 @@ Gatehouse demo is running.
   MCP endpoint            {url}
   Resource metadata       {metadata}
   Authorization server    {issuer}   (development only)
+  Ledger API              {ledger}   (what void_invoice posts credit notes to)
   Database (SQLite)       {db}
 
 Tokens (tenant, scopes) — paste these into your shell:
@@ -246,6 +365,7 @@ Tokens (tenant, scopes) — paste these into your shell:
   export READ_TOKEN={read_token}     # acme, invoices:read
   export WRITE_TOKEN={write_token}    # acme, invoices:read invoices:write
   export GLOBEX_TOKEN={globex_token}   # globex, invoices:read
+  export LEDGER_TOKEN={ledger_token}   # for the ledger itself: acme-reader, invoices:read
 
 1. No token: 401 with a challenge pointing at the metadata
    curl -i -X POST {url} {headers} -d '{{"jsonrpc":"2.0","id":1,"method":"tools/list"}}'
@@ -256,9 +376,13 @@ Tokens (tenant, scopes) — paste these into your shell:
 3. Void it with the read-only token: 403 insufficient_scope, scope="invoices:write" (step-up)
    curl -i -X POST {url} {headers} -H "authorization: Bearer $READ_TOKEN" {void}
 
-4. Void it with the read-write token, then see who did it
+4. Void it with the read-write token, then see who did it. The void also posts a credit note
+   to the ledger with a token minted for the ledger by token exchange (RFC 8693) — the user as
+   `sub`, the billing server as actor — never with your token; the history shows its delivery
+   and the ledger shows its record (user, actor)
    curl -s -X POST {url} {headers} -H "authorization: Bearer $WRITE_TOKEN" {void}
    curl -s -X POST {url} {headers} -H "authorization: Bearer $READ_TOKEN" {history}
+   curl -s '{ledger}/credit-notes?invoice_id=INV-2041' -H "authorization: Bearer $LEDGER_TOKEN"
 
 5. Tenant globex cannot see acme's INV-2042: the answer is the same as for an invoice that
    does not exist (and globex's own INV-2041 is a different invoice from acme's)
@@ -281,6 +405,8 @@ Tokens (tenant, scopes) — paste these into your shell:
 Press Ctrl-C to stop.
 "#,
         issuer = demo.issuer_url,
+        ledger = demo.ledger_url,
+        ledger_token = demo.ledger_token,
         db = demo.database.display(),
         read_token = read.token,
         write_token = write.token,

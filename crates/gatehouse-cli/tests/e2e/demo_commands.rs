@@ -50,6 +50,7 @@ async fn printed_commands_work_as_printed() {
     let demo = demo::start(DemoArgs {
         port: 0,
         issuer_port: 0,
+        ledger_port: 0,
         database: Some(dir.0.join("demo.db")),
         token_ttl: 600,
     })
@@ -61,7 +62,7 @@ async fn printed_commands_work_as_printed() {
         .filter(|l| l.trim_start().starts_with("export "))
         .map(|l| l.split('#').next().unwrap().trim().to_owned() + "\n")
         .collect();
-    assert_eq!(exports.lines().count(), 3, "{text}");
+    assert_eq!(exports.lines().count(), 4, "{text}");
     let cmds = commands(&text);
     let get = |n: u32| -> Vec<String> {
         cmds.iter()
@@ -97,13 +98,33 @@ async fn printed_commands_work_as_printed() {
         "{out}"
     );
 
-    // 4. The write token voids it; the history says who did it.
+    // 4. The write token voids it; the history says who did it and that the credit note
+    // reached the ledger; the ledger's record names the user (proved by the exchanged token)
+    // and the billing server as actor, and the ledger never saw the client's token.
     let step4 = get(4);
+    assert_eq!(step4.len(), 3, "{text}");
     let out = run(&exports, &step4[0]);
-    assert!(out.contains("Voided INV-2041."), "{out}");
+    assert!(out.contains("Voided INV-2041; credit note "), "{out}");
+    assert!(out.contains("delivered to the ledger as CN-1"), "{out}");
     let out = run(&exports, &step4[1]);
     assert!(
         out.contains("void by acme-writer via acme-writer: duplicate"),
+        "{out}"
+    );
+    assert!(out.contains(r#"\"status\":\"delivered\""#), "{out}");
+    let out = run(&exports, &step4[2]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    let notes = v["creditNotes"].as_array().expect(&out);
+    assert_eq!(notes.len(), 1, "{out}");
+    let n = &notes[0];
+    assert_eq!(
+        (&n["invoiceId"], &n["user"], &n["userVerified"], &n["actor"]),
+        (
+            &serde_json::json!("INV-2041"),
+            &serde_json::json!("acme-writer"),
+            &serde_json::json!(true),
+            &serde_json::json!(gatehouse_cli::demo::BILLING_CLIENT)
+        ),
         "{out}"
     );
 
