@@ -184,6 +184,11 @@ pub async fn build(config: Config, bound: SocketAddr) -> anyhow::Result<App> {
         .builder(bound)
         .map_err(ConfigError::from)?;
     let serve_options = serve_options(&config)?;
+    let delivery = config
+        .credit_notes
+        .as_ref()
+        .map(|c| c.delivery(&config.upstreams))
+        .transpose()?;
 
     let seed = if config.database.seed_demo_data {
         Seed::Demo
@@ -209,33 +214,15 @@ pub async fn build(config: Config, bound: SocketAddr) -> anyhow::Result<App> {
         .context("setting up token verification (auth.issuers / auth.introspection)")?;
     metrics.attach(gatehouse.clone(), audit.clone());
 
-    let credit_notes = match &config.credit_notes {
+    let credit_notes = match delivery {
         None => None,
-        Some(c) => {
+        Some(delivery) => {
             let upstreams = gatehouse.upstreams().ok_or_else(|| {
-                ConfigError::invalid(
-                    "credit_notes",
-                    "needs the ledger in [[upstreams]] (none are configured)",
-                )
+                ConfigError::invalid("credit_notes", "needs the ledger in [[upstreams]]")
             })?;
-            let delivery = c.delivery()?;
             Some(
-                CreditNotes::new(store.clone(), upstreams, delivery).map_err(|e| {
-                    let key = match e {
-                        gatehouse_billing::CreditNotesError::RetryNeedsCaller(_) => {
-                            "credit_notes.retry_upstream"
-                        }
-                        gatehouse_billing::CreditNotesError::UnknownUpstream(ref n)
-                            if *n == c.upstream =>
-                        {
-                            "credit_notes.upstream"
-                        }
-                        gatehouse_billing::CreditNotesError::UnknownUpstream(_) => {
-                            "credit_notes.retry_upstream"
-                        }
-                    };
-                    ConfigError::invalid(key, e)
-                })?,
+                CreditNotes::new(store.clone(), upstreams, delivery)
+                    .map_err(|e| ConfigError::invalid("credit_notes", e))?,
             )
         }
     };

@@ -154,9 +154,33 @@ fn default_poll_interval_ms() -> u64 {
 }
 
 impl CreditNotesConfig {
-    /// The delivery settings of the billing crate.
-    pub fn delivery(&self) -> Result<gatehouse_billing::CreditNoteDelivery, ConfigError> {
+    /// The delivery settings of the billing crate, checked against `upstreams`: both names must
+    /// be configured, and retries (which run after the user's request has ended) cannot use
+    /// `token_exchange`.
+    pub fn delivery(
+        &self,
+        upstreams: &[UpstreamSettings],
+    ) -> Result<gatehouse_billing::CreditNoteDelivery, ConfigError> {
         use std::time::Duration;
+        let mode = |key: &str, name: &str| {
+            upstreams
+                .iter()
+                .find(|u| u.name == name)
+                .map(|u| u.mode)
+                .ok_or_else(|| {
+                    ConfigError::invalid(key, format!("no [[upstreams]] entry is named {name:?}"))
+                })
+        };
+        mode("credit_notes.upstream", &self.upstream)?;
+        if mode("credit_notes.retry_upstream", &self.retry_upstream)?
+            == gatehouse::settings::UpstreamMode::TokenExchange
+        {
+            return Err(ConfigError::invalid(
+                "credit_notes.retry_upstream",
+                "retries run after the user's request has ended, without the user's token: \
+                 use a client_credentials or static upstream",
+            ));
+        }
         if self.poll_interval_ms == 0 {
             return Err(ConfigError::invalid(
                 "credit_notes.poll_interval_ms",
@@ -394,6 +418,32 @@ mod tests {
         );
         assert_eq!(c.auth.issuers[0].issuer, "https://auth.example.com");
         assert_eq!(c.policy.tools["void_invoice"], ["invoices:write"]);
+    }
+
+    #[test]
+    fn credit_notes_name_configured_upstreams_and_retry_without_the_users_token() {
+        let (upstreams, c) = crate::demo::ledger_settings(
+            "http://127.0.0.1:1/token",
+            "http://127.0.0.1:2/api",
+            Path::new("/nonexistent"),
+        );
+        let d = c.delivery(&upstreams).unwrap();
+        assert_eq!(
+            (d.upstream.as_str(), d.retry_upstream.as_str()),
+            ("ledger", "ledger-service")
+        );
+        let key = |c: &CreditNotesConfig, u: &[UpstreamSettings]| match c.delivery(u) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(&c, &[]), "credit_notes.upstream");
+        assert_eq!(key(&c, &upstreams[..1]), "credit_notes.retry_upstream");
+        let mut exchanging = c.clone();
+        exchanging.retry_upstream = "ledger".into();
+        assert_eq!(key(&exchanging, &upstreams), "credit_notes.retry_upstream");
+        let mut busy = c.clone();
+        busy.poll_interval_ms = 0;
+        assert_eq!(key(&busy, &upstreams), "credit_notes.poll_interval_ms");
     }
 
     #[test]

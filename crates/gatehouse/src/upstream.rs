@@ -723,6 +723,23 @@ mod tests {
         assert_eq!(sent.unwrap_err(), UpstreamError::NoSubjectToken);
     }
 
+    // Background work acts as the server itself: an exchange needs a user's token it does not
+    // have, so it is refused before anything is sent; the registry says which names need one.
+    #[tokio::test]
+    async fn service_access_cannot_exchange() {
+        let ups = exchanging_ledger();
+        assert_eq!(ups.needs_caller("ledger"), Some(true));
+        assert_eq!(ups.needs_caller("search"), None);
+        let sent = ups
+            .service_access()
+            .client("ledger")
+            .unwrap()
+            .send(http::Method::POST, "notes", None, &[])
+            .await;
+        assert_eq!(sent.unwrap_err(), UpstreamError::NoSubjectToken);
+        assert_eq!(Upstreams::none().unwrap().needs_caller("ledger"), None);
+    }
+
     #[test]
     fn bad_configurations_are_refused() {
         let cfg = |name: &str, base: &str, endpoint: &str| UpstreamConfig {

@@ -6,6 +6,7 @@
 //! (not even `initialize` or `tools/list`); a read token reads its own tenant's invoices and is
 //! challenged to step up for `void_invoice`; every `tools/call`, allowed or denied, is audited.
 
+mod credit_notes;
 mod demo_commands;
 mod ops_admin;
 mod ops_binary;

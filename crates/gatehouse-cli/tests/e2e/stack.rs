@@ -69,12 +69,21 @@ impl Drop for TempDir {
 impl Stack {
     /// Starts a stack with the default (demo-like) configuration, adjusted by `tweak`.
     pub(crate) async fn start(tweak: impl FnOnce(&mut Config)) -> Stack {
-        let cancel = CancellationToken::new();
-        let issuer = start_issuer(cancel.clone()).await;
+        Self::start_with(|_| Vec::new(), |config, _| tweak(config)).await
+    }
 
+    /// [`Stack::start`] with more issuer clients (given the MCP URL) and a `tweak` that sees the
+    /// issuer.
+    pub(crate) async fn start_with(
+        clients: impl FnOnce(&str) -> Vec<DevClient>,
+        tweak: impl FnOnce(&mut Config, &DevIssuer),
+    ) -> Stack {
+        let cancel = CancellationToken::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let url = format!("http://{addr}/mcp");
+        let issuer = start_issuer_with(cancel.clone(), clients(&url)).await;
+
         let dir = TempDir::new();
         let mut config = Config::default();
         config.server.listen = addr;
@@ -83,7 +92,7 @@ impl Stack {
         config.database.url = format!("sqlite://{}", dir.0.join("billing.db").display());
         config.database.seed_demo_data = true;
         config.admin.listen = "127.0.0.1:0".parse().unwrap();
-        tweak(&mut config);
+        tweak(&mut config, &issuer);
         let mut app = app::build(config, addr).await.expect("build app");
         let admin_url = app
             .bind_admin()
@@ -189,6 +198,14 @@ impl Stack {
 
 /// Starts the development issuer with [`CLIENTS`] on 127.0.0.1:0 until `cancel` fires.
 pub(crate) async fn start_issuer(cancel: CancellationToken) -> DevIssuer {
+    start_issuer_with(cancel, Vec::new()).await
+}
+
+/// [`start_issuer`] with `extra` clients.
+pub(crate) async fn start_issuer_with(
+    cancel: CancellationToken,
+    extra: Vec<DevClient>,
+) -> DevIssuer {
     let issuer_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = DevIssuer::for_listener(
         &issuer_listener,
@@ -202,6 +219,7 @@ pub(crate) async fn start_issuer(cancel: CancellationToken) -> DevIssuer {
                         None => c,
                     }
                 })
+                .chain(extra)
                 .collect(),
             ..DevIssuerConfig::default()
         },
