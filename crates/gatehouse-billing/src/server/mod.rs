@@ -294,12 +294,12 @@ impl BillingServer {
             return Ok(None);
         };
         match credit_notes.deliver_as_caller(upstreams, &note).await {
-            Ok(crate::Delivery::Delivered(ledger_id)) => {
+            Ok(crate::credit_notes::Delivery::Delivered(ledger_id)) => {
                 note.attempts += 1;
                 note.ledger_id = Some(ledger_id);
                 note.delivered_at = Some(crate::store::now_micros());
             }
-            Ok(crate::Delivery::Pending(why)) => {
+            Ok(crate::credit_notes::Delivery::Pending(why)) => {
                 note.attempts += 1;
                 note.last_error = Some(why.to_owned());
             }
