@@ -5,7 +5,10 @@
 //! 1. Host/Origin guard ([`HostGuard`]) → `400`/`421`/`403`;
 //! 2. bearer extraction ([`extract_bearer`]; plus, for form bodies, the "token sent two ways"
 //!    check of OA21 §5.1) → `401` / `400`;
-//! 3. [`Authenticator::authenticate`] → `401 invalid_token` / `503`;
+//! 3. [`Authenticator::authenticate_metered`] → `401 invalid_token` / `503`: the cache, then
+//!    what can be decided with the keys held, then the authorization server — only this last
+//!    step meets the per-address limit ([`crate::policy::rate_limit`]) → `429`, keyed on the
+//!    client address as forwarded by trusted proxies ([`HostGuard::client_ip`]);
 //! 4. route scopes ([`ScopePolicy::check_route`]) → `403 insufficient_scope`;
 //! 5. session binding, when enabled ([`SessionBindings`]) → `404`;
 //! 6. for `POST` when the policy has per-tool rules: the `tools/call` target from the SEP-2243
@@ -41,7 +44,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::caller::{Caller, ScopeSet};
+use crate::caller::{AccessToken, Caller, ScopeSet};
 use crate::http::bearer::{MalformedReason, extract_bearer, has_access_token_param};
 use crate::http::challenge::{Challenges, Rejection};
 use crate::http::guard::HostGuard;
@@ -50,7 +53,8 @@ use crate::observe::{Observer, Outcome, Stage, ToolCall};
 use crate::policy::ScopePolicy;
 use crate::policy::rate_limit::{RateLimited, RateLimiter};
 use crate::policy::tool_name::{self, ToolTarget};
-use crate::verify::cache::Authenticator;
+use crate::verify::VerifyError;
+use crate::verify::cache::{Authentication, Authenticator};
 
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
@@ -98,14 +102,9 @@ impl Shared {
         let started = Instant::now();
         self.warn_if_no_peer(&req);
         self.guard.check(&req)?;
-        // An address that failed authentication too often is refused before its token is even
-        // parsed: a flood of bad tokens costs one map lookup each.
-        let peer = self.rate_limiter.as_ref().and_then(|_| peer_ip(&req));
-        if let (Some(limiter), Some(ip)) = (&self.rate_limiter, peer) {
-            limiter.check_address(ip).map_err(rate_limited)?;
-        }
-        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)
-            .map_err(|e| self.auth_failed(peer, e.into()))?;
+        // No per-address limit before this point: a request without a token always gets its
+        // challenge (discovery, A14), and a malformed one its 400; neither costs verification.
+        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)?;
         if is_form(req.headers()) {
             // OA21 §5.1 / RFC 6750 §2: a header token plus a form-body `access_token` is a token
             // sent two ways (E4). Only form bodies can carry one, so only they are read.
@@ -117,11 +116,11 @@ impl Shared {
             req = Request::from_parts(parts, Body::from(bytes));
         }
 
-        let caller = self
-            .authenticator
-            .authenticate(&token)
-            .await
-            .map_err(|e| self.auth_failed(peer, e.into()))?;
+        let client = self
+            .rate_limiter
+            .as_ref()
+            .and_then(|_| self.guard.client_ip(&req));
+        let caller = self.authenticate(client, &token).await?;
         self.observer.authenticated(&caller);
         if let Some(limiter) = &self.rate_limiter {
             limiter.check_caller(&caller).map_err(rate_limited)?;
@@ -181,18 +180,43 @@ impl Shared {
         Ok((req, admitted))
     }
 
-    /// Counts a malformed or refused token against the source address (not a missing one, nor
-    /// an undecidable one: those are not the caller's failures to authenticate).
-    fn auth_failed(&self, peer: Option<IpAddr>, rejection: Rejection) -> Rejection {
-        if let (Some(limiter), Some(ip)) = (&self.rate_limiter, peer)
-            && matches!(
-                rejection,
-                Rejection::Malformed(_) | Rejection::InvalidToken(_)
-            )
-        {
-            limiter.record_auth_failure(ip);
+    /// Verifies the token, metering per client address only the verifications that reach the
+    /// authorization server (introspection, a key refresh for an unknown `kid`): a cached token
+    /// or one decided with the keys held is never refused here, whatever the address did. A
+    /// refused token that needed the issuer counts against the address; over the limit, such
+    /// tokens are answered `429` without reaching the issuer ([`crate::policy::rate_limit`]).
+    async fn authenticate(
+        &self,
+        client: Option<IpAddr>,
+        token: &AccessToken,
+    ) -> Result<Caller, Rejection> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(self.authenticator.authenticate(token).await?);
+        };
+        let mut barred = None;
+        let may_reach = || match client.map(|ip| limiter.check_address(ip)) {
+            Some(Err(limited)) => {
+                barred = Some(limited);
+                false
+            }
+            _ => true,
+        };
+        let outcome = self
+            .authenticator
+            .authenticate_metered(token, may_reach)
+            .await;
+        match outcome {
+            Authentication::Decided(result) => Ok(result?),
+            Authentication::Reached(result) => {
+                if let (Err(VerifyError::Invalid(_)), Some(ip)) = (&result, client) {
+                    limiter.record_auth_failure(ip);
+                }
+                Ok(result?)
+            }
+            // Deferred only when `may_reach` said no, which it says only with a refusal in hand;
+            // without one, fail closed with the overload answer rather than verify.
+            Authentication::Deferred => Err(barred.map_or(Rejection::Overloaded, rate_limited)),
         }
-        rejection
     }
 
     async fn check_tool(
