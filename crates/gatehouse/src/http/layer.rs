@@ -14,10 +14,13 @@
 //! 6. for `POST` when the policy has per-tool rules: the `tools/call` target from the SEP-2243
 //!    headers (≥ 2026-07-28 only) or a bounded read of the body ([`crate::policy::tool_name`]),
 //!    then [`ScopePolicy::check_tool`] → `403` / `413`;
-//! 7. the `Authorization` header is removed (tools never see tokens, nor can pass them on: MCP
+//! 7. for `POST`: `Accept` must take JSON and SSE (`406`), `Content-Type` must be JSON (`415`),
+//!    a declared body over the limit is `413` — rmcp's first checks, answered here in JSON;
+//! 8. the `Authorization` header is removed (tools never see tokens, nor can pass them on: MCP
 //!    SEC26 §Token Passthrough, A35) and the [`Caller`] is put into the request extensions, where
 //!    the rmcp extractor in [`crate::mcp`] finds it;
-//! 8. the inner service.
+//! 9. the inner service; an error answer of it that is not JSON (rmcp's plain-text transport
+//!    refusals) is replaced by the edge's JSON for the same status (`transport_refusal`).
 //!
 //! Nothing is shared between requests (A25): a connection that carried a valid token carries no
 //! authority for the next request on it.
@@ -38,8 +41,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, Method, Request, Response};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -160,6 +163,17 @@ impl Shared {
 
         if req.method() == Method::POST && self.policy.has_tool_rules() {
             req = self.check_tool(req, &caller, started).await?;
+        }
+
+        // MCP SHTTP §Sending Messages: a POST accepts both response types and sends JSON. These
+        // are rmcp's first checks too; answering them here gives them the edge's JSON.
+        if req.method() == Method::POST {
+            if !accepts_json_and_event_stream(req.headers()) {
+                return Err(Rejection::NotAcceptable);
+            }
+            if !is_json(req.headers()) {
+                return Err(Rejection::UnsupportedMediaType);
+            }
         }
 
         // A declared body over the limit is refused here, in the same JSON as every refusal,
@@ -324,6 +338,9 @@ impl Shared {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        if let Some(rejection) = transport_refusal(&resp) {
+            return self.reject(&rejection);
+        }
         if let (Some(sessions), Some(caller)) = (&self.sessions, &admitted.caller) {
             if let Some(id) = &admitted.delete_session {
                 sessions.unbind(id);
@@ -350,6 +367,59 @@ fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// The refusal an error answer of the MCP service stands for, when that answer is not JSON
+/// already (rmcp 3.11 answers its transport checks in plain text without a `Content-Type`).
+/// The status is kept, except that a body rmcp could not read as one JSON-RPC message (its
+/// `415` after the edge has checked the `Content-Type`) is the `400` MCP asks for.
+fn transport_refusal<B>(resp: &Response<B>) -> Option<Rejection> {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+        return None;
+    }
+    Some(match status {
+        StatusCode::NOT_FOUND => Rejection::UnknownSession,
+        StatusCode::METHOD_NOT_ALLOWED => Rejection::MethodNotAllowed {
+            allow: resp
+                .headers()
+                .get(http::header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    ["GET, POST, DELETE", "GET, POST", "POST"]
+                        .into_iter()
+                        .find(|known| *known == v)
+                }),
+        },
+        StatusCode::NOT_ACCEPTABLE => Rejection::NotAcceptable,
+        StatusCode::PAYLOAD_TOO_LARGE => Rejection::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::InvalidMessage,
+        other => Rejection::Refused(other),
+    })
+}
+
+/// `Accept` names both `application/json` and `text/event-stream` (media-type essences, any
+/// number of header lines), as rmcp requires of a `POST`.
+fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for value in headers.get_all(ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let essence = item.split(';').next().unwrap_or_default().trim();
+            json |= essence.eq_ignore_ascii_case("application/json");
+            sse |= essence.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
+
+/// The `Content-Type` is `application/json` (parameters aside).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
