@@ -86,7 +86,8 @@ pub struct ServerSettings {
     pub allowed_hosts: Vec<String>,
     /// Extra `Origin` values accepted besides the resource URL's origin.
     pub allowed_origins: Vec<String>,
-    /// Peer addresses (IP or CIDR) whose `X-Forwarded-Host`/`-Proto` are believed. Default: none.
+    /// Peer addresses (IP or CIDR) whose `X-Forwarded-Host`/`-Proto`/`-For` are believed
+    /// (`-For` keys the per-address rate limit). Default: none.
     pub trusted_proxies: Vec<String>,
     /// Serve CORS headers for browser clients (origins from `allowed_origins`). Default off.
     pub cors: bool,
@@ -578,8 +579,13 @@ pub struct RateLimitSettings {
     pub per_client: Option<QuotaSettings>,
     /// Per tenant (as resolved after authentication).
     pub per_tenant: Option<QuotaSettings>,
-    /// Failed authentications (malformed or refused tokens) per source address; over it, the
-    /// address gets `429` before its tokens are verified. Default 60 per minute, burst 20.
+    /// Tokens refused by verifications that reach the authorization server (introspection, a
+    /// key refresh for an unknown `kid`), per client address (the peer, or behind
+    /// `server.trusted_proxies` the forwarded address). Over it, such tokens from the address
+    /// get `429` and the authorization server is not called. Never counted or refused: requests
+    /// without a token (they always get their `401` challenge), malformed ones, cached tokens,
+    /// and JWTs whose key is held — so a valid token is never refused because of what others
+    /// behind the same address sent. Default 60 per minute, burst 20.
     pub failed_auth_per_address: Option<QuotaSettings>,
     /// Most keys tracked per limit (bounded memory). Default 100000.
     pub max_keys: usize,

@@ -799,7 +799,10 @@ async fn sessions_are_bound_to_the_principal() {
         (foreign.status, &foreign.body),
         (unknown.status, &unknown.body)
     );
-    assert_eq!(foreign.body, "Not Found: Session not found");
+    assert_eq!(
+        foreign.body,
+        r#"{"error":"not_found","error_description":"Session not found"}"#
+    );
 
     // The same principal after a token refresh keeps the session.
     let r = send(

@@ -14,6 +14,7 @@ mod ops_limits;
 mod ops_rate_limits;
 mod ops_tls;
 mod protocol;
+mod refusals;
 mod sessions;
 mod stack;
 mod tools_list;

@@ -1,10 +1,11 @@
 //! Issue 6: rate limits through the real wiring — per client, per tenant (resolved like the
-//! billing server does), and failed authentications per source address, cut off before
-//! verification.
+//! billing server does), and per client address the tokens the issuer had to refuse, whose
+//! further verifications are cut off (issue 15: and nothing else from that address is).
 
 use std::sync::atomic::Ordering;
 
 use gatehouse::settings::QuotaSettings as QuotaConfig;
+use gatehouse_testkit::{Alg, TestKey, TokenBuilder, now};
 
 use super::stack::{Stack, tools_list};
 
@@ -63,32 +64,102 @@ async fn per_tenant_quota_is_shared_by_the_tenants_clients() {
     stack.stop().await;
 }
 
+/// A well-formed token for the stack's issuer and audience, signed by a key the issuer never
+/// published under a `kid` nobody knows: deciding it takes a JWKS refresh, the work the
+/// per-address limit meters.
+fn unknown_kid_token(stack: &Stack, i: usize) -> String {
+    let key = TestKey::generate(Alg::ES256).with_kid(format!("rogue-{i}"));
+    TokenBuilder::new(key)
+        .header_typ("at+jwt")
+        .iss(stack.issuer.issuer())
+        .aud(stack.url.as_str())
+        .subject("mallory")
+        .exp(now() + 300)
+        .sign()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_authentications_bar_the_address_before_verification() {
+async fn refused_verifications_bar_only_the_work_they_cause() {
     let stack = Stack::start(|c| c.rate_limits.failed_auth_per_address = Some(TWO)).await;
     let good = stack.token("acme-reader", &[]);
     // Requests without a token are discovery, not failures: never counted.
     for _ in 0..5 {
         assert_eq!(stack.post(None, None, tools_list()).await.status, 401);
     }
-    // Three distinct forged tokens: each is verified and refused; the third crosses the limit.
+    // Forged tokens signed with no key we hold: the first two reach the issuer (a key
+    // refresh) and are refused; the third crosses the limit.
     for i in 0..3 {
-        let forged = format!("{}x{i}", &good[..good.len() - 4]);
-        let r = stack.list_tools(Some(&forged)).await;
+        let r = stack.list_tools(Some(&unknown_kid_token(&stack, i))).await;
         assert_eq!(r.status, 401, "{}", r.body);
     }
     let verifications = stack.metrics.verifications.load(Ordering::Relaxed);
-    // Now the address is barred: even a valid token gets 429, and nothing is verified.
-    let r = stack.list_tools(Some(&good)).await;
+    // Now such tokens get 429 without being verified …
+    let r = stack.list_tools(Some(&unknown_kid_token(&stack, 3))).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(retry_after(&r) >= 1);
-    let forged = format!("{}zz", &good[..good.len() - 2]);
-    assert_eq!(stack.list_tools(Some(&forged)).await.status, 429);
+    assert_eq!(
+        r.body,
+        r#"{"error":"rate_limited","error_description":"Too many requests"}"#
+    );
     assert_eq!(
         stack.metrics.verifications.load(Ordering::Relaxed),
         verifications
     );
-    assert_eq!(stack.metrics.rejections.get("rate_limited"), 2);
+    // … while a valid token from the same address is verified and served, and a token-less
+    // request still gets its challenge.
+    let r = stack.list_tools(Some(&good)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = stack.post(None, None, tools_list()).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").starts_with("Bearer "));
+    assert_eq!(stack.metrics.rejections.get("rate_limited"), 1);
+    stack.stop().await;
+}
+
+/// The attack-suite finding of issue 15, with `gatehouse serve`'s default configuration: one
+/// misbehaving client used to lock its whole address out after about 20 refused tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_configuration_never_locks_out_an_address() {
+    let stack = Stack::start(|_| {}).await;
+    let good = stack.token("acme-reader", &[]);
+    // Forged tokens under the issuer's own key id: decided with the keys held, never limited.
+    for i in 0..60 {
+        let forged = format!("{}x{i}", &good[..good.len() - 4]);
+        let r = stack.list_tools(Some(&forged)).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    // Tokens under unknown key ids: each would reach the issuer; past the default burst of 20
+    // (plus the refill of one a second), they are answered 429 and nothing is verified.
+    let started = std::time::Instant::now();
+    let before = stack.metrics.verifications.load(Ordering::Relaxed);
+    let mut refused = 0u64;
+    let mut limited = 0u64;
+    for i in 0..100 {
+        match stack
+            .list_tools(Some(&unknown_kid_token(&stack, i)))
+            .await
+            .status
+        {
+            401 => refused += 1,
+            429 => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let verified = stack.metrics.verifications.load(Ordering::Relaxed) - before;
+    assert_eq!(verified, refused);
+    let bound = 20 + started.elapsed().as_secs() + 1;
+    assert!(refused <= bound, "{refused} verified (bound {bound})");
+    assert_eq!(refused + limited, 100);
+    // The same address: a valid token (never seen before) is served, a token-less request is
+    // challenged.
+    let r = stack.list_tools(Some(&good)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = stack.post(None, None, tools_list()).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(
+        r.header("www-authenticate")
+            .starts_with("Bearer resource_metadata=")
+    );
     stack.stop().await;
 }
 
@@ -101,8 +172,9 @@ async fn a_zero_quota_switches_the_default_limit_off() {
         })
     })
     .await;
+    // Past the default burst of 20, and each one reaching the issuer: never 429.
     for i in 0..30 {
-        let r = stack.list_tools(Some(&format!("forged-{i}"))).await;
+        let r = stack.list_tools(Some(&unknown_kid_token(&stack, i))).await;
         assert_eq!(r.status, 401);
     }
     stack.stop().await;

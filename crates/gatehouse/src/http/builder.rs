@@ -342,9 +342,9 @@ impl GatehouseBuilder {
         self
     }
 
-    /// Rate limits ([`crate::policy::rate_limit`]): failed authentications per source address
-    /// (checked before verification), then per-client and per-tenant quotas after
-    /// authentication. Refusals are `429` + `Retry-After`. Default: none.
+    /// Rate limits ([`crate::policy::rate_limit`]): tokens refused by the authorization server
+    /// per client address (checked before a verification that would reach it), then
+    /// per-client and per-tenant quotas after authentication. Refusals are `429` + `Retry-After`. Default: none.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.rate_limiter = Some(limiter);
         self
@@ -392,8 +392,8 @@ impl GatehouseBuilder {
         self
     }
 
-    /// Peers (IP or CIDR) whose `X-Forwarded-Host`/`X-Forwarded-Proto` are believed. Default:
-    /// none. Needs the peer address: serve with [`crate::serve`] (or
+    /// Peers (IP or CIDR) whose `X-Forwarded-Host`/`X-Forwarded-Proto` are believed, and whose
+    /// `X-Forwarded-For` names the client for the per-address rate limit. Default: none. Needs the peer address: serve with [`crate::serve`] (or
     /// `into_make_service_with_connect_info::<SocketAddr>()`).
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.guard.trusted_proxies = owned(proxies);

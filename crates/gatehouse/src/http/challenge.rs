@@ -90,6 +90,24 @@ pub enum Rejection {
     Timeout,
     /// A path this server does not serve.
     NotFound,
+    /// The method is not served on the MCP endpoint; `allow` lists what is (rmcp's `Allow`).
+    MethodNotAllowed {
+        /// The methods served, as the `Allow` header lists them.
+        allow: Option<&'static str>,
+    },
+    /// A `POST` whose `Accept` does not take both `application/json` and `text/event-stream`, or
+    /// a `GET` that does not take `text/event-stream` (MCP SHTTP §Sending Messages).
+    NotAcceptable,
+    /// A `POST` whose `Content-Type` is not `application/json`.
+    UnsupportedMediaType,
+    /// A JSON body that is not one JSON-RPC message: unparseable, not a request, notification
+    /// or response, or a batch (removed in 2025-06-18). Answered `400` with a JSON-RPC error
+    /// without `id`, as MCP SHTTP §Sending Messages allows ("MAY comprise a JSON-RPC error
+    /// response that has no id").
+    InvalidMessage,
+    /// Another refusal of the MCP service (rmcp) that came without a JSON body: the status is
+    /// kept, the body replaced (an unsupported `MCP-Protocol-Version`, a missing session id).
+    Refused(StatusCode),
 }
 
 impl Rejection {
@@ -111,6 +129,11 @@ impl Rejection {
             Rejection::Overloaded => "limits.overloaded",
             Rejection::Timeout => "limits.timeout",
             Rejection::NotFound => "request.not_found",
+            Rejection::MethodNotAllowed { .. } => "transport.method_not_allowed",
+            Rejection::NotAcceptable => "transport.not_acceptable",
+            Rejection::UnsupportedMediaType => "transport.unsupported_media_type",
+            Rejection::InvalidMessage => "transport.invalid_message",
+            Rejection::Refused(_) => "transport.refused",
         }
     }
 
@@ -131,6 +154,11 @@ impl Rejection {
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::InvalidMessage => StatusCode::BAD_REQUEST,
+            Rejection::Refused(status) => *status,
         }
     }
 }
@@ -176,8 +204,19 @@ const BODY_HOST_NOT_ALLOWED: &[u8] =
     br#"{"error":"misdirected_request","error_description":"Host not allowed"}"#;
 const BODY_ORIGIN_NOT_ALLOWED: &[u8] =
     br#"{"error":"forbidden","error_description":"Origin not allowed"}"#;
-/// Byte-identical to rmcp 3.11's unknown-session response (`tower.rs`, `handle_post`).
-const BODY_UNKNOWN_SESSION: &[u8] = b"Not Found: Session not found";
+/// Also what rmcp's own unknown-session `404` becomes at the edge, so the two stay identical.
+const BODY_UNKNOWN_SESSION: &[u8] =
+    br#"{"error":"not_found","error_description":"Session not found"}"#;
+const BODY_METHOD_NOT_ALLOWED: &[u8] =
+    br#"{"error":"method_not_allowed","error_description":"Method not allowed"}"#;
+const BODY_NOT_ACCEPTABLE: &[u8] = br#"{"error":"not_acceptable","error_description":"Accept must include application/json and text/event-stream"}"#;
+const BODY_UNSUPPORTED_MEDIA_TYPE: &[u8] = br#"{"error":"unsupported_media_type","error_description":"Content-Type must be application/json"}"#;
+/// JSON-RPC 2.0 §5.1 `-32600 Invalid Request`, without `id` (none can be read).
+const BODY_INVALID_MESSAGE: &[u8] = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: the body must be one JSON-RPC message"}}"#;
+const BODY_SERVER_ERROR: &[u8] =
+    br#"{"error":"server_error","error_description":"The request could not be processed"}"#;
+const BODY_REFUSED: &[u8] =
+    br#"{"error":"invalid_request","error_description":"The request was refused"}"#;
 const BODY_TOO_LARGE: &[u8] =
     br#"{"error":"payload_too_large","error_description":"The request body is too large"}"#;
 const BODY_UNREADABLE: &[u8] =
@@ -279,12 +318,7 @@ impl Challenges {
             Rejection::MalformedHost => BODY_BAD_HOST,
             Rejection::HostNotAllowed => BODY_HOST_NOT_ALLOWED,
             Rejection::OriginNotAllowed => BODY_ORIGIN_NOT_ALLOWED,
-            Rejection::UnknownSession => {
-                // Mirrors rmcp exactly, including the absence of a content type.
-                return builder
-                    .body(Body::from(Bytes::from_static(BODY_UNKNOWN_SESSION)))
-                    .unwrap_or_default();
-            }
+            Rejection::UnknownSession => BODY_UNKNOWN_SESSION,
             Rejection::PayloadTooLarge => BODY_TOO_LARGE,
             Rejection::BodyUnreadable => BODY_UNREADABLE,
             Rejection::RateLimited { retry_after } => {
@@ -304,6 +338,17 @@ impl Challenges {
                 BODY_TIMEOUT
             }
             Rejection::NotFound => BODY_NOT_FOUND,
+            Rejection::MethodNotAllowed { allow } => {
+                if let Some(allow) = allow {
+                    builder = builder.header(http::header::ALLOW, HeaderValue::from_static(allow));
+                }
+                BODY_METHOD_NOT_ALLOWED
+            }
+            Rejection::NotAcceptable => BODY_NOT_ACCEPTABLE,
+            Rejection::UnsupportedMediaType => BODY_UNSUPPORTED_MEDIA_TYPE,
+            Rejection::InvalidMessage => BODY_INVALID_MESSAGE,
+            Rejection::Refused(status) if status.is_server_error() => BODY_SERVER_ERROR,
+            Rejection::Refused(_) => BODY_REFUSED,
         };
         builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -322,7 +367,8 @@ fn log(rejection: &Rejection) {
         Rejection::MissingCredentials
         | Rejection::InvalidToken(_)
         | Rejection::UnknownSession
-        | Rejection::NotFound => {
+        | Rejection::NotFound
+        | Rejection::MethodNotAllowed { .. } => {
             tracing::debug!(reason, status, "request refused")
         }
         Rejection::Malformed(_)
@@ -333,7 +379,11 @@ fn log(rejection: &Rejection) {
         | Rejection::PayloadTooLarge
         | Rejection::BodyUnreadable
         | Rejection::RateLimited { .. }
-        | Rejection::Timeout => tracing::info!(reason, status, "request refused"),
+        | Rejection::Timeout
+        | Rejection::NotAcceptable
+        | Rejection::UnsupportedMediaType
+        | Rejection::InvalidMessage
+        | Rejection::Refused(_) => tracing::info!(reason, status, "request refused"),
         // An outage of the verifier's dependencies: operators must see it.
         Rejection::Unavailable(_) | Rejection::Overloaded => {
             tracing::warn!(reason, status, "request refused")
@@ -415,6 +465,12 @@ mod tests {
         r: Rejection,
     ) -> (u16, Option<String>, Option<String>, String) {
         let resp = c.render(&r);
+        // Every refusal is JSON that nobody may cache.
+        assert_eq!(resp.headers()[CONTENT_TYPE], "application/json", "{r:?}");
+        assert_eq!(resp.headers()[CACHE_CONTROL], "no-store", "{r:?}");
+        if let Rejection::MethodNotAllowed { allow: Some(allow) } = &r {
+            assert_eq!(resp.headers()[http::header::ALLOW], *allow);
+        }
         if r == Rejection::Timeout {
             // The request may still be running: its connection is not reused.
             assert_eq!(resp.headers()[CONNECTION], "close");
@@ -515,7 +571,7 @@ mod tests {
                 404,
                 None,
                 None,
-                "Not Found: Session not found",
+                r#"{"error":"not_found","error_description":"Session not found"}"#,
             ),
             (
                 Rejection::PayloadTooLarge,
@@ -560,6 +616,50 @@ mod tests {
                 None,
                 None,
                 r#"{"error":"not_found","error_description":"Not found"}"#,
+            ),
+            (
+                Rejection::MethodNotAllowed {
+                    allow: Some("POST"),
+                },
+                405,
+                None,
+                None,
+                r#"{"error":"method_not_allowed","error_description":"Method not allowed"}"#,
+            ),
+            (
+                Rejection::NotAcceptable,
+                406,
+                None,
+                None,
+                r#"{"error":"not_acceptable","error_description":"Accept must include application/json and text/event-stream"}"#,
+            ),
+            (
+                Rejection::UnsupportedMediaType,
+                415,
+                None,
+                None,
+                r#"{"error":"unsupported_media_type","error_description":"Content-Type must be application/json"}"#,
+            ),
+            (
+                Rejection::InvalidMessage,
+                400,
+                None,
+                None,
+                r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: the body must be one JSON-RPC message"}}"#,
+            ),
+            (
+                Rejection::Refused(StatusCode::BAD_REQUEST),
+                400,
+                None,
+                None,
+                r#"{"error":"invalid_request","error_description":"The request was refused"}"#,
+            ),
+            (
+                Rejection::Refused(StatusCode::INTERNAL_SERVER_ERROR),
+                500,
+                None,
+                None,
+                r#"{"error":"server_error","error_description":"The request could not be processed"}"#,
             ),
         ];
         for (rejection, status, www, retry, body) in cases {

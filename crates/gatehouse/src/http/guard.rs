@@ -15,6 +15,12 @@
 //!   TCP peer (axum `ConnectInfo<SocketAddr>`) is a configured trusted proxy. The **last** value
 //!   is used: a proxy that appends puts its own value last, so anything a client injected
 //!   earlier in the list is never believed.
+//! - **Client address** ([`HostGuard::client_ip`], for the per-address rate limit): the TCP peer,
+//!   or, when the peer is a trusted proxy, the right-most `X-Forwarded-For` entry that is not
+//!   itself a trusted proxy. Walking from the right means every entry believed was appended by a
+//!   proxy we trust; whatever a client wrote to the left of its own address is never read.
+//!   `Forwarded` (RFC 7239) is not read: a proxy that manages only `X-Forwarded-For` passes a
+//!   client's `Forwarded` through unchanged, and reading both would let that client choose.
 //! - **Origin.** Absent → allowed (non-browser clients send none; B2 only covers a present
 //!   Origin). Present → must equal an allowed `(scheme, host, port)`; defaults are the resource's
 //!   origin plus the loopback origins in loopback mode; `null` is refused unless configured.
@@ -31,6 +37,7 @@ use crate::resource::ResourceUrl;
 
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// A configuration value the guard cannot use.
@@ -125,7 +132,7 @@ pub struct GuardConfig {
     pub allowed_hosts: Vec<String>,
     /// Extra allowed origins (`https://app.example.com`, `http://localhost:*`, `null`).
     pub allowed_origins: Vec<String>,
-    /// Peers whose `X-Forwarded-Host`/`-Proto` are believed.
+    /// Peers whose `X-Forwarded-Host`/`-Proto`/`-For` are believed.
     pub trusted_proxies: Vec<String>,
     /// The listener address; a loopback address enables the loopback names for its port.
     pub listen_addr: Option<SocketAddr>,
@@ -262,6 +269,37 @@ impl HostGuard {
         self.check_origin(headers)
     }
 
+    /// The client's address: the TCP peer (axum `ConnectInfo<SocketAddr>`), or behind trusted
+    /// proxies the right-most `X-Forwarded-For` entry that is not a trusted proxy (see the
+    /// module docs). An entry that is not an address ends the walk at the proxy that wrote it.
+    /// `None` when the server provides no peer address.
+    pub fn client_ip<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        let ConnectInfo(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>()?;
+        let mut client = peer.ip().to_canonical();
+        if !self.is_proxy(client) {
+            return Some(client);
+        }
+        for line in req.headers().get_all(X_FORWARDED_FOR).iter().rev() {
+            let Ok(text) = line.to_str() else {
+                return Some(client);
+            };
+            for entry in text.rsplit(',') {
+                let Some(ip) = parse_forwarded_for(entry.trim()) else {
+                    return Some(client);
+                };
+                client = ip;
+                if !self.is_proxy(ip) {
+                    return Some(ip);
+                }
+            }
+        }
+        Some(client)
+    }
+
+    fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.proxies.iter().any(|n| n.contains(ip))
+    }
+
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let mut values = headers.get_all(ORIGIN).iter();
         let Some(value) = values.next() else {
@@ -340,6 +378,16 @@ fn last_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
     let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     let last = v.rsplit(',').next()?.trim();
     (!last.is_empty()).then_some(last)
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:4711`, as some load balancers write them).
+fn parse_forwarded_for(entry: &str) -> Option<IpAddr> {
+    let ip = entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 /// Lower-case, brackets removed (`[::1]` → `::1`).
@@ -616,6 +664,92 @@ mod tests {
             check(&g, h, Some("http://localhost:3001")),
             Err(OriginNotAllowed)
         );
+    }
+
+    // The client address: the peer, or behind trusted proxies the right-most X-Forwarded-For
+    // entry that is not a trusted proxy; nothing a client wrote left of that is read.
+    #[test]
+    fn client_address_table() {
+        let g = guard(
+            "https://mcp.example.com/mcp",
+            GuardConfig {
+                trusted_proxies: vec!["10.0.0.0/8".into(), "2001:db8:ffff::/48".into()],
+                ..Default::default()
+            },
+        );
+        let client = |peer: Option<&str>, xff: &[&str]| {
+            let mut r = req(Some("mcp.example.com"), None);
+            for line in xff {
+                r.headers_mut()
+                    .append(X_FORWARDED_FOR, HeaderValue::from_str(line).unwrap());
+            }
+            if let Some(peer) = peer {
+                r.extensions_mut()
+                    .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            }
+            g.client_ip(&r).map(|ip| ip.to_string())
+        };
+        let some = |s: &str| Some(s.to_owned());
+        let cases: &[(Option<&str>, &[&str], Option<String>)] = &[
+            // No peer address: nothing to key on.
+            (None, &["198.51.100.1"], None),
+            // Untrusted peer: its X-Forwarded-For is ignored.
+            (Some("192.0.2.9:1"), &["198.51.100.1"], some("192.0.2.9")),
+            (Some("[::ffff:192.0.2.9]:1"), &[], some("192.0.2.9")),
+            // Trusted peer without the header: the proxy itself.
+            (Some("10.0.0.1:1"), &[], some("10.0.0.1")),
+            (Some("10.0.0.1:1"), &["198.51.100.1"], some("198.51.100.1")),
+            // The right-most entry the proxy appended wins over what the client wrote.
+            (
+                Some("10.0.0.1:1"),
+                &["203.0.113.7, 198.51.100.1"],
+                some("198.51.100.1"),
+            ),
+            // Several lines are one list, in order.
+            (
+                Some("10.0.0.1:1"),
+                &["203.0.113.7", "198.51.100.1"],
+                some("198.51.100.1"),
+            ),
+            // Trusted hops are skipped.
+            (
+                Some("10.0.0.1:1"),
+                &["198.51.100.1, 10.9.9.9"],
+                some("198.51.100.1"),
+            ),
+            (
+                Some("[2001:db8:ffff::1]:1"),
+                &["2001:db8:1::7, 2001:db8:ffff::2"],
+                some("2001:db8:1::7"),
+            ),
+            // Ports as some balancers write them.
+            (
+                Some("10.0.0.1:1"),
+                &["198.51.100.1:4711"],
+                some("198.51.100.1"),
+            ),
+            (
+                Some("10.0.0.1:1"),
+                &["[2001:db8::5]:4711"],
+                some("2001:db8::5"),
+            ),
+            // Garbage ends the walk at the hop that wrote it: the client cannot pick a key.
+            (
+                Some("10.0.0.1:1"),
+                &["198.51.100.1, unknown"],
+                some("10.0.0.1"),
+            ),
+            (Some("10.0.0.1:1"), &["unknown, 10.9.9.9"], some("10.9.9.9")),
+            // Only proxies: the left-most of them.
+            (
+                Some("10.0.0.1:1"),
+                &["10.7.7.7, 10.9.9.9"],
+                some("10.7.7.7"),
+            ),
+        ];
+        for (peer, xff, want) in cases {
+            assert_eq!(&client(*peer, xff), want, "{peer:?} {xff:?}");
+        }
     }
 
     // X-Forwarded-Host is believed only from a trusted proxy, and only its last value.

@@ -5,16 +5,22 @@
 //! 1. Host/Origin guard ([`HostGuard`]) → `400`/`421`/`403`;
 //! 2. bearer extraction ([`extract_bearer`]; plus, for form bodies, the "token sent two ways"
 //!    check of OA21 §5.1) → `401` / `400`;
-//! 3. [`Authenticator::authenticate`] → `401 invalid_token` / `503`;
+//! 3. [`Authenticator::authenticate_metered`] → `401 invalid_token` / `503`: the cache, then
+//!    what can be decided with the keys held, then the authorization server — only this last
+//!    step meets the per-address limit ([`crate::policy::rate_limit`]) → `429`, keyed on the
+//!    client address as forwarded by trusted proxies ([`HostGuard::client_ip`]);
 //! 4. route scopes ([`ScopePolicy::check_route`]) → `403 insufficient_scope`;
 //! 5. session binding, when enabled ([`SessionBindings`]) → `404`;
 //! 6. for `POST` when the policy has per-tool rules: the `tools/call` target from the SEP-2243
 //!    headers (≥ 2026-07-28 only) or a bounded read of the body ([`crate::policy::tool_name`]),
 //!    then [`ScopePolicy::check_tool`] → `403` / `413`;
-//! 7. the `Authorization` header is removed (tools never see tokens, nor can pass them on: MCP
+//! 7. for `POST`: `Accept` must take JSON and SSE (`406`), `Content-Type` must be JSON (`415`),
+//!    a declared body over the limit is `413` — rmcp's first checks, answered here in JSON;
+//! 8. the `Authorization` header is removed (tools never see tokens, nor can pass them on: MCP
 //!    SEC26 §Token Passthrough, A35) and the [`Caller`] is put into the request extensions, where
 //!    the rmcp extractor in [`crate::mcp`] finds it;
-//! 8. the inner service.
+//! 9. the inner service; an error answer of it that is not JSON (rmcp's plain-text transport
+//!    refusals) is replaced by the edge's JSON for the same status (`transport_refusal`).
 //!
 //! Nothing is shared between requests (A25): a connection that carried a valid token carries no
 //! authority for the next request on it.
@@ -35,13 +41,13 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, Method, Request, Response};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::caller::{Caller, ScopeSet};
+use crate::caller::{AccessToken, Caller, ScopeSet};
 use crate::http::bearer::{MalformedReason, extract_bearer, has_access_token_param};
 use crate::http::challenge::{Challenges, Rejection};
 use crate::http::guard::HostGuard;
@@ -50,7 +56,8 @@ use crate::observe::{Observer, Outcome, Stage, ToolCall};
 use crate::policy::ScopePolicy;
 use crate::policy::rate_limit::{RateLimited, RateLimiter};
 use crate::policy::tool_name::{self, ToolTarget};
-use crate::verify::cache::Authenticator;
+use crate::verify::VerifyError;
+use crate::verify::cache::{Authentication, Authenticator};
 
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
@@ -98,14 +105,9 @@ impl Shared {
         let started = Instant::now();
         self.warn_if_no_peer(&req);
         self.guard.check(&req)?;
-        // An address that failed authentication too often is refused before its token is even
-        // parsed: a flood of bad tokens costs one map lookup each.
-        let peer = self.rate_limiter.as_ref().and_then(|_| peer_ip(&req));
-        if let (Some(limiter), Some(ip)) = (&self.rate_limiter, peer) {
-            limiter.check_address(ip).map_err(rate_limited)?;
-        }
-        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)
-            .map_err(|e| self.auth_failed(peer, e.into()))?;
+        // No per-address limit before this point: a request without a token always gets its
+        // challenge (discovery, A14), and a malformed one its 400; neither costs verification.
+        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)?;
         if is_form(req.headers()) {
             // OA21 §5.1 / RFC 6750 §2: a header token plus a form-body `access_token` is a token
             // sent two ways (E4). Only form bodies can carry one, so only they are read.
@@ -117,11 +119,11 @@ impl Shared {
             req = Request::from_parts(parts, Body::from(bytes));
         }
 
-        let caller = self
-            .authenticator
-            .authenticate(&token)
-            .await
-            .map_err(|e| self.auth_failed(peer, e.into()))?;
+        let client = self
+            .rate_limiter
+            .as_ref()
+            .and_then(|_| self.guard.client_ip(&req));
+        let caller = self.authenticate(client, &token).await?;
         self.observer.authenticated(&caller);
         if let Some(limiter) = &self.rate_limiter {
             limiter.check_caller(&caller).map_err(rate_limited)?;
@@ -163,6 +165,17 @@ impl Shared {
             req = self.check_tool(req, &caller, started).await?;
         }
 
+        // MCP SHTTP §Sending Messages: a POST accepts both response types and sends JSON. These
+        // are rmcp's first checks too; answering them here gives them the edge's JSON.
+        if req.method() == Method::POST {
+            if !accepts_json_and_event_stream(req.headers()) {
+                return Err(Rejection::NotAcceptable);
+            }
+            if !is_json(req.headers()) {
+                return Err(Rejection::UnsupportedMediaType);
+            }
+        }
+
         // A declared body over the limit is refused here, in the same JSON as every refusal,
         // whatever rmcp would have read (its own 413 has no body format of ours). Bodies without
         // a length are still cut by rmcp at the same limit (`Gatehouse::configure_rmcp`).
@@ -181,18 +194,43 @@ impl Shared {
         Ok((req, admitted))
     }
 
-    /// Counts a malformed or refused token against the source address (not a missing one, nor
-    /// an undecidable one: those are not the caller's failures to authenticate).
-    fn auth_failed(&self, peer: Option<IpAddr>, rejection: Rejection) -> Rejection {
-        if let (Some(limiter), Some(ip)) = (&self.rate_limiter, peer)
-            && matches!(
-                rejection,
-                Rejection::Malformed(_) | Rejection::InvalidToken(_)
-            )
-        {
-            limiter.record_auth_failure(ip);
+    /// Verifies the token, metering per client address only the verifications that reach the
+    /// authorization server (introspection, a key refresh for an unknown `kid`): a cached token
+    /// or one decided with the keys held is never refused here, whatever the address did. A
+    /// refused token that needed the issuer counts against the address; over the limit, such
+    /// tokens are answered `429` without reaching the issuer ([`crate::policy::rate_limit`]).
+    async fn authenticate(
+        &self,
+        client: Option<IpAddr>,
+        token: &AccessToken,
+    ) -> Result<Caller, Rejection> {
+        let Some(limiter) = &self.rate_limiter else {
+            return Ok(self.authenticator.authenticate(token).await?);
+        };
+        let mut barred = None;
+        let may_reach = || match client.map(|ip| limiter.check_address(ip)) {
+            Some(Err(limited)) => {
+                barred = Some(limited);
+                false
+            }
+            _ => true,
+        };
+        let outcome = self
+            .authenticator
+            .authenticate_metered(token, may_reach)
+            .await;
+        match outcome {
+            Authentication::Decided(result) => Ok(result?),
+            Authentication::Reached(result) => {
+                if let (Err(VerifyError::Invalid(_)), Some(ip)) = (&result, client) {
+                    limiter.record_auth_failure(ip);
+                }
+                Ok(result?)
+            }
+            // Deferred only when `may_reach` said no, which it says only with a refusal in hand;
+            // without one, fail closed with the overload answer rather than verify.
+            Authentication::Deferred => Err(barred.map_or(Rejection::Overloaded, rate_limited)),
         }
-        rejection
     }
 
     async fn check_tool(
@@ -300,6 +338,9 @@ impl Shared {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        if let Some(rejection) = transport_refusal(&resp) {
+            return self.reject(&rejection);
+        }
         if let (Some(sessions), Some(caller)) = (&self.sessions, &admitted.caller) {
             if let Some(id) = &admitted.delete_session {
                 sessions.unbind(id);
@@ -326,6 +367,59 @@ fn peer_ip<B>(req: &Request<B>) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// The refusal an error answer of the MCP service stands for, when that answer is not JSON
+/// already (rmcp 3.11 answers its transport checks in plain text without a `Content-Type`).
+/// The status is kept, except that a body rmcp could not read as one JSON-RPC message (its
+/// `415` after the edge has checked the `Content-Type`) is the `400` MCP asks for.
+fn transport_refusal<B>(resp: &Response<B>) -> Option<Rejection> {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+        return None;
+    }
+    Some(match status {
+        StatusCode::NOT_FOUND => Rejection::UnknownSession,
+        StatusCode::METHOD_NOT_ALLOWED => Rejection::MethodNotAllowed {
+            allow: resp
+                .headers()
+                .get(http::header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    ["GET, POST, DELETE", "GET, POST", "POST"]
+                        .into_iter()
+                        .find(|known| *known == v)
+                }),
+        },
+        StatusCode::NOT_ACCEPTABLE => Rejection::NotAcceptable,
+        StatusCode::PAYLOAD_TOO_LARGE => Rejection::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Rejection::InvalidMessage,
+        other => Rejection::Refused(other),
+    })
+}
+
+/// `Accept` names both `application/json` and `text/event-stream` (media-type essences, any
+/// number of header lines), as rmcp requires of a `POST`.
+fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for value in headers.get_all(ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let essence = item.split(';').next().unwrap_or_default().trim();
+            json |= essence.eq_ignore_ascii_case("application/json");
+            sse |= essence.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
+
+/// The `Content-Type` is `application/json` (parameters aside).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

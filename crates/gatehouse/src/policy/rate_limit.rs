@@ -1,19 +1,29 @@
-//! Rate limits: per client (client id, else subject), per tenant, and a separate limit on
-//! *failed* authentications per source address.
+//! Rate limits: per client (client id, else subject), per tenant, and a separate limit per
+//! client address on the verification work that refused tokens cause.
 //!
 //! HTTP-agnostic like the rest of [`crate::policy`]: a refusal is a [`RateLimited`] carrying the
 //! time after which the request may succeed; the HTTP edge renders it as `429` + `Retry-After`
 //! (RFC 6585 §4) through the one exhaustive match in `http::challenge`.
 //!
 //! Where the edge applies it (see `http::layer`):
-//! 1. before the token is even parsed, [`RateLimiter::check_address`]: an address that has
-//!    failed authentication too often is refused at the cost of one map lookup, so a flood of
-//!    bad tokens from one address never reaches signature checks or introspection;
-//! 2. when a bearer token is malformed or refused (`400`/`401`), [`RateLimiter::record_auth_failure`].
-//!    Requests *without* credentials are not counted: every MCP client's first contact is an
-//!    unauthenticated request that discovers the authorization server (MCP AUTH26 §Authorization
-//!    Flow), and answering it costs no verification;
-//! 3. after authentication, [`RateLimiter::check_caller`]: the per-client and per-tenant quotas.
+//! 1. the per-address limit guards the **authorization server**, not the endpoint. Many clients
+//!    share one address (an office behind NAT, a proxy), so what one of them sends must not lock
+//!    the others out. It therefore never sees:
+//!    - requests without credentials: every MCP client's first contact is an unauthenticated
+//!      request that discovers the authorization server (MCP AUTH26 §Authorization Flow), and
+//!      its `401` costs nothing;
+//!    - malformed credentials (`400`), decided from the header alone;
+//!    - tokens answered from the verified-token cache or its negative cache;
+//!    - tokens decided with the keys already held (a JWT whose `kid` is known: a local signature
+//!      check, no amplification), valid or not.
+//!
+//!    What remains are the verifications that reach the issuer: introspection, and a JWKS
+//!    refresh for an unknown `kid`. Before one starts, [`RateLimiter::check_address`]; when it
+//!    ends in a refused token, [`RateLimiter::record_auth_failure`]. An address over the limit
+//!    gets `429` for those tokens only, without the call being made; a valid JWT from the same
+//!    address is still verified and admitted. The address is the client's as forwarded by
+//!    trusted proxies (`http::guard`);
+//! 2. after authentication, [`RateLimiter::check_caller`]: the per-client and per-tenant quotas.
 //!
 //! [`GovernorRateLimiter`] keeps the state in memory (GCRA, `governor`) with a bounded number of
 //! keys; the trait is the seam for a shared backend (Redis) for multi-replica deployments.
@@ -37,7 +47,8 @@ pub enum LimitKind {
     Client,
     /// The per-tenant quota.
     Tenant,
-    /// Too many failed authentications from the source address.
+    /// Too many tokens from the client address refused by the authorization server (their
+    /// verification is not started).
     FailedAuthAddress,
 }
 
@@ -63,10 +74,11 @@ pub struct RateLimited {
 
 /// A rate-limit backend. Calls are on the request path: they must be cheap and must not block.
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Before authentication: is `peer` barred for failing authentication too often?
+    /// Before a verification that would reach the authorization server: is `peer` barred for
+    /// having had too many such tokens refused?
     fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited>;
 
-    /// A request from `peer` carried a malformed or refused token.
+    /// A token from `peer` was refused by a verification that reached the authorization server.
     fn record_auth_failure(&self, peer: IpAddr);
 
     /// After authentication: may `caller` make this request?
@@ -104,7 +116,9 @@ pub struct RateLimitConfig {
     pub per_client: Option<RateQuota>,
     /// Per tenant of the verified token.
     pub per_tenant: Option<RateQuota>,
-    /// Failed authentications per source address (IPv6: per /64, which one host usually owns).
+    /// Tokens refused by verifications that reached the authorization server, per client
+    /// address (IPv6: per /64, which one host usually owns). See the module docs for what is
+    /// never counted or refused.
     pub failed_auth_per_address: Option<RateQuota>,
     /// Most keys tracked per limit. When full, idle keys are dropped; if every key is busy, new
     /// keys share one overflow bucket (memory stays bounded and nobody escapes the limit).
@@ -140,7 +154,7 @@ pub struct RateLimitStats {
     pub client: u64,
     /// Requests refused by the per-tenant quota.
     pub tenant: u64,
-    /// Requests refused because their address failed authentication too often.
+    /// Verifications not started because their address had too many tokens refused.
     pub failed_auth_address: u64,
 }
 
@@ -467,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_authentications_bar_the_address_before_verification() {
+    fn refused_verifications_bar_the_address() {
         let rl = GovernorRateLimiter::new(&RateLimitConfig {
             failed_auth_per_address: Some(SLOW),
             ..Default::default()

@@ -133,6 +133,17 @@ struct Counters {
     misses: AtomicU64,
 }
 
+/// How [`Authenticator::authenticate_metered`] decided a token.
+#[derive(Debug)]
+pub enum Authentication {
+    /// From the caches, or by the verifier without leaving the process.
+    Decided(Result<Caller, VerifyError>),
+    /// By a verification that reached the authorization server.
+    Reached(Result<Caller, VerifyError>),
+    /// Not decided: it needed the authorization server and `may_reach` said no.
+    Deferred,
+}
+
 /// Entry point of authentication: cache first, then the verifier (chain).
 pub struct Authenticator {
     inner: Arc<dyn TokenVerifier>,
@@ -211,16 +222,50 @@ impl Authenticator {
 
     /// Verifies `token`, answering from the cache when the exact token was verified before.
     pub async fn authenticate(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
+        match self.authenticate_metered(token, || true).await {
+            Authentication::Decided(r) | Authentication::Reached(r) => r,
+            // `may_reach` said yes: the verifier ran.
+            Authentication::Deferred => unreachable!("reaching the issuer was allowed"),
+        }
+    }
+
+    /// Like [`Authenticator::authenticate`], but a cache miss that cannot be decided without the
+    /// authorization server (introspection, a key refresh) first asks `may_reach`; when it
+    /// says no, nothing is verified and the answer is [`Authentication::Deferred`]. Cache hits
+    /// and local decisions ([`TokenVerifier::verify_locally`]) never consult it.
+    pub async fn authenticate_metered(
+        &self,
+        token: &AccessToken,
+        may_reach: impl FnOnce() -> bool,
+    ) -> Authentication {
         let key = token_key(token.expose());
         if let Some(answer) = self.lookup(&key) {
-            return answer;
+            return Authentication::Decided(answer);
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let mut result = self.inner.verify(token).await;
+        let (result, reached) = match self.inner.verify_locally(token) {
+            Some(result) => (result, false),
+            None if may_reach() => (self.inner.verify(token).await, true),
+            None => return Authentication::Deferred,
+        };
         if let Some(o) = &self.observer {
             o.verified(started.elapsed());
         }
+        let result = self.remember(key, result);
+        if reached {
+            Authentication::Reached(result)
+        } else {
+            Authentication::Decided(result)
+        }
+    }
+
+    /// Enriches a verified caller and caches the outcome when it may be.
+    fn remember(
+        &self,
+        key: TokenKey,
+        mut result: Result<Caller, VerifyError>,
+    ) -> Result<Caller, VerifyError> {
         if let Some(e) = &self.enricher {
             // By value: a second reference would make `Caller::map` copy the whole principal.
             result = result.map(|caller| e.enrich(caller));
@@ -314,6 +359,45 @@ mod tests {
             calls: AtomicU64::new(0),
         });
         (Authenticator::new(s.clone(), config), s)
+    }
+
+    // The per-address limit's hook: `may_reach` is asked only on a miss that needs the
+    // verifier's network; a refusal starts no verification and caches nothing; hits (positive
+    // or negative) never ask.
+    #[tokio::test]
+    async fn metered_misses_ask_before_reaching_and_hits_never_ask() {
+        let (a, s) = auth(
+            vec![
+                Ok(caller(TokenKind::Introspected, Duration::from_secs(600))),
+                Err(InvalidReason::Inactive.into()),
+            ],
+            CacheConfig::default(),
+        );
+        let good = AccessToken::new("good");
+        let bad = AccessToken::new("bad");
+        let never = || -> bool { panic!("a hit asked to reach the issuer") };
+        assert!(matches!(
+            a.authenticate_metered(&good, || false).await,
+            Authentication::Deferred
+        ));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 0);
+        assert!(matches!(
+            a.authenticate_metered(&good, || true).await,
+            Authentication::Reached(Ok(_))
+        ));
+        assert!(matches!(
+            a.authenticate_metered(&good, never).await,
+            Authentication::Decided(Ok(_))
+        ));
+        assert!(matches!(
+            a.authenticate_metered(&bad, || true).await,
+            Authentication::Reached(Err(VerifyError::Invalid(InvalidReason::Inactive)))
+        ));
+        assert!(matches!(
+            a.authenticate_metered(&bad, never).await,
+            Authentication::Decided(Err(VerifyError::Invalid(InvalidReason::Inactive)))
+        ));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

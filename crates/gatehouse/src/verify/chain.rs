@@ -198,6 +198,32 @@ impl VerifierChain {
         self.introspect(token).await
     }
 
+    /// [`VerifierChain::route`] without introspection or key refreshes.
+    fn route_locally(&self, token: &AccessToken) -> Option<Result<Caller, VerifyError>> {
+        let text = token.expose();
+        if text.len() > self.max_token_bytes {
+            return Some(Err(InvalidReason::TooLarge.into()));
+        }
+        if looks_like_jws(text) {
+            let jws = match parse_jws(text) {
+                Ok(jws) => jws,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let verifier = match jws.unverified_issuer() {
+                Some(iss) => match self.jwt.get(iss) {
+                    Some(v) => v,
+                    None => return Some(Err(InvalidReason::UnknownIssuer.into())),
+                },
+                None => return Some(Err(InvalidReason::MissingClaim.into())),
+            };
+            return verifier.verify_parsed_locally(jws);
+        }
+        if self.introspection.is_empty() {
+            return Some(Err(InvalidReason::Malformed.into()));
+        }
+        None
+    }
+
     /// Tries each introspection verifier: the first that accepts wins; otherwise a definitive
     /// refusal wins over "unavailable" only when every endpoint answered.
     async fn introspect(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
@@ -226,6 +252,10 @@ impl VerifierChain {
 impl TokenVerifier for VerifierChain {
     fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
         Box::pin(self.route(token))
+    }
+
+    fn verify_locally(&self, token: &AccessToken) -> Option<Result<Caller, VerifyError>> {
+        self.route_locally(token)
     }
 
     fn ready(&self) -> bool {
@@ -365,6 +395,69 @@ mod tests {
             chain.verify(&t).await.unwrap_err(),
             InvalidReason::Malformed.into()
         );
+    }
+
+    // What the per-address limit may not withhold is decided here, without the network: a JWT
+    // whose key is held (valid or not) and every refusal by shape; only introspection and
+    // unknown kids are left to `verify`, and the two paths agree.
+    #[tokio::test]
+    async fn local_decisions_leave_only_the_issuer_bound_tokens() {
+        let ka = TestKey::generate(Alg::ES256).with_kid("ka");
+        let a = server(&[&ka]).await;
+        let chain = VerifierChain::start(
+            ChainConfig {
+                jwt_issuers: vec![jwt_config(&a)],
+                introspection: vec![intro_config(&a)],
+                ..Default::default()
+            },
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let fetches = a.jwks_fetches();
+        let rogue = TestKey::generate(Alg::ES256).with_kid("rogue");
+        let local = [
+            (a.token().sign(), None),
+            (
+                a.token().sign_with_bad_signature(),
+                Some(InvalidReason::BadSignature),
+            ),
+            (
+                a.token().expires_in(-600).sign(),
+                Some(InvalidReason::Expired),
+            ),
+            (
+                a.token().iss("https://unknown.example").sign(),
+                Some(InvalidReason::UnknownIssuer),
+            ),
+            (
+                a.token().sign_alg_none(),
+                Some(InvalidReason::AlgorithmNotAllowed),
+            ),
+            (
+                "x".repeat(DEFAULT_MAX_TOKEN_BYTES + 1),
+                Some(InvalidReason::TooLarge),
+            ),
+        ];
+        for (token, want) in local {
+            let token = AccessToken::new(token);
+            let decided = chain.verify_locally(&token).expect("decided locally");
+            assert_eq!(decided.as_ref().err(), want.map(VerifyError::from).as_ref());
+            let verified = chain.verify(&token).await;
+            assert_eq!(verified.as_ref().err(), decided.as_ref().err());
+            assert_eq!(
+                verified.map(|c| c.subject.clone()).ok(),
+                decided.map(|c| c.subject.clone()).ok()
+            );
+        }
+        assert_eq!(a.jwks_fetches(), fetches);
+        assert_eq!(a.introspection_calls(), 0);
+        // An unknown kid needs a refresh, an opaque token introspection.
+        let unknown = AccessToken::new(a.token().key(&rogue).sign());
+        assert!(chain.verify_locally(&unknown).is_none());
+        assert!(chain.verify_locally(&AccessToken::new("opaque")).is_none());
+        assert_eq!(a.jwks_fetches(), fetches);
+        assert_eq!(a.introspection_calls(), 0);
     }
 
     #[tokio::test]

@@ -430,6 +430,23 @@ impl JwksCache {
         self.inner.fetch_locked(&mut st).await
     }
 
+    /// The key for a token's `kid` and `alg` among the keys held now, never fetching: `None`
+    /// when deciding would take a refresh (unknown `kid`, no fresh keys). The per-address limit
+    /// of the edge uses it to tell cheap decisions from ones that reach the issuer.
+    pub fn held(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Option<Result<Arc<VerificationKey>, VerifyError>> {
+        let set = self.inner.fresh_keys()?;
+        match lookup(&set, kid, alg) {
+            Lookup::Found(k) => Some(Ok(k)),
+            Lookup::WrongAlgorithm => Some(Err(InvalidReason::AlgorithmNotAllowed.into())),
+            Lookup::Ambiguous => Some(Err(InvalidReason::UnknownKey.into())),
+            Lookup::NotFound => None,
+        }
+    }
+
     /// Finds the key for a token's `kid` and `alg`. Known keys are answered without awaiting
     /// anything; an unknown `kid` (or missing keys) triggers a rate-limited, single-flight
     /// refresh.
@@ -442,13 +459,8 @@ impl JwksCache {
         // Read the generation *before* the keys: if a fetch completes after this point, the
         // refresh below sees a newer generation and reuses it instead of fetching again.
         let seen = inner.generation.load(Ordering::Acquire);
-        if let Some(set) = inner.fresh_keys() {
-            match lookup(&set, kid, alg) {
-                Lookup::Found(k) => return Ok(k),
-                Lookup::WrongAlgorithm => return Err(InvalidReason::AlgorithmNotAllowed.into()),
-                Lookup::Ambiguous => return Err(InvalidReason::UnknownKey.into()),
-                Lookup::NotFound => {}
-            }
+        if let Some(decided) = self.held(kid, alg) {
+            return decided;
         }
         let last_ok = inner.refresh_if_due(seen).await;
         let Some(set) = inner.fresh_keys() else {

@@ -33,6 +33,18 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token`.
     fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>>;
 
+    /// Decides `token` without reaching outside the process, when it can: a JWT whose key is
+    /// held, a token refused by its shape. `None` means deciding needs the authorization server
+    /// (introspection, a key refresh for an unknown `kid`); [`TokenVerifier::verify`] then does.
+    ///
+    /// The edge meters only those verifications per source address
+    /// ([`crate::policy::rate_limit`]), so what is decided here is never refused by that limit.
+    /// Default: `None` — a verifier that does not say is treated as reaching out.
+    fn verify_locally(&self, token: &AccessToken) -> Option<Result<Caller, VerifyError>> {
+        let _ = token;
+        None
+    }
+
     /// True once the verifier can decide tokens (for JWT: keys loaded). Drives `/readyz`.
     fn ready(&self) -> bool {
         true

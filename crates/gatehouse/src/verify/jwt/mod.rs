@@ -179,6 +179,38 @@ impl JwtVerifier {
 
     /// Verifies an already split token (the chain parses once to route it).
     pub(crate) async fn verify_parsed(&self, jws: ParsedJws<'_>) -> Result<Caller, VerifyError> {
+        let checked = self.check_before_key(&jws)?;
+        let key = match self.key_held(&jws, checked.alg) {
+            Some(key) => key?,
+            // Only JWKS keys can be missing: an unknown `kid` triggers a bounded refresh.
+            None => match &self.jwks {
+                Some(jwks) => {
+                    Key::Jwks(jwks.resolve(jws.header.kid.as_deref(), checked.alg).await?)
+                }
+                None => return Err(InvalidReason::AlgorithmNotAllowed.into()),
+            },
+        };
+        self.finish(jws, checked, key.as_ref())
+    }
+
+    /// [`JwtVerifier::verify_parsed`] with the keys held now, never fetching: `None` when the
+    /// token's key is not among them (deciding needs a JWKS refresh).
+    pub(crate) fn verify_parsed_locally(
+        &self,
+        jws: ParsedJws<'_>,
+    ) -> Option<Result<Caller, VerifyError>> {
+        let checked = match self.check_before_key(&jws) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match self.key_held(&jws, checked.alg)? {
+            Ok(key) => self.finish(jws, checked, key.as_ref()),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Steps 2 and 3 of the module docs: everything that needs no key.
+    fn check_before_key(&self, jws: &ParsedJws<'_>) -> Result<Checked, VerifyError> {
         let h = &jws.header;
         if h.crit.is_some() || h.nonce.is_some() {
             return Err(InvalidReason::ForbiddenHeader.into());
@@ -235,25 +267,45 @@ impl JwtVerifier {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(InvalidReason::MissingClaim.into()),
         };
+        Ok(Checked {
+            alg,
+            exp,
+            auds,
+            subject,
+        })
+    }
 
-        let verified = if alg.family() == AlgorithmFamily::Hmac {
-            let key = self
-                .hmac
-                .as_ref()
-                .ok_or(InvalidReason::AlgorithmNotAllowed)?;
-            check_signature(&jws, key, alg)
-        } else {
-            let jwks = self
-                .jwks
-                .as_ref()
-                .ok_or(InvalidReason::AlgorithmNotAllowed)?;
-            let key = jwks.resolve(jws.header.kid.as_deref(), alg).await?;
-            check_signature(&jws, key.decoding_key(), alg)
+    /// Step 4 without fetching: the HMAC secret, or a key of the JWKS held now. `None` when the
+    /// JWKS would have to be refreshed to decide.
+    fn key_held(&self, jws: &ParsedJws<'_>, alg: Algorithm) -> Option<Result<Key, VerifyError>> {
+        if alg.family() == AlgorithmFamily::Hmac {
+            return Some(
+                self.hmac
+                    .clone()
+                    .map(Key::Hmac)
+                    .ok_or(InvalidReason::AlgorithmNotAllowed.into()),
+            );
+        }
+        let Some(jwks) = &self.jwks else {
+            return Some(Err(InvalidReason::AlgorithmNotAllowed.into()));
         };
-        if !verified {
+        jwks.held(jws.header.kid.as_deref(), alg)
+            .map(|k| k.map(Key::Jwks))
+    }
+
+    /// Step 5, then the caller.
+    fn finish(
+        &self,
+        jws: ParsedJws<'_>,
+        checked: Checked,
+        key: &DecodingKey,
+    ) -> Result<Caller, VerifyError> {
+        if !check_signature(&jws, key, checked.alg) {
             return Err(InvalidReason::BadSignature.into());
         }
-
+        let Checked {
+            exp, auds, subject, ..
+        } = checked;
         let ParsedJws { claims, .. } = jws;
         let scopes = collect_scopes(&claims, self.scope_claims.iter().map(String::as_str));
         let client_id = str_claim(&claims, "client_id").or_else(|| str_claim(&claims, "azp"));
@@ -272,6 +324,29 @@ impl JwtVerifier {
             kind: TokenKind::Jwt,
             claims,
         }))
+    }
+}
+
+/// What the key-free checks found, for the signature check and the caller.
+struct Checked {
+    alg: Algorithm,
+    exp: f64,
+    auds: Vec<String>,
+    subject: Option<String>,
+}
+
+/// The key a token is checked with.
+enum Key {
+    Hmac(DecodingKey),
+    Jwks(Arc<crate::verify::jwks::VerificationKey>),
+}
+
+impl AsRef<DecodingKey> for Key {
+    fn as_ref(&self) -> &DecodingKey {
+        match self {
+            Key::Hmac(k) => k,
+            Key::Jwks(k) => k.decoding_key(),
+        }
     }
 }
 
@@ -294,6 +369,16 @@ impl TokenVerifier for JwtVerifier {
             let jws = parse_jws(token.expose())?;
             self.verify_parsed(jws).await
         })
+    }
+
+    fn verify_locally(&self, token: &AccessToken) -> Option<Result<Caller, VerifyError>> {
+        if token.len() > self.max_token_bytes {
+            return Some(Err(InvalidReason::TooLarge.into()));
+        }
+        match parse_jws(token.expose()) {
+            Ok(jws) => self.verify_parsed_locally(jws),
+            Err(e) => Some(Err(e.into())),
+        }
     }
 
     fn ready(&self) -> bool {
