@@ -224,8 +224,11 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
         match self.authenticate_metered(token, || true).await {
             Authentication::Decided(r) | Authentication::Reached(r) => r,
-            // `may_reach` said yes: the verifier ran.
-            Authentication::Deferred => unreachable!("reaching the issuer was allowed"),
+            // Cannot happen (`may_reach` always says yes here); should it ever, fail closed with
+            // a 503 rather than panic in the request path.
+            Authentication::Deferred => Err(VerifyError::Unavailable(
+                super::UnavailableReason::KeysUnavailable,
+            )),
         }
     }
 
