@@ -540,13 +540,30 @@ impl Default for CacheSettings {
 pub struct PolicySettings {
     /// Scopes every request to the MCP endpoint needs. Default: none.
     pub route_scopes: Vec<String>,
-    /// Extra scopes per tool: `void_invoice = ["invoices:write"]`.
+    /// Extra scopes per tool: `void_invoice = ["invoices:write"]`. A key may be a glob
+    /// pattern (`"search_*" = ["search"]`, `"*" = ["admin"]`): an exact name wins over patterns,
+    /// and a tool several patterns match needs all of their scopes.
     pub tools: BTreeMap<String, Vec<String>>,
+    /// Tools no `tools` key names: `allow` (default: they need the route scopes only — right for
+    /// a server whose tools you wrote) or `deny` (hidden: unlisted, and a call is answered as for
+    /// a tool that does not exist — right in front of tools someone else writes).
+    pub unnamed_tools: UnnamedToolsSetting,
     /// Scope hierarchy: `"invoices:write" = ["invoices:read"]` (write implies read).
     pub hierarchy: BTreeMap<String, Vec<String>>,
     /// `all` (default: every tool is listed so clients can discover what to step up to) or
     /// `filter` (hide tools the caller's scopes cannot call).
     pub tools_list: ToolsList,
+}
+
+/// `policy.unnamed_tools`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnnamedToolsSetting {
+    /// Callable with the route scopes.
+    #[default]
+    Allow,
+    /// Hidden.
+    Deny,
 }
 
 /// `policy.tools_list`.
@@ -765,8 +782,13 @@ impl Settings {
         ScopeSet::parse(&p.route_scopes)
             .map_err(|e| SettingsError::new("policy.route_scopes", e))?;
         for (tool, scopes) in &p.tools {
-            ScopeSet::parse(scopes)
-                .map_err(|e| SettingsError::new(format!("policy.tools.{tool}"), e))?;
+            let key = || format!("policy.tools.{tool}");
+            let set = ScopeSet::parse(scopes).map_err(|e| SettingsError::new(key(), e))?;
+            if crate::policy::is_tool_pattern(tool) {
+                crate::policy::ScopePolicy::default()
+                    .with_patterns([(tool.clone(), set)], crate::policy::UnnamedTools::Allow)
+                    .map_err(|e| SettingsError::new(key(), e))?;
+            }
         }
         ScopeHierarchy::new(p.hierarchy.iter())
             .map_err(|e| SettingsError::new("policy.hierarchy", e))?;
@@ -777,6 +799,10 @@ impl Settings {
             .tools_list(match p.tools_list {
                 ToolsList::All => ToolListMode::All,
                 ToolsList::Filter => ToolListMode::FilterByScope,
+            })
+            .unnamed_tools(match p.unnamed_tools {
+                UnnamedToolsSetting::Allow => crate::policy::UnnamedTools::Allow,
+                UnnamedToolsSetting::Deny => crate::policy::UnnamedTools::Deny,
             });
         for (tool, scopes) in &p.tools {
             b = b.tool_scopes(tool.clone(), scopes.clone());
@@ -937,6 +963,9 @@ mod tests {
         let mut s = with_issuer();
         s.policy.tools.insert("void".into(), vec!["a b".into()]);
         assert_eq!(key(s), "policy.tools.void");
+        let mut s = with_issuer();
+        s.policy.tools.insert("read_[".into(), vec!["a".into()]);
+        assert_eq!(key(s), "policy.tools.read_[");
         let mut s = with_issuer();
         s.policy.route_scopes = vec!["\"".into()];
         assert_eq!(key(s), "policy.route_scopes");

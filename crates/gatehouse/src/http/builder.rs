@@ -67,6 +67,9 @@ pub enum BuildError {
     /// The scope hierarchy is invalid.
     #[error("policy.hierarchy: {0}")]
     Hierarchy(#[from] HierarchyError),
+    /// A tool-name pattern is not a valid glob.
+    #[error("policy.tools: {0}")]
+    ToolPattern(#[from] crate::policy::InvalidToolPattern),
     /// Host/Origin/proxy settings.
     #[error("guard: {0}")]
     Guard(#[from] guard::GuardConfigError),
@@ -102,6 +105,7 @@ pub struct GatehouseBuilder {
     tool_scopes: BTreeMap<String, Vec<String>>,
     hierarchy: BTreeMap<String, Vec<String>>,
     list_mode: ToolListMode,
+    unnamed_tools: crate::policy::UnnamedTools,
     tenant_claim: Option<String>,
     tenancy: Tenancy,
     enrichers: Vec<Arc<dyn CallerEnricher>>,
@@ -155,6 +159,7 @@ impl GatehouseBuilder {
             tool_scopes: BTreeMap::new(),
             hierarchy: BTreeMap::new(),
             list_mode: ToolListMode::All,
+            unnamed_tools: crate::policy::UnnamedTools::Allow,
             tenant_claim: None,
             tenancy: Tenancy::new(),
             enrichers: Vec::new(),
@@ -263,7 +268,9 @@ impl GatehouseBuilder {
     }
 
     /// Extra scopes a `tools/call` of `tool` needs (checked at the edge before the server runs,
-    /// answered `403 insufficient_scope` for step-up, and again around the tool).
+    /// answered `403 insufficient_scope` for step-up, and again around the tool). `tool` is a
+    /// name or a glob pattern (`search_*`, `*`): an exact name wins over patterns, and a tool
+    /// several patterns match needs all their scopes.
     pub fn tool_scopes(
         mut self,
         tool: impl Into<String>,
@@ -284,6 +291,15 @@ impl GatehouseBuilder {
             .entry(parent.into())
             .or_default()
             .extend(children.into_iter().map(Into::into));
+        self
+    }
+
+    /// What tools that no [`GatehouseBuilder::tool_scopes`] rule names get: the route scopes
+    /// only ([`UnnamedTools::Allow`](crate::policy::UnnamedTools::Allow), the default for a
+    /// server's own tools) or hidden ([`UnnamedTools::Deny`](crate::policy::UnnamedTools::Deny):
+    /// unlisted, and answered as a tool that does not exist — for tools someone else writes).
+    pub fn unnamed_tools(mut self, unnamed: crate::policy::UnnamedTools) -> Self {
+        self.unnamed_tools = unnamed;
         self
     }
 
@@ -539,18 +555,21 @@ impl GatehouseBuilder {
         if let Some(p) = self.policy.take() {
             return Ok(p);
         }
-        let tools = self
+        let (patterns, names): (Vec<_>, Vec<_>) = self
             .tool_scopes
             .iter()
             .map(|(tool, scopes)| Ok((tool.clone(), ScopeSet::parse(scopes)?)))
-            .collect::<Result<_, InvalidScope>>()?;
+            .collect::<Result<Vec<_>, InvalidScope>>()?
+            .into_iter()
+            .partition(|(tool, _)| crate::policy::is_tool_pattern(tool));
         let hierarchy = ScopeHierarchy::new(self.hierarchy.iter())?;
         Ok(ScopePolicy::new(
             ScopeSet::parse(&self.route_scopes)?,
-            tools,
+            names.into_iter().collect(),
             hierarchy,
             self.list_mode,
-        ))
+        )
+        .with_patterns(patterns, self.unnamed_tools)?)
     }
 
     /// Validates everything and precomputes the metadata document and challenges. Needs a

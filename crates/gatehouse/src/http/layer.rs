@@ -274,11 +274,16 @@ impl Shared {
         match target {
             // Route scopes were checked already; rmcp refuses what is not a JSON object.
             ToolTarget::NotToolCall | ToolTarget::NotAnObject => Ok(()),
-            ToolTarget::Tool(name) => self.policy.check_tool(caller, name).map_err(|e| {
-                let crate::policy::PolicyError::InsufficientScope { required } = &e;
-                denied(Some(name), required);
-                e.into()
-            }),
+            ToolTarget::Tool(name) => match self.policy.check_tool(caller, name) {
+                Ok(()) => Ok(()),
+                // A hidden tool must look like a missing one: no challenge that would reveal
+                // it. The wrapper answers it as the server answers an unknown tool.
+                Err(crate::policy::PolicyError::Hidden) => Ok(()),
+                Err(crate::policy::PolicyError::InsufficientScope { required }) => {
+                    denied(Some(name), &required);
+                    Err(Rejection::InsufficientScope { required })
+                }
+            },
             ToolTarget::Ambiguous => {
                 let all = &self.all_tool_scopes;
                 if self.policy.satisfies(&caller.scopes, all) {

@@ -28,7 +28,7 @@ use rmcp::service::{
 };
 use rmcp::{ErrorData, ServerHandler};
 
-use crate::caller::{Caller, ScopeSet};
+use crate::caller::ScopeSet;
 use crate::mcp::extract::{caller_from_extensions, request_id_from_extensions};
 use crate::observe::{NoopObserver, Observer, Outcome, Stage, ToolCall};
 use crate::policy::{PolicyError, ScopePolicy, ToolListMode};
@@ -60,6 +60,11 @@ fn insufficient_scope_result(required: &ScopeSet) -> CallToolResult {
 /// rmcp 3.11 answers arguments that do not deserialize with a tool error (not a JSON-RPC
 /// error) whose text starts with this; the billing audit tests hold the classification.
 const ARGUMENT_ERROR_PREFIX: &str = "failed to deserialize parameters:";
+
+/// rmcp's answer to a `tools/call` of a tool its router does not have.
+fn unknown_tool() -> ErrorData {
+    ErrorData::invalid_params("tool not found", None)
+}
 
 fn is_argument_error(r: &CallToolResult) -> bool {
     r.content
@@ -138,9 +143,18 @@ impl<H: ServerHandler> Protected<H> {
                 None,
             ));
         };
-        if let Err(PolicyError::InsufficientScope { required }) = self.policy.check_tool(c, &tool) {
-            observe(Outcome::Denied, "insufficient_scope", true, Some(&required));
-            return Ok(insufficient_scope_result(&required).into());
+        match self.policy.check_tool(c, &tool) {
+            Ok(()) => {}
+            Err(PolicyError::InsufficientScope { required }) => {
+                observe(Outcome::Denied, "insufficient_scope", true, Some(&required));
+                return Ok(insufficient_scope_result(&required).into());
+            }
+            Err(PolicyError::Hidden) => {
+                // Exactly what rmcp's tool router answers for a tool that does not exist, so
+                // the client cannot tell the two apart; the audit record says why.
+                observe(Outcome::Denied, "hidden_tool", false, None);
+                return Err(unknown_tool());
+            }
         }
 
         let (reported, response) = REPORTED
@@ -181,16 +195,20 @@ impl<H: ServerHandler> Protected<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let caller: Option<Caller> = match self.policy.list_mode() {
-            ToolListMode::All => return self.inner.list_tools(request, context).await,
-            ToolListMode::FilterByScope => caller_from_extensions(&context.extensions),
-        };
+        let by_scope = self.policy.list_mode() == ToolListMode::FilterByScope;
+        if !by_scope && !self.policy.may_hide_tools() {
+            return self.inner.list_tools(request, context).await;
+        }
+        let caller = by_scope
+            .then(|| caller_from_extensions(&context.extensions))
+            .flatten();
         let mut result = self.inner.list_tools(request, context).await?;
-        // No caller means nothing is callable.
-        result.tools.retain(|t| {
-            caller
-                .as_ref()
-                .is_some_and(|c| self.policy.may_call(c, &t.name))
+        // Hidden tools are never listed; by scope, only what the caller may call (no caller
+        // means nothing is callable). `next_cursor` is the inner server's, untouched.
+        result.tools.retain(|t| match (by_scope, &caller) {
+            (false, _) => !self.policy.is_hidden(&t.name),
+            (true, Some(c)) => self.policy.may_call(c, &t.name),
+            (true, None) => false,
         });
         // The list now depends on the token's scopes: no shared cache may reuse it (A36).
         if result.cache_scope.is_some() {
@@ -343,6 +361,9 @@ impl<H: ServerHandler> ServerHandler for Protected<H> {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if self.policy.is_hidden(name) {
+            return None;
+        }
         self.inner.get_tool(name)
     }
 
