@@ -1,0 +1,254 @@
+//! [`GatewayHandler`]: an rmcp `ServerHandler` whose methods forward to the upstream process
+//! that serves the caller. The library's wrapper around it ([`gatehouse::mcp::Protected`], put
+//! there by `Gatehouse::mount`) has already applied the policy: hidden tools are answered as
+//! missing and left out of `tools/list`, tool scopes are checked again, every call is observed.
+
+use std::sync::Arc;
+
+use gatehouse::Caller;
+use gatehouse::mcp::caller_from_extensions;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ClientRequest, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsRequest, ListPromptsResult,
+    ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
+    ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    ServerPeerInfo, ServerResult,
+};
+use rmcp::service::{RequestContext, RoleServer, ServiceError};
+use rmcp::{ErrorData, ServerHandler};
+
+use crate::config::StdioUpstream;
+use crate::pool::{Pool, PoolError, Upstream};
+
+/// Forwards MCP requests to the upstream. Cheap to clone; mount it with
+/// `gatehouse.mount(move || handler.clone())`.
+#[derive(Clone)]
+pub struct GatewayHandler {
+    pool: Arc<Pool>,
+    info: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for GatewayHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandler")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the gateway says of itself: the upstream's name, version and instructions, and the
+/// capabilities the gateway forwards (tools, prompts, resources — without subscriptions or
+/// list-change notifications, which it does not bridge yet).
+fn advertised(upstream: &ServerPeerInfo) -> ServerConfig {
+    let up = &upstream.capabilities;
+    let mut caps = ServerCapabilities::default();
+    if up.tools.is_some() {
+        caps.tools = Some(Default::default());
+    }
+    if up.prompts.is_some() {
+        caps.prompts = Some(Default::default());
+    }
+    if up.resources.is_some() {
+        caps.resources = Some(Default::default());
+    }
+    let mut info = ServerConfig::new(caps);
+    info.server_info = upstream
+        .server_info
+        .clone()
+        .unwrap_or_else(|| Implementation::new("upstream", "unknown"));
+    info.instructions = upstream.instructions.clone();
+    info
+}
+
+impl GatewayHandler {
+    /// Starts one upstream process to learn what it offers (then stops it) and returns the
+    /// handler. Fails when the upstream cannot be started: better at start-up than at the
+    /// first request.
+    pub async fn start(upstream: StdioUpstream) -> Result<Self, PoolError> {
+        let pool = Arc::new(Pool::new(upstream));
+        let info = advertised(&pool.probe().await?);
+        Ok(Self {
+            pool,
+            info: Arc::new(info),
+        })
+    }
+
+    /// The pool of upstream processes.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    async fn upstream(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(Caller, Arc<Upstream>), ErrorData> {
+        // Without a Caller the handler was mounted without the edge: refuse.
+        let caller = caller_from_extensions(&context.extensions)
+            .ok_or_else(|| ErrorData::internal_error("request is not authenticated", None))?;
+        match self.pool.get(&caller).await {
+            Ok(up) => Ok((caller, up)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no upstream process");
+                Err(unavailable())
+            }
+        }
+    }
+
+    /// Runs `call` against the caller's upstream, stopping it when the client cancels (the
+    /// rmcp helpers used here tell the upstream `notifications/cancelled` when dropped), and
+    /// forgetting a process that has died so the next request starts a new one.
+    async fn forward<T, F, Fut>(
+        &self,
+        context: RequestContext<RoleServer>,
+        call: F,
+    ) -> Result<T, ErrorData>
+    where
+        F: FnOnce(Arc<Upstream>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let (caller, up) = self.upstream(&context).await?;
+        let result = tokio::select! {
+            r = call(up.clone()) => r,
+            () = context.ct.cancelled() => {
+                return Err(ErrorData::internal_error("request cancelled", None));
+            }
+        };
+        match result {
+            Ok(v) => Ok(v),
+            // The upstream's own JSON-RPC error, verbatim.
+            Err(ServiceError::McpError(e)) => Err(e),
+            Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
+                tracing::warn!(pid = ?up.pid(), error = %e, "upstream process is gone");
+                self.pool.discard(&caller, &up).await;
+                Err(unavailable())
+            }
+            Err(e) => {
+                tracing::warn!(pid = ?up.pid(), error = %e, "upstream request failed");
+                Err(ErrorData::internal_error("upstream request failed", None))
+            }
+        }
+    }
+
+    async fn raw(
+        &self,
+        context: RequestContext<RoleServer>,
+        request: ClientRequest,
+    ) -> Result<ServerResult, ErrorData> {
+        self.forward(context, |up| async move {
+            up.peer().send_request(request).await
+        })
+        .await
+    }
+}
+
+fn unavailable() -> ErrorData {
+    ErrorData::internal_error("upstream unavailable", None)
+}
+
+fn unexpected() -> ErrorData {
+    ErrorData::internal_error("upstream answered unexpectedly", None)
+}
+
+impl ServerHandler for GatewayHandler {
+    fn get_info(&self) -> ServerConfig {
+        (*self.info).clone()
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let req = ClientRequest::ListToolsRequest(ListToolsRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.raw(context, req).await? {
+            ServerResult::ListToolsResult(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.forward(context, |up| async move {
+            up.peer().call_tool_once(request).await
+        })
+        .await
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let req = ClientRequest::ListPromptsRequest(ListPromptsRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.raw(context, req).await? {
+            ServerResult::ListPromptsResult(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.forward(context, |up| async move {
+            up.peer().get_prompt_once(request).await
+        })
+        .await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let req = ClientRequest::ListResourcesRequest(ListResourcesRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.raw(context, req).await? {
+            ServerResult::ListResourcesResult(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let req = ClientRequest::ListResourceTemplatesRequest(ListResourceTemplatesRequest {
+            method: Default::default(),
+            params: request,
+            extensions: Default::default(),
+        });
+        match self.raw(context, req).await? {
+            ServerResult::ListResourceTemplatesResult(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.forward(context, |up| async move {
+            up.peer().read_resource_once(request).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,233 @@
+//! Invariant: behind the gateway, a stdio MCP server is reached only through the library's edge
+//! and policy, by one process per principal — never one per request, never one user's process
+//! for another — whose environment is the allow-list plus configured values (none of the
+//! gateway's own), and a process that dies is replaced on the next request.
+//!
+//! The upstream is a real stdio MCP server (`gatehouse-stdio-fixture`, built with this crate),
+//! started by the gateway as a child process; requests go through `Gatehouse::mount`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use gatehouse::policy::UnnamedTools;
+use gatehouse::verify::{BoxFuture, InvalidReason};
+use gatehouse::{
+    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
+    VerifyError,
+};
+use gatehouse_gateway::{GatewayHandler, Isolation, StdioCommand, StdioUpstream};
+use http::Request;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const RESOURCE: &str = "https://gw.example.com/mcp";
+
+/// Tokens `alice`, `bob` (scope `mcp`) and `alice-admin` (also `admin`).
+struct Users;
+
+impl TokenVerifier for Users {
+    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+        let (sub, scopes) = match token.expose() {
+            "alice" => ("alice", "mcp"),
+            "bob" => ("bob", "mcp"),
+            "alice-admin" => ("alice", "mcp admin"),
+            _ => return Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) }),
+        };
+        let caller = Caller::new(Principal {
+            issuer: "https://auth.example.com".into(),
+            subject: Some(sub.into()),
+            client_id: Some("app".into()),
+            scopes: ScopeSet::from_space_separated(scopes),
+            audiences: vec![RESOURCE.into()],
+            tenant: None,
+            expires_at: SystemTime::now() + Duration::from_secs(600),
+            kind: TokenKind::Jwt,
+            claims: Default::default(),
+        });
+        Box::pin(async move { Ok(caller) })
+    }
+}
+
+fn fixture() -> StdioCommand {
+    let mut c = StdioCommand::new(
+        env!("CARGO_BIN_EXE_gatehouse-stdio-fixture"),
+        Vec::<String>::new(),
+    );
+    c.env.insert("FIXTURE_GREETING".into(), "hello".into());
+    c
+}
+
+async fn gateway(upstream: StdioUpstream) -> (Router, GatewayHandler) {
+    let handler = GatewayHandler::start(upstream)
+        .await
+        .expect("upstream starts");
+    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
+        .authorization_servers(["https://auth.example.com"])
+        .verifier(Arc::new(Users))
+        .route_scopes(["mcp"])
+        .tool_scopes("whoami", Vec::<String>::new())
+        .tool_scopes("e*", Vec::<String>::new())
+        .tool_scopes("exit", ["admin"])
+        .unnamed_tools(UnnamedTools::Deny)
+        .build()
+        .unwrap();
+    let h = handler.clone();
+    (gatehouse.mount(move || h.clone()), handler)
+}
+
+async fn post(app: &Router, token: &str, body: Value) -> (u16, Value) {
+    let req = Request::post("/mcp")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn call(tool: &str, args: Value) -> Value {
+    json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":tool,"arguments":args}})
+}
+
+/// `whoami` through the gateway: the serving process's pid and environment.
+async fn whoami(app: &Router, token: &str) -> (u64, BTreeMap<String, String>) {
+    let (status, body) = post(app, token, call("whoami", json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let text = body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let v: Value = serde_json::from_str(text).unwrap();
+    (
+        v["pid"].as_u64().unwrap(),
+        serde_json::from_value(v["env"].clone()).unwrap(),
+    )
+}
+
+fn alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// Waits (at most 10 s) until `pid` has exited.
+async fn exited(pid: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_per_principal_with_only_the_allowed_environment() {
+    let (app, handler) = gateway(StdioUpstream::new(fixture())).await;
+
+    // The list is the upstream's, minus what the policy hides.
+    let (status, body) = post(
+        &app,
+        "alice",
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut names: Vec<&str> = body["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["echo", "exit", "whoami"]);
+
+    // Alice's requests share one process; Bob's is another.
+    let (alice_pid, env) = whoami(&app, "alice").await;
+    assert_eq!(whoami(&app, "alice").await.0, alice_pid);
+    assert_eq!(
+        whoami(&app, "alice-admin").await.0,
+        alice_pid,
+        "same principal"
+    );
+    let (bob_pid, _) = whoami(&app, "bob").await;
+    assert_ne!(bob_pid, alice_pid);
+    handler.pool().run_pending_tasks().await;
+    assert_eq!(handler.pool().process_count(), 2);
+
+    // The child sees PATH and HOME (allowed) and what was set, nothing else of ours.
+    let keys: Vec<&str> = env.keys().map(String::as_str).collect();
+    let expected: Vec<&str> = ["FIXTURE_GREETING", "HOME", "PATH"]
+        .into_iter()
+        .filter(|k| *k == "FIXTURE_GREETING" || std::env::var_os(k).is_some())
+        .collect();
+    assert_eq!(keys, expected, "{env:?}");
+    assert_eq!(env["FIXTURE_GREETING"], "hello");
+
+    // Arguments and answers pass through.
+    let (_, body) = post(&app, "bob", call("echo", json!({"text": "über ✓"}))).await;
+    assert_eq!(body["result"]["content"][0]["text"], "über ✓", "{body}");
+
+    // A hidden tool is answered as a missing one; a named one needs its scope (step-up).
+    let (status, hidden) = post(&app, "alice-admin", call("admin_reset", json!({}))).await;
+    let (_, missing) = post(&app, "alice-admin", call("no_such_tool", json!({}))).await;
+    assert_eq!((status, &hidden), (200, &missing));
+    assert_eq!(hidden["error"]["message"], "tool not found");
+    let (status, _) = post(&app, "alice", call("exit", json!({}))).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_dies_is_replaced_and_a_bounded_pool_stops_the_least_recent() {
+    let mut upstream = StdioUpstream::new(fixture());
+    upstream.max_processes = 1;
+    let (app, handler) = gateway(upstream).await;
+
+    // The call that kills the process fails at once; the next request gets a new process.
+    let (first, _) = whoami(&app, "alice").await;
+    let (status, body) = post(&app, "alice-admin", call("exit", json!({}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["message"], "upstream unavailable", "{body}");
+    assert!(exited(first).await, "the crashed process is gone");
+    let (second, _) = whoami(&app, "alice").await;
+    assert_ne!(second, first);
+
+    // Room for one process: Bob's evicts Alice's, which is stopped.
+    let (bob, _) = whoami(&app, "bob").await;
+    handler.pool().run_pending_tasks().await;
+    assert_eq!(handler.pool().process_count(), 1);
+    assert!(exited(second).await, "the evicted process is stopped");
+    assert!(alive(bob));
+}
+
+#[tokio::test]
+async fn a_shared_upstream_serves_everyone_from_one_process() {
+    let mut upstream = StdioUpstream::new(fixture());
+    upstream.isolation = Isolation::Shared;
+    let (app, _) = gateway(upstream).await;
+    assert_eq!(whoami(&app, "alice").await.0, whoami(&app, "bob").await.0);
+}
+
+#[tokio::test]
+async fn an_upstream_that_cannot_start_fails_at_start_up() {
+    let e = GatewayHandler::start(StdioUpstream::new(StdioCommand::new(
+        "/nonexistent/mcp-server",
+        Vec::<String>::new(),
+    )))
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("could not be started"), "{e}");
+}
