@@ -26,7 +26,9 @@
 pub mod config;
 pub mod handler;
 pub mod pool;
+pub mod proxy;
 
 pub use config::{Isolation, StdioCommand, StdioUpstream};
 pub use handler::GatewayHandler;
 pub use pool::{Pool, PoolError};
+pub use proxy::{Gateway, ProxiedServer, build};

@@ -544,10 +544,11 @@ pub struct PolicySettings {
     /// pattern (`"search_*" = ["search"]`, `"*" = ["admin"]`): an exact name wins over patterns,
     /// and a tool several patterns match needs all of their scopes.
     pub tools: BTreeMap<String, Vec<String>>,
-    /// Tools no `tools` key names: `allow` (default: they need the route scopes only — right for
-    /// a server whose tools you wrote) or `deny` (hidden: unlisted, and a call is answered as for
-    /// a tool that does not exist — right in front of tools someone else writes).
-    pub unnamed_tools: UnnamedToolsSetting,
+    /// Tools no `tools` key names: `allow` (they need the route scopes only — right for a server
+    /// whose tools you wrote) or `deny` (hidden: unlisted, and a call is answered as for a tool
+    /// that does not exist — right in front of tools someone else writes). Unset: the
+    /// application's default (`allow` for a server's own tools, `deny` behind the gateway).
+    pub unnamed_tools: Option<UnnamedToolsSetting>,
     /// Scope hierarchy: `"invoices:write" = ["invoices:read"]` (write implies read).
     pub hierarchy: BTreeMap<String, Vec<String>>,
     /// `all` (default: every tool is listed so clients can discover what to step up to) or
@@ -799,11 +800,13 @@ impl Settings {
             .tools_list(match p.tools_list {
                 ToolsList::All => ToolListMode::All,
                 ToolsList::Filter => ToolListMode::FilterByScope,
-            })
-            .unnamed_tools(match p.unnamed_tools {
+            });
+        if let Some(u) = p.unnamed_tools {
+            b = b.unnamed_tools(match u {
                 UnnamedToolsSetting::Allow => crate::policy::UnnamedTools::Allow,
                 UnnamedToolsSetting::Deny => crate::policy::UnnamedTools::Deny,
             });
+        }
         for (tool, scopes) in &p.tools {
             b = b.tool_scopes(tool.clone(), scopes.clone());
         }
