@@ -11,6 +11,10 @@
 //   stepup     a token with invoices:read only → void_invoice → 403 insufficient_scope → the
 //              SDK's own up-scoping; where that does not obtain invoices:write (SDK 1.32.2, see
 //              README), an application-level retry with a new provider → success.
+//   gateway    through `gatehouse proxy` to a Python stdio server: the policy's tools only
+//              (admin_reset hidden), whoami shows the child's environment holds none of the
+//              gateway's, a hidden tool is answered exactly as a missing one, echo needs
+//              invoices:write (403 step-up for a read-only client).
 //
 // Exits 0 on success; prints what it checked. Nothing here prints a token.
 
@@ -82,9 +86,42 @@ try {
 
   const tools = await client.listTools();
   const names = tools.tools.map((t) => t.name).sort();
-  check(`tools/list → ${names.join(', ')}`, names.includes('lookup_invoice') && names.includes('void_invoice'));
+  if (args.scenario === 'gateway') {
+    check(`tools/list → ${names.join(', ')} (admin_reset hidden by the policy)`, names.join(',') === 'echo,whoami');
+  } else {
+    check(`tools/list → ${names.join(', ')}`, names.includes('lookup_invoice') && names.includes('void_invoice'));
+  }
 
-  if (args.scenario === 'discovery') {
+  if (args.scenario === 'gateway') {
+    const who = await client.callTool({ name: 'whoami', arguments: {} });
+    const info = who.structuredContent ?? JSON.parse(who.content[0].text);
+    const leaked = info.env.filter((k) => /^(INTEROP_|GATEHOUSE|RUST_LOG)/.test(k));
+    check(`whoami: upstream pid ${info.pid}, child environment ${info.env.join(' ')}`, !who.isError && leaked.length === 0 && info.env.includes('PYTHONUNBUFFERED'));
+    const again = await client.callTool({ name: 'whoami', arguments: {} });
+    const pid2 = (again.structuredContent ?? JSON.parse(again.content[0].text)).pid;
+    check(`the same process serves the same principal (pid ${pid2})`, pid2 === info.pid);
+    const failure = async (name) => {
+      try {
+        const r = await client.callTool({ name, arguments: {} });
+        return `result ${JSON.stringify(r)}`;
+      } catch (e) {
+        return String(e?.message);
+      }
+    };
+    const hidden = await failure('admin_reset');
+    const missing = await failure('no_such_tool');
+    check(`hidden tool answered as a missing one: "${hidden}"`, hidden === missing && /not found/.test(hidden));
+    const canWrite = args.scope.split(' ').includes('invoices:write');
+    if (canWrite) {
+      const r = await client.callTool({ name: 'echo', arguments: { text: 'through the gateway ✓' } });
+      check(`echo → ${r.content?.[0]?.text}`, !r.isError && r.content?.[0]?.text === 'through the gateway ✓');
+    } else {
+      const e = await failure('echo');
+      const forbidden = log.filter((x) => isMcp(x) && x.status === 403).at(-1);
+      const fch = forbidden && parseChallenge(forbidden.challenge);
+      check(`echo with a read-only token → 403 ${fch?.params.error} scope="${fch?.params.scope}" (${e})`, fch?.params.error === 'insufficient_scope' && fch.params.scope.split(' ').includes('invoices:write'));
+    }
+  } else if (args.scenario === 'discovery') {
     const r = await client.callTool({ name: 'lookup_invoice', arguments: { invoiceId: args.invoice } });
     const sc = r.structuredContent ?? {};
     check(`tools/call lookup_invoice ${args.invoice} → ${JSON.stringify(sc)}`, !r.isError && JSON.stringify(sc).includes(args.invoice));

@@ -7,5 +7,6 @@ pub mod config;
 pub mod demo;
 pub mod dev_issuer_cmd;
 pub mod metrics;
+pub mod proxy_cmd;
 pub mod serve;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use gatehouse_cli::{app, config::Config, demo, dev_issuer_cmd, telemetry};
+use gatehouse_cli::{app, config::Config, demo, dev_issuer_cmd, proxy_cmd, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about = "OAuth 2.1 resource server for MCP: the billing server, its demo and tools", long_about = None)]
@@ -31,6 +31,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the billing MCP server against a real authorization server.
     Serve(ServeArgs),
+    /// Put the same protection in front of existing MCP servers (stdio, any language): one
+    /// protected resource per `[[proxy]]` entry of the configuration file.
+    Proxy(proxy_cmd::ProxyArgs),
     /// Run only the development authorization server (never for production).
     DevIssuer(dev_issuer_cmd::DevIssuerArgs),
     /// Validate a configuration file: fetch the authorization servers' metadata and keys and print
@@ -114,6 +117,10 @@ fn main() -> ExitCode {
                 let mut config = Config::load(args.config.as_deref())?;
                 args.apply(&mut config);
                 app::serve(config, app::shutdown_signal()).await
+            }
+            Command::Proxy(args) => {
+                let config = proxy_cmd::ProxyConfig::load(&args.config)?;
+                proxy_cmd::serve(config, app::shutdown_signal()).await
             }
             Command::Check(args) => {
                 let config = Config::load(Some(&args.config))?;

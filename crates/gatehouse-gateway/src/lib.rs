@@ -23,11 +23,13 @@
 //! notifications, server-to-client requests (sampling, elicitation, roots: rmcp's default client
 //! declines or answers empty), subscriptions, Streamable HTTP upstreams.
 
+pub mod audit;
 pub mod config;
 pub mod handler;
 pub mod pool;
 pub mod proxy;
 
+pub use audit::AuditTrace;
 pub use config::{Isolation, StdioCommand, StdioUpstream};
 pub use handler::GatewayHandler;
 pub use pool::{Pool, PoolError};

@@ -78,7 +78,8 @@ pub struct Gateway {
 /// Builds every proxied server for a listener bound to `bound`: per entry, the library's
 /// settings with the entry's resource (`server.resource` as base + `path`, or the loopback URL)
 /// and policy, then its upstream (one process is started and stopped to learn what it offers).
-/// `observers` see every server's tool calls and refusals. Errors name the key at fault.
+/// Every server's tool calls go to the audit trail ([`crate::audit`]); `observers` see them too,
+/// and every refusal. Errors name the key at fault.
 pub async fn build(
     settings: &Settings,
     proxied: &[ProxiedServer],
@@ -125,6 +126,7 @@ pub async fn build(
             // Tools someone else writes: hidden until the policy names them.
             builder = builder.unnamed_tools(gatehouse::policy::UnnamedTools::Deny);
         }
+        builder = builder.observer(Arc::new(crate::audit::AuditTrace::new(&p.name)));
         for o in observers {
             builder = builder.observer(o.clone());
         }

@@ -1,0 +1,174 @@
+//! `gatehouse proxy --config FILE`: the same protection in front of MCP servers someone else
+//! wrote (stdio, any language). The file has the library's sections — `[server]`, `[auth]`,
+//! `[tenancy]`, `[rate_limits]`, `[limits]`, `[tls]` — with the same keys as `gatehouse serve`,
+//! and one `[[proxy]]` entry per upstream server ([`gatehouse_gateway::ProxiedServer`]).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use gatehouse::settings::{
+    AuthSettings, LimitSettings, RateLimitSettings, ServerSettings, Settings, TenancySettings,
+};
+use gatehouse_gateway::ProxiedServer;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, TlsConfig};
+use crate::serve::ServeOptions;
+
+/// Options of `gatehouse proxy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// Configuration file (TOML). Every key can also be set as GATEHOUSE_SECTION__KEY.
+    #[arg(long, short, env = "GATEHOUSE_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// The whole `gatehouse proxy` configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// The listener; `server.resource` is the base URL each `[[proxy]]` path is appended to.
+    pub server: ServerSettings,
+    /// Who may issue tokens and how they are checked (shared by every proxied server).
+    pub auth: AuthSettings,
+    /// Where the caller's tenant comes from.
+    pub tenancy: TenancySettings,
+    /// Rate limits (each absent: off; the failed-verification limit on by default).
+    pub rate_limits: RateLimitSettings,
+    /// Connection and request limits.
+    pub limits: LimitSettings,
+    /// TLS termination (absent: plain HTTP).
+    pub tls: Option<TlsConfig>,
+    /// The upstream servers.
+    pub proxy: Vec<ProxiedServer>,
+}
+
+impl ProxyConfig {
+    /// Loads the TOML file, then `GATEHOUSE_*` environment variables.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        if !file.exists() {
+            return Err(ConfigError::invalid(
+                "--config",
+                format!("{} does not exist", file.display()),
+            ));
+        }
+        let env = Env::prefixed("GATEHOUSE_")
+            .ignore(&["CONFIG", "LOG_JSON"])
+            .split("__");
+        Figment::from(Serialized::defaults(ProxyConfig::default()))
+            .merge(Toml::file_exact(file))
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// The library's settings shared by every proxied server.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            server: self.server.clone(),
+            auth: self.auth.clone(),
+            tenancy: self.tenancy.clone(),
+            rate_limits: self.rate_limits.clone(),
+            limits: self.limits.clone(),
+            ..Settings::default()
+        }
+    }
+}
+
+/// Binds `server.listen`, builds every proxied server (each upstream is started once to learn
+/// what it offers), prints one ready line per server
+/// (`gatehouse proxy ready name=N mcp=URL metadata=URL`) and serves until `shutdown`.
+pub async fn serve<F>(config: ProxyConfig, shutdown: F) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    config.limits.validate().map_err(ConfigError::from)?;
+    let options = ServeOptions {
+        limits: config.limits.clone(),
+        tls: config
+            .tls
+            .as_ref()
+            .map(crate::serve::tls_acceptor)
+            .transpose()?,
+        grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+    };
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding `server.listen` = {}", config.server.listen))?;
+    let bound = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    let gateway = gatehouse_gateway::build(
+        &config.settings(),
+        &config.proxy,
+        bound,
+        &[],
+        cancel.clone(),
+    )
+    .await
+    .map_err(ConfigError::from)?;
+    for (name, resource, _, _) in &gateway.servers {
+        println!(
+            "gatehouse proxy ready name={name} mcp={resource} metadata={}",
+            resource.metadata_url()
+        );
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let result = crate::serve::run(listener, gateway.router, options, shutdown, || {}).await;
+    cancel.cancel();
+    for (_, _, _, gatehouse) in &gateway.servers {
+        gatehouse.shutdown();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_file_parses_and_unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("gh-proxy-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("proxy.toml");
+        std::fs::write(
+            &file,
+            r#"
+            [server]
+            listen = "127.0.0.1:0"
+            [[auth.issuers]]
+            issuer = "https://auth.example.com"
+            [[proxy]]
+            name = "everything"
+            path = "/everything/mcp"
+            command = "npx"
+            args = ["-y", "@modelcontextprotocol/server-everything"]
+            [proxy.policy]
+            route_scopes = ["mcp"]
+            tools = { "get_*" = ["mcp:read"], "*" = ["mcp:admin"] }
+            "#,
+        )
+        .unwrap();
+        let c = ProxyConfig::load(&file).unwrap();
+        assert_eq!(c.proxy.len(), 1);
+        assert_eq!(
+            c.proxy[0].command.args[1],
+            "@modelcontextprotocol/server-everything"
+        );
+        assert_eq!(c.proxy[0].policy.tools["*"], ["mcp:admin"]);
+        std::fs::write(
+            &file,
+            "[[proxy]]\nname='x'\npath='/x'\ncommand='y'\nisolaton='shared'\n",
+        )
+        .unwrap();
+        let e = ProxyConfig::load(&file).unwrap_err().to_string();
+        assert!(e.contains("isolaton"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
