@@ -8,5 +8,6 @@ pub mod demo;
 pub mod dev_issuer_cmd;
 pub mod metrics;
 pub mod proxy_cmd;
+pub mod proxy_demo;
 pub mod serve;
 pub mod telemetry;

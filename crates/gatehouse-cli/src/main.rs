@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use gatehouse_cli::{app, config::Config, demo, dev_issuer_cmd, proxy_cmd, telemetry};
+use gatehouse_cli::{app, config::Config, demo, dev_issuer_cmd, proxy_cmd, proxy_demo, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about = "OAuth 2.1 resource server for MCP: the billing server, its demo and tools", long_about = None)]
@@ -118,10 +118,16 @@ fn main() -> ExitCode {
                 args.apply(&mut config);
                 app::serve(config, app::shutdown_signal()).await
             }
-            Command::Proxy(args) => {
-                let config = proxy_cmd::ProxyConfig::load(&args.config)?;
-                proxy_cmd::serve(config, app::shutdown_signal()).await
-            }
+            Command::Proxy(args) => match &args.config {
+                _ if args.demo => proxy_demo::run(args.port, args.issuer_port, &args.command).await,
+                Some(file) => {
+                    let config = proxy_cmd::ProxyConfig::load(file)?;
+                    proxy_cmd::serve(config, app::shutdown_signal()).await
+                }
+                None => Err(anyhow::anyhow!(
+                    "give --config FILE, or --demo -- <command…>"
+                )),
+            },
             Command::Check(args) => {
                 let config = Config::load(Some(&args.config))?;
                 app::check(config).await

@@ -25,8 +25,26 @@ use crate::serve::ServeOptions;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProxyArgs {
     /// Configuration file (TOML). Every key can also be set as GATEHOUSE_SECTION__KEY.
-    #[arg(long, short, env = "GATEHOUSE_CONFIG")]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        short,
+        env = "GATEHOUSE_CONFIG",
+        required_unless_present = "demo"
+    )]
+    pub config: Option<PathBuf>,
+    /// Try it: a development authorization server and the gateway on loopback in front of the
+    /// stdio server started by the command after `--`, with tokens and commands printed.
+    #[arg(long, conflicts_with = "config", requires = "command")]
+    pub demo: bool,
+    /// `--demo`: port of the gateway on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080, requires = "demo")]
+    pub port: u16,
+    /// `--demo`: port of the development authorization server on 127.0.0.1.
+    #[arg(long, default_value_t = 8090, requires = "demo")]
+    pub issuer_port: u16,
+    /// `--demo`: the stdio MCP server's command and arguments.
+    #[arg(last = true)]
+    pub command: Vec<String>,
 }
 
 /// The whole `gatehouse proxy` configuration.
@@ -131,6 +149,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The README's gateway configuration is a real one.
+    #[test]
+    fn the_readme_gateway_config_parses() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Protect an existing MCP server").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + 8;
+        let body = &section[start..start + section[start..].find("```").unwrap()];
+        let c: ProxyConfig = toml::from_str(body).unwrap();
+        let p = &c.proxy[0];
+        assert_eq!((p.name.as_str(), p.path.as_str()), ("files", "/files/mcp"));
+        assert_eq!(p.policy.tools["list_*"], ["files:read"]);
+        assert_eq!(p.policy.unnamed_tools, None, "the gateway's default, deny, applies");
+        assert!(c.settings().builder(c.server.listen).is_ok());
+    }
 
     #[test]
     fn a_proxy_file_parses_and_unknown_keys_are_refused() {
