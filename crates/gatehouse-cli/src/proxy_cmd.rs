@@ -161,7 +161,10 @@ mod tests {
         let p = &c.proxy[0];
         assert_eq!((p.name.as_str(), p.path.as_str()), ("files", "/files/mcp"));
         assert_eq!(p.policy.tools["list_*"], ["files:read"]);
-        assert_eq!(p.policy.unnamed_tools, None, "the gateway's default, deny, applies");
+        assert_eq!(
+            p.policy.unnamed_tools, None,
+            "the gateway's default, deny, applies"
+        );
         assert!(c.settings().builder(c.server.listen).is_ok());
     }
 
@@ -191,7 +194,7 @@ mod tests {
         let c = ProxyConfig::load(&file).unwrap();
         assert_eq!(c.proxy.len(), 1);
         assert_eq!(
-            c.proxy[0].command.args[1],
+            c.proxy[0].args[1],
             "@modelcontextprotocol/server-everything"
         );
         assert_eq!(c.proxy[0].policy.tools["*"], ["mcp:admin"]);

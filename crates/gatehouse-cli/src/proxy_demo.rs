@@ -108,17 +108,17 @@ pub async fn start(
     settings.server.listen = bound;
     settings.auth.issuers = vec![IssuerSettings::new(issuer_url.clone())];
     let proxied = ProxiedServer {
-        name: "demo".into(),
-        path: "/mcp".into(),
-        command: StdioCommand::new(program.clone(), args.iter().cloned()),
-        isolation: Default::default(),
         max_processes: 10,
-        idle_timeout_seconds: 600,
         policy: PolicySettings {
             route_scopes: vec![SCOPE_USE.into()],
             tools: [("*".to_owned(), vec![SCOPE_TOOLS.to_owned()])].into(),
             ..PolicySettings::default()
         },
+        ..ProxiedServer::stdio(
+            "demo",
+            "/mcp",
+            StdioCommand::new(program.clone(), args.iter().cloned()),
+        )
     };
     let gateway = gatehouse_gateway::build(&settings, &[proxied], bound, &[], cancel.child_token())
         .await

@@ -1,5 +1,5 @@
-//! What an upstream is: the command that starts it, the environment it gets, and how its
-//! processes are shared.
+//! What an upstream is: a stdio command (the environment it gets) or a Streamable HTTP URL (the
+//! credential it takes), and how its connections are shared.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,32 +74,84 @@ impl StdioCommand {
     }
 }
 
-/// A stdio upstream and the bounds on its processes.
+/// A secret (an upstream's own API key), redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+/// A Streamable HTTP MCP server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StdioUpstream {
-    /// How to start it.
-    pub command: StdioCommand,
-    /// How processes are shared.
+pub struct HttpTarget {
+    /// Its MCP endpoint (https; http only on loopback). Fixed by configuration, never by a
+    /// request.
+    pub url: String,
+    /// The upstream's own credential, sent on every request to it: `(header, value)`; an
+    /// `authorization` header gets `Bearer value`. Never the client's token.
+    pub credential: Option<(String, Secret)>,
+}
+
+/// How the gateway reaches an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A child process speaking MCP on stdin/stdout.
+    Stdio(StdioCommand),
+    /// A Streamable HTTP endpoint.
+    Http(HttpTarget),
+}
+
+/// An upstream server and the bounds on its connections (processes, for stdio).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamServer {
+    /// How to reach it.
+    pub transport: Transport,
+    /// How connections are shared.
     pub isolation: Isolation,
-    /// Most processes at once; the least recently used idle one is stopped to make room.
-    pub max_processes: u64,
-    /// A process unused this long is stopped.
+    /// Most connections at once; the least recently used idle one is stopped to make room.
+    pub max_connections: u64,
+    /// A connection unused this long is stopped.
     pub idle_timeout: Duration,
-    /// Longest wait for a new process to finish the MCP handshake.
+    /// Longest wait for a new connection to finish the MCP handshake.
     pub start_timeout: Duration,
 }
 
-impl StdioUpstream {
-    /// `command` per principal, at most 100 processes, stopped after 10 minutes idle, 20 s to
-    /// start.
-    pub fn new(command: StdioCommand) -> Self {
+impl UpstreamServer {
+    /// `transport` per principal, at most 100 connections, stopped after 10 minutes idle, 20 s
+    /// to start.
+    pub fn new(transport: Transport) -> Self {
         Self {
-            command,
+            transport,
             isolation: Isolation::PerPrincipal,
-            max_processes: 100,
+            max_connections: 100,
             idle_timeout: Duration::from_secs(600),
             start_timeout: Duration::from_secs(20),
         }
+    }
+
+    /// A stdio upstream with the defaults of [`UpstreamServer::new`].
+    pub fn stdio(command: StdioCommand) -> Self {
+        Self::new(Transport::Stdio(command))
+    }
+
+    /// A Streamable HTTP upstream with the defaults of [`UpstreamServer::new`].
+    pub fn http(target: HttpTarget) -> Self {
+        Self::new(Transport::Http(target))
     }
 }
 

@@ -18,8 +18,8 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer, ServiceError};
 use rmcp::{ErrorData, ServerHandler};
 
-use crate::config::StdioUpstream;
-use crate::pool::{Pool, PoolError, Upstream};
+use crate::config::UpstreamServer;
+use crate::pool::{Connection, Pool, PoolError};
 
 /// Forwards MCP requests to the upstream. Cheap to clone; mount it with
 /// `gatehouse.mount(move || handler.clone())`.
@@ -65,7 +65,7 @@ impl GatewayHandler {
     /// Starts one upstream process to learn what it offers (then stops it) and returns the
     /// handler. Fails when the upstream cannot be started: better at start-up than at the
     /// first request.
-    pub async fn start(upstream: StdioUpstream) -> Result<Self, PoolError> {
+    pub async fn start(upstream: UpstreamServer) -> Result<Self, PoolError> {
         let pool = Arc::new(Pool::new(upstream));
         let info = advertised(&pool.probe().await?);
         Ok(Self {
@@ -82,7 +82,7 @@ impl GatewayHandler {
     async fn upstream(
         &self,
         context: &RequestContext<RoleServer>,
-    ) -> Result<(Caller, Arc<Upstream>), ErrorData> {
+    ) -> Result<(Caller, Arc<Connection>), ErrorData> {
         // Without a Caller the handler was mounted without the edge: refuse.
         let caller = caller_from_extensions(&context.extensions)
             .ok_or_else(|| ErrorData::internal_error("request is not authenticated", None))?;
@@ -104,7 +104,7 @@ impl GatewayHandler {
         call: F,
     ) -> Result<T, ErrorData>
     where
-        F: FnOnce(Arc<Upstream>) -> Fut,
+        F: FnOnce(Arc<Connection>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let (caller, up) = self.upstream(&context).await?;

@@ -1,6 +1,7 @@
-//! The upstream's processes: one per isolation key, started on first use (single-flight: a burst
-//! of first requests starts one process), reused while in use, stopped when idle or when the
-//! bound on processes needs room, replaced when it has died. Never one per request.
+//! The upstream's connections — child processes for stdio, MCP sessions for Streamable HTTP —
+//! one per isolation key, started on first use (single-flight: a burst of first requests starts
+//! one), reused while in use, stopped when idle or when the bound needs room, replaced when it
+//! has died. Never one per request.
 //!
 //! A stopped process is stopped with its whole process group, so servers started through
 //! `npx`, `uvx` or a shell leave nothing behind.
@@ -17,7 +18,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
-use crate::config::{Isolation, StdioUpstream};
+use crate::config::{HttpTarget, Isolation, StdioCommand, Transport, UpstreamServer};
 
 /// Which process serves a caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,25 +64,27 @@ impl ClientHandler for GatewayClient {
     }
 }
 
-/// One running upstream process and the rmcp client connected to it.
-pub struct Upstream {
+/// One connection to the upstream (for stdio: a running process) and its rmcp client.
+pub struct Connection {
     service: RunningService<RoleClient, GatewayClient>,
     pid: Option<u32>,
 }
 
-impl std::fmt::Debug for Upstream {
+impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("pid", &self.pid).finish()
+        f.debug_struct("Connection")
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
-impl Upstream {
+impl Connection {
     /// The client side of the connection.
     pub fn peer(&self) -> &Peer<RoleClient> {
         self.service.peer()
     }
 
-    /// The process id.
+    /// The process id (stdio).
     pub fn pid(&self) -> Option<u32> {
         self.pid
     }
@@ -97,26 +100,26 @@ impl Upstream {
     }
 }
 
-/// The processes of one upstream. Cheap to share (`Arc`).
+/// The connections to one upstream. Share it with an `Arc`.
 pub struct Pool {
-    upstream: StdioUpstream,
-    processes: Cache<Key, Arc<Upstream>>,
+    upstream: UpstreamServer,
+    processes: Cache<Key, Arc<Connection>>,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("command", &self.upstream.command.command)
+            .field("transport", &self.upstream.transport)
             .field("processes", &self.processes.entry_count())
             .finish()
     }
 }
 
 impl Pool {
-    /// A pool for `upstream`; no process starts until one is needed.
-    pub fn new(upstream: StdioUpstream) -> Self {
+    /// A pool for `upstream`; no connection starts until one is needed.
+    pub fn new(upstream: UpstreamServer) -> Self {
         let processes = Cache::builder()
-            .max_capacity(upstream.max_processes)
+            .max_capacity(upstream.max_connections)
             // Least recently used goes first. (moka's default TinyLFU may refuse to admit a new
             // key instead, which would leave a new principal's process unpooled: one process
             // per request for them.)
@@ -124,7 +127,7 @@ impl Pool {
             .time_to_idle(upstream.idle_timeout)
             // An evicted process is stopped when the last request using it lets go: dropping
             // the rmcp service closes the transport, and the transport kills the process group.
-            .eviction_listener(|_key, up: Arc<Upstream>, cause| {
+            .eviction_listener(|_key, up: Arc<Connection>, cause| {
                 tracing::info!(pid = ?up.pid, ?cause, "upstream process released");
             })
             .build();
@@ -135,11 +138,11 @@ impl Pool {
     }
 
     /// The upstream's configuration.
-    pub fn upstream(&self) -> &StdioUpstream {
+    pub fn upstream(&self) -> &UpstreamServer {
         &self.upstream
     }
 
-    /// Number of processes held (approximate until [`Pool::run_pending_tasks`]).
+    /// Number of connections held (approximate until [`Pool::run_pending_tasks`]).
     pub fn process_count(&self) -> u64 {
         self.processes.entry_count()
     }
@@ -150,7 +153,7 @@ impl Pool {
     }
 
     /// The process that serves `caller`, started if there is none or if it has died.
-    pub async fn get(&self, caller: &Caller) -> Result<Arc<Upstream>, PoolError> {
+    pub async fn get(&self, caller: &Caller) -> Result<Arc<Connection>, PoolError> {
         let key = Key::of(self.upstream.isolation, caller);
         if let Some(up) = self.processes.get(&key).await {
             if !up.is_closed() {
@@ -167,7 +170,7 @@ impl Pool {
 
     /// Forgets the process serving `caller` when it is `up` (it failed): the next request
     /// starts a new one.
-    pub async fn discard(&self, caller: &Caller, up: &Arc<Upstream>) {
+    pub async fn discard(&self, caller: &Caller, up: &Arc<Connection>) {
         let key = Key::of(self.upstream.isolation, caller);
         if let Some(current) = self.processes.get(&key).await
             && Arc::ptr_eq(&current, up)
@@ -187,8 +190,38 @@ impl Pool {
         info
     }
 
-    async fn start(&self) -> Result<Upstream, PoolError> {
-        let c = &self.upstream.command;
+    async fn start(&self) -> Result<Connection, PoolError> {
+        let (service, pid) = match &self.upstream.transport {
+            Transport::Stdio(c) => self.start_stdio(c).await?,
+            Transport::Http(t) => (self.start_http(t).await?, None),
+        };
+        // Every answer comes from the upstream, never from a cache of another request's (rmcp's
+        // client cache would serve stale lists on errors, and a shared connection serves many).
+        service
+            .peer()
+            .set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
+            .await;
+        Ok(Connection { service, pid })
+    }
+
+    async fn handshake<T, E, A>(
+        &self,
+        transport: T,
+    ) -> Result<RunningService<RoleClient, GatewayClient>, PoolError>
+    where
+        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        tokio::time::timeout(self.upstream.start_timeout, GatewayClient.serve(transport))
+            .await
+            .map_err(|_| PoolError::Start("the MCP handshake timed out".into()))?
+            .map_err(|e| PoolError::Start(format!("the MCP handshake failed: {e}")))
+    }
+
+    async fn start_stdio(
+        &self,
+        c: &StdioCommand,
+    ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<u32>), PoolError> {
         let mut cmd = tokio::process::Command::new(&c.command);
         cmd.args(&c.args)
             .env_clear()
@@ -212,18 +245,40 @@ impl Pool {
                 }
             });
         }
-        let service =
-            tokio::time::timeout(self.upstream.start_timeout, GatewayClient.serve(transport))
-                .await
-                .map_err(|_| PoolError::Start("the MCP handshake timed out".into()))?
-                .map_err(|e| PoolError::Start(format!("the MCP handshake failed: {e}")))?;
-        // Every answer comes from the upstream, never from a cache of another request's (rmcp's
-        // client cache would serve stale lists on errors, and a shared process serves many).
-        service
-            .peer()
-            .set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
-            .await;
+        let service = self.handshake(transport).await?;
         tracing::info!(pid, command = %c.command, "upstream process started");
-        Ok(Upstream { service, pid })
+        Ok((service, pid))
+    }
+
+    async fn start_http(
+        &self,
+        t: &HttpTarget,
+    ) -> Result<RunningService<RoleClient, GatewayClient>, PoolError> {
+        use rmcp::transport::StreamableHttpClientTransport;
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        let mut config = StreamableHttpClientTransportConfig::with_uri(t.url.as_str());
+        if let Some((header, secret)) = &t.credential {
+            if header.eq_ignore_ascii_case("authorization") {
+                config = config.auth_header(secret.expose());
+            } else {
+                let name = http::HeaderName::try_from(header.as_str())
+                    .map_err(|e| PoolError::Start(format!("credential header: {e}")))?;
+                let mut value = http::HeaderValue::try_from(secret.expose())
+                    .map_err(|_| PoolError::Start("credential is not a header value".into()))?;
+                value.set_sensitive(true);
+                config = config.custom_headers([(name, value)].into());
+            }
+        }
+        // No redirects: the destination is fixed by configuration.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.upstream.start_timeout)
+            .build()
+            .map_err(|e| PoolError::Start(e.to_string()))?;
+        let service = self
+            .handshake(StreamableHttpClientTransport::with_client(client, config))
+            .await?;
+        tracing::info!(url = %t.url, "upstream session started");
+        Ok(service)
     }
 }

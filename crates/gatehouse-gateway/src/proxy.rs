@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,28 +17,54 @@ use gatehouse::{Gatehouse, ResourceUrl};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Isolation, StdioCommand, StdioUpstream};
+use crate::config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
 use crate::handler::GatewayHandler;
 
-/// One `[[proxy]]` entry: an upstream MCP server and how it is exposed.
+/// One `[[proxy]]` entry: an upstream MCP server and how it is exposed. Either `command`
+/// (stdio) or `url` (Streamable HTTP).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxiedServer {
-    /// A name for logs and the ready line.
+    /// A name for logs, the audit trail and the ready line.
     pub name: String,
     /// Where clients reach it (`/fs/mcp`); its resource URL is the server's base plus this.
     pub path: String,
-    /// The stdio command that starts it.
-    #[serde(flatten)]
-    pub command: StdioCommand,
-    /// `per_principal` (default: one process per user) or `shared` (an upstream that gets no
-    /// per-user identity and holds no per-user state).
+    /// stdio: the program that starts it.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// stdio: its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// stdio: its working directory.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// stdio: variables of the gateway's environment it may see. Default `PATH`, `HOME`.
+    #[serde(default = "default_env_allow")]
+    pub env_allow: Vec<String>,
+    /// stdio: variables set for it.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Streamable HTTP: its MCP endpoint (https; http only on loopback).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Streamable HTTP: the header carrying the upstream's own credential. Default
+    /// `authorization` (sent as `Bearer <credential>`).
+    #[serde(default)]
+    pub credential_header: Option<String>,
+    /// Streamable HTTP: the credential, from an environment variable …
+    #[serde(default)]
+    pub credential_env: Option<String>,
+    /// … or a file. Never the client's token.
+    #[serde(default)]
+    pub credential_file: Option<PathBuf>,
+    /// `per_principal` (default: one process or session per user) or `shared` (an upstream
+    /// that gets no per-user identity and holds no per-user state).
     #[serde(default)]
     pub isolation: Isolation,
-    /// Most processes at once. Default 100.
-    #[serde(default = "default_max_processes")]
+    /// Most processes (sessions) at once. Default 100.
+    #[serde(default = "default_max_processes", alias = "max_connections")]
     pub max_processes: u64,
-    /// A process unused this long is stopped. Default 600.
+    /// A process (session) unused this long is stopped. Default 600.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_seconds: u64,
     /// Scopes per tool (names or globs), the route scopes, the hierarchy, list filtering.
@@ -47,6 +74,9 @@ pub struct ProxiedServer {
     pub policy: PolicySettings,
 }
 
+fn default_env_allow() -> Vec<String> {
+    StdioCommand::new("", Vec::<String>::new()).env_allow
+}
 fn default_max_processes() -> u64 {
     100
 }
@@ -55,14 +85,109 @@ fn default_idle_timeout() -> u64 {
 }
 
 impl ProxiedServer {
-    /// The stdio upstream this entry describes.
-    pub fn upstream(&self) -> StdioUpstream {
-        StdioUpstream {
-            isolation: self.isolation,
-            max_processes: self.max_processes.max(1),
-            idle_timeout: Duration::from_secs(self.idle_timeout_seconds.max(1)),
-            ..StdioUpstream::new(self.command.clone())
+    fn base(name: &str, path: &str) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            command: None,
+            args: Vec::new(),
+            cwd: None,
+            env_allow: default_env_allow(),
+            env: BTreeMap::new(),
+            url: None,
+            credential_header: None,
+            credential_env: None,
+            credential_file: None,
+            isolation: Isolation::default(),
+            max_processes: default_max_processes(),
+            idle_timeout_seconds: default_idle_timeout(),
+            policy: PolicySettings::default(),
         }
+    }
+
+    /// A stdio entry with the defaults.
+    pub fn stdio(name: &str, path: &str, command: StdioCommand) -> Self {
+        Self {
+            command: Some(command.command),
+            args: command.args,
+            cwd: command.cwd,
+            env_allow: command.env_allow,
+            env: command.env,
+            ..Self::base(name, path)
+        }
+    }
+
+    /// A Streamable HTTP entry with the defaults (no credential).
+    pub fn http(name: &str, path: &str, url: &str) -> Self {
+        Self {
+            url: Some(url.into()),
+            ..Self::base(name, path)
+        }
+    }
+
+    /// The upstream this entry describes; errors name the key (`proxy[i].…`).
+    pub fn upstream(&self, index: usize) -> Result<UpstreamServer, SettingsError> {
+        let key = |k: &str| format!("proxy[{index}].{k}");
+        let transport = match (&self.command, &self.url) {
+            (Some(command), None) => Transport::Stdio(StdioCommand {
+                command: command.clone(),
+                args: self.args.clone(),
+                cwd: self.cwd.clone(),
+                env_allow: self.env_allow.clone(),
+                env: self.env.clone(),
+            }),
+            (None, Some(url)) => {
+                let parsed = url::Url::parse(url).map_err(|e| SettingsError::new(key("url"), e))?;
+                let loopback =
+                    matches!(parsed.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+                if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback)) {
+                    return Err(SettingsError::new(
+                        key("url"),
+                        "must be https (http only on loopback)",
+                    ));
+                }
+                let secret = match (&self.credential_env, &self.credential_file) {
+                    (None, None) => None,
+                    (Some(var), None) => Some(std::env::var(var).map_err(|_| {
+                        SettingsError::new(key("credential_env"), format!("{var} is not set"))
+                    })?),
+                    (None, Some(file)) => Some(
+                        std::fs::read_to_string(file)
+                            .map_err(|e| SettingsError::new(key("credential_file"), e))?
+                            .trim()
+                            .to_owned(),
+                    ),
+                    (Some(_), Some(_)) => {
+                        return Err(SettingsError::new(
+                            key("credential_file"),
+                            "set credential_env or credential_file, not both",
+                        ));
+                    }
+                };
+                Transport::Http(HttpTarget {
+                    url: url.clone(),
+                    credential: secret.map(|s| {
+                        let header = self
+                            .credential_header
+                            .clone()
+                            .unwrap_or_else(|| "authorization".into());
+                        (header, Secret::new(s))
+                    }),
+                })
+            }
+            _ => {
+                return Err(SettingsError::new(
+                    key("command"),
+                    "set exactly one of command (stdio) or url (Streamable HTTP)",
+                ));
+            }
+        };
+        Ok(UpstreamServer {
+            isolation: self.isolation,
+            max_connections: self.max_processes.max(1),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds.max(1)),
+            ..UpstreamServer::new(transport)
+        })
     }
 }
 
@@ -135,9 +260,14 @@ pub async fn build(
             .start()
             .await
             .map_err(|e| SettingsError::new("auth", e))?;
-        let handler = GatewayHandler::start(p.upstream())
+        let upstream = p.upstream(i)?;
+        let at = match upstream.transport {
+            Transport::Stdio(_) => key("command"),
+            Transport::Http(_) => key("url"),
+        };
+        let handler = GatewayHandler::start(upstream)
             .await
-            .map_err(|e| SettingsError::new(key("command"), e))?;
+            .map_err(|e| SettingsError::new(at, e))?;
         let resource = gatehouse.resource().clone();
         let h = handler.clone();
         let mounted = gatehouse.mount(move || h.clone());
@@ -147,7 +277,7 @@ pub async fn build(
             .route_service(resource.path(), service.clone())
             .route_service(&resource.metadata_path(), service);
         fallback.get_or_insert(mounted);
-        tracing::info!(name = %p.name, %resource, command = %p.command.command, "proxying");
+        tracing::info!(name = %p.name, %resource, "proxying");
         servers.push((p.name.clone(), resource, handler, gatehouse));
     }
     // Any other path: the library's own JSON 404, from the first server's stack.
@@ -179,9 +309,25 @@ mod tests {
             p.policy.unnamed_tools, None,
             "the gateway's default (deny) applies"
         );
-        assert_eq!(p.command.env_allow, ["PATH", "HOME"]);
-        let u = p.upstream();
-        assert_eq!((u.max_processes, u.idle_timeout.as_secs()), (100, 600));
+        assert_eq!(p.env_allow, ["PATH", "HOME"]);
+        let u = p.upstream(0).unwrap();
+        assert_eq!((u.max_connections, u.idle_timeout.as_secs()), (100, 600));
+        let key = |p: ProxiedServer| p.upstream(3).unwrap_err().key;
+        let mut both = p.clone();
+        both.url = Some("https://up.example.com/mcp".into());
+        assert_eq!(key(both), "proxy[3].command");
+        assert_eq!(
+            key(ProxiedServer::http("h", "/h", "http://up.example.com/mcp")),
+            "proxy[3].url"
+        );
+        let mut unset = ProxiedServer::http("h", "/h", "https://up.example.com/mcp");
+        unset.credential_env = Some("GATEHOUSE_TEST_UNSET_VARIABLE".into());
+        assert_eq!(key(unset), "proxy[3].credential_env");
+        assert!(
+            ProxiedServer::http("h", "/h", "http://127.0.0.1:9/mcp")
+                .upstream(0)
+                .is_ok()
+        );
         let e =
             toml::from_str::<ProxiedServer>("name='x'\npath='/x'\ncommand='y'\nisolaton='shared'");
         assert!(e.is_err(), "unknown keys are refused");

@@ -18,12 +18,6 @@ fn proxied(
     tools: &[(&str, &[&str])],
 ) -> ProxiedServer {
     ProxiedServer {
-        name: name.into(),
-        path: path.into(),
-        command: StdioCommand::new(
-            env!("CARGO_BIN_EXE_gatehouse-stdio-fixture"),
-            Vec::<String>::new(),
-        ),
         isolation,
         max_processes: 10,
         idle_timeout_seconds: 60,
@@ -35,6 +29,14 @@ fn proxied(
                 .collect(),
             ..PolicySettings::default()
         },
+        ..ProxiedServer::stdio(
+            name,
+            path,
+            StdioCommand::new(
+                env!("CARGO_BIN_EXE_gatehouse-stdio-fixture"),
+                Vec::<String>::new(),
+            ),
+        )
     }
 }
 

@@ -18,7 +18,7 @@ use gatehouse::{
     AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
     VerifyError,
 };
-use gatehouse_gateway::{GatewayHandler, Isolation, StdioCommand, StdioUpstream};
+use gatehouse_gateway::{GatewayHandler, Isolation, StdioCommand, UpstreamServer};
 use http::Request;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ fn fixture() -> StdioCommand {
     c
 }
 
-async fn gateway(upstream: StdioUpstream) -> (Router, GatewayHandler) {
+async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
     let handler = GatewayHandler::start(upstream)
         .await
         .expect("upstream starts");
@@ -136,7 +136,7 @@ async fn exited(pid: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_per_principal_with_only_the_allowed_environment() {
-    let (app, handler) = gateway(StdioUpstream::new(fixture())).await;
+    let (app, handler) = gateway(UpstreamServer::stdio(fixture())).await;
 
     // The list is the upstream's, minus what the policy hides.
     let (status, body) = post(
@@ -192,8 +192,8 @@ async fn one_process_per_principal_with_only_the_allowed_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_dies_is_replaced_and_a_bounded_pool_stops_the_least_recent() {
-    let mut upstream = StdioUpstream::new(fixture());
-    upstream.max_processes = 1;
+    let mut upstream = UpstreamServer::stdio(fixture());
+    upstream.max_connections = 1;
     let (app, handler) = gateway(upstream).await;
 
     // The call that kills the process fails at once; the next request gets a new process.
@@ -215,7 +215,7 @@ async fn a_process_that_dies_is_replaced_and_a_bounded_pool_stops_the_least_rece
 
 #[tokio::test]
 async fn a_shared_upstream_serves_everyone_from_one_process() {
-    let mut upstream = StdioUpstream::new(fixture());
+    let mut upstream = UpstreamServer::stdio(fixture());
     upstream.isolation = Isolation::Shared;
     let (app, _) = gateway(upstream).await;
     assert_eq!(whoami(&app, "alice").await.0, whoami(&app, "bob").await.0);
@@ -223,7 +223,7 @@ async fn a_shared_upstream_serves_everyone_from_one_process() {
 
 #[tokio::test]
 async fn an_upstream_that_cannot_start_fails_at_start_up() {
-    let e = GatewayHandler::start(StdioUpstream::new(StdioCommand::new(
+    let e = GatewayHandler::start(UpstreamServer::stdio(StdioCommand::new(
         "/nonexistent/mcp-server",
         Vec::<String>::new(),
     )))

@@ -1,0 +1,246 @@
+//! Invariant: behind the gateway, a Streamable HTTP MCP server receives the gateway's own
+//! credential for it — never the client's token, never any header the client sent — at the URL
+//! the configuration names; each principal has its own MCP session with it; and an upstream that
+//! goes away is reconnected to once it is back.
+//!
+//! The upstream is a real rmcp Streamable HTTP server on 127.0.0.1 that reports, from each tool
+//! call, the session it belongs to and the headers it arrived with.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use gatehouse::policy::UnnamedTools;
+use gatehouse::verify::{BoxFuture, InvalidReason};
+use gatehouse::{
+    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
+    VerifyError,
+};
+use gatehouse_gateway::{GatewayHandler, HttpTarget, Secret, UpstreamServer};
+use http::Request;
+use http_body_util::BodyExt;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const RESOURCE: &str = "https://gw.example.com/mcp";
+const UPSTREAM_KEY: &str = "upstream-api-key-7";
+
+/// The upstream: `seen` answers with the MCP session id and the request's headers.
+#[derive(Clone)]
+struct Upstream {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl Upstream {
+    #[tool(description = "The session and headers this call arrived with")]
+    fn seen(&self, context: RequestContext<RoleServer>) -> String {
+        let parts = context.extensions.get::<http::request::Parts>();
+        let headers: serde_json::Map<String, Value> = parts
+            .map(|p| {
+                p.headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("?"))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({ "headers": headers }).to_string()
+    }
+
+    #[tool(description = "A tool the gateway policy hides")]
+    fn admin_reset(&self) -> String {
+        "reset".into()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Upstream {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+/// Refuses every request without the upstream's own key (as a real API would).
+async fn require_key(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let ok = req
+        .headers()
+        .get("authorization")
+        .is_some_and(|v| v == format!("Bearer {UPSTREAM_KEY}").as_str());
+    if !ok {
+        return (http::StatusCode::UNAUTHORIZED, "no").into_response();
+    }
+    next.run(req).await
+}
+
+/// Serves the upstream on `listener` until `stop`.
+fn serve_upstream(listener: TcpListener, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let service = StreamableHttpService::new(
+        || {
+            Ok(Upstream {
+                tool_router: Upstream::tool_router(),
+            })
+        },
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
+    );
+    let app = Router::new()
+        .route_service("/mcp", service)
+        .layer(axum::middleware::from_fn(require_key));
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .unwrap();
+    })
+}
+
+struct Users;
+
+impl TokenVerifier for Users {
+    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+        let sub = match token.expose() {
+            "alice-token" => "alice",
+            "bob-token" => "bob",
+            _ => return Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) }),
+        };
+        let caller = Caller::new(Principal {
+            issuer: "https://auth.example.com".into(),
+            subject: Some(sub.into()),
+            client_id: Some("app".into()),
+            scopes: ScopeSet::from_space_separated("mcp"),
+            audiences: vec![RESOURCE.into()],
+            tenant: None,
+            expires_at: SystemTime::now() + Duration::from_secs(600),
+            kind: TokenKind::Jwt,
+            claims: Default::default(),
+        });
+        Box::pin(async move { Ok(caller) })
+    }
+}
+
+fn target(url: &str, key: &str) -> UpstreamServer {
+    UpstreamServer::http(HttpTarget {
+        url: url.into(),
+        credential: Some(("authorization".into(), Secret::new(key))),
+    })
+}
+
+async fn gateway(upstream: UpstreamServer) -> Router {
+    let handler = GatewayHandler::start(upstream)
+        .await
+        .expect("upstream reachable");
+    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
+        .authorization_servers(["https://auth.example.com"])
+        .verifier(Arc::new(Users))
+        .tool_scopes("seen", Vec::<String>::new())
+        .unnamed_tools(UnnamedTools::Deny)
+        .build()
+        .unwrap();
+    gatehouse.mount(move || handler.clone())
+}
+
+/// `seen` through the gateway with `token` and an extra inbound header: the upstream's view.
+async fn seen(app: &Router, token: &str) -> (u16, Value) {
+    let req = Request::post("/mcp")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-inbound-secret", "client-side-value")
+        .header("cookie", "session=client-cookie")
+        .body(Body::from(
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"seen","arguments":{}}})
+                .to_string(),
+        ))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let view = body["result"]["content"][0]["text"]
+        .as_str()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(body);
+    (status, view)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_gets_its_own_credential_and_a_session_per_principal() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/mcp");
+    let stop = CancellationToken::new();
+    let server = serve_upstream(listener, stop.clone());
+    let app = gateway(target(&url, UPSTREAM_KEY)).await;
+
+    let (status, alice) = seen(&app, "alice-token").await;
+    assert_eq!(status, 200, "{alice}");
+    let h = &alice["headers"];
+    assert_eq!(h["authorization"], format!("Bearer {UPSTREAM_KEY}"));
+    let text = alice.to_string();
+    for leaked in ["alice-token", "client-side-value", "client-cookie"] {
+        assert!(
+            !text.contains(leaked),
+            "{leaked} reached the upstream: {text}"
+        );
+    }
+    let session = |v: &Value| v["headers"]["mcp-session-id"].as_str().unwrap().to_owned();
+    let (_, again) = seen(&app, "alice-token").await;
+    assert_eq!(
+        session(&again),
+        session(&alice),
+        "one session per principal"
+    );
+    let (_, bob) = seen(&app, "bob-token").await;
+    assert_ne!(session(&bob), session(&alice));
+
+    // The upstream goes away: calls fail as unavailable (never a 401 to the client); when it is
+    // back on the same address, the next call opens a new session.
+    stop.cancel();
+    server.await.unwrap();
+    let (status, down) = seen(&app, "alice-token").await;
+    assert_eq!(status, 200);
+    assert_eq!(down["error"]["message"], "upstream unavailable", "{down}");
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let stop = CancellationToken::new();
+    let server = serve_upstream(listener, stop.clone());
+    let back = seen(&app, "alice-token").await;
+    assert_eq!(back.0, 200);
+    assert_eq!(
+        back.1["headers"]["authorization"],
+        format!("Bearer {UPSTREAM_KEY}"),
+        "{}",
+        back.1
+    );
+    assert_ne!(session(&back.1), session(&alice));
+    stop.cancel();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_upstream_credential_fails_at_start_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = serve_upstream(listener, stop.clone());
+    let e = GatewayHandler::start(target(&url, "wrong"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("could not be started"), "{e}");
+    stop.cancel();
+    server.await.unwrap();
+}
