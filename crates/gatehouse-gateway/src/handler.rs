@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use gatehouse::Caller;
-use gatehouse::mcp::caller_from_extensions;
+use gatehouse::mcp::{DependencyFailure, caller_from_extensions, report_dependency_failure};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsRequest, ListPromptsResult,
@@ -17,6 +17,7 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer, ServiceError};
 use rmcp::{ErrorData, ServerHandler};
+use std::time::Duration;
 
 use crate::config::UpstreamServer;
 use crate::pool::{Connection, Pool, PoolError};
@@ -89,8 +90,12 @@ impl GatewayHandler {
         match self.pool.get(&caller).await {
             Ok(up) => Ok((caller, up)),
             Err(e) => {
-                tracing::warn!(error = %e, "no upstream process");
-                Err(unavailable())
+                tracing::warn!(error = %e, "no upstream connection");
+                let retry_after = match e {
+                    PoolError::Backoff { retry_after } => retry_after,
+                    PoolError::Start(_) => Duration::from_secs(1),
+                };
+                Err(unavailable(context, retry_after))
             }
         }
     }
@@ -118,10 +123,21 @@ impl GatewayHandler {
             Ok(v) => Ok(v),
             // The upstream's own JSON-RPC error, verbatim.
             Err(ServiceError::McpError(e)) => Err(e),
-            Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
-                tracing::warn!(pid = ?up.pid(), error = %e, "upstream process is gone");
+            // The upstream refused the gateway's own credential: a 502, never the client's 401
+            // (the client's token was fine; re-authenticating would not help).
+            Err(e) if e.auth_challenge().is_some() => {
+                tracing::warn!(error = %e, "the upstream refused the gateway's credential");
                 self.pool.discard(&caller, &up).await;
-                Err(unavailable())
+                report_dependency_failure(&context.extensions, DependencyFailure::Refused);
+                Err(ErrorData::internal_error(
+                    "upstream refused the gateway",
+                    None,
+                ))
+            }
+            Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
+                tracing::warn!(pid = ?up.pid(), error = %e, "upstream connection is gone");
+                self.pool.discard(&caller, &up).await;
+                Err(unavailable(&context, Duration::from_secs(1)))
             }
             Err(e) => {
                 tracing::warn!(pid = ?up.pid(), error = %e, "upstream request failed");
@@ -142,7 +158,13 @@ impl GatewayHandler {
     }
 }
 
-fn unavailable() -> ErrorData {
+/// The upstream is down: the edge answers `503` + `Retry-After` (the JSON-RPC error is what a
+/// client gets where the status is already sent, on a stream).
+fn unavailable(context: &RequestContext<RoleServer>, retry_after: Duration) -> ErrorData {
+    report_dependency_failure(
+        &context.extensions,
+        DependencyFailure::Unavailable { retry_after },
+    );
     ErrorData::internal_error("upstream unavailable", None)
 }
 

@@ -6,8 +6,10 @@
 //! A stopped process is stopped with its whole process group, so servers started through
 //! `npx`, `uvx` or a shell leave nothing behind.
 
+use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gatehouse::Caller;
 use moka::future::Cache;
@@ -42,12 +44,45 @@ impl Key {
     }
 }
 
-/// Why no upstream process could serve a request.
+/// Why no upstream connection could serve a request.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
-    /// The process could not be started (the command, its handshake, its start timeout).
+    /// The process or session could not be started (the command, its handshake, its start
+    /// timeout).
     #[error("the upstream could not be started: {0}")]
     Start(String),
+    /// Recent attempts failed; the next is not before `retry_after`.
+    #[error("the upstream is failing; next attempt in {retry_after:?}")]
+    Backoff {
+        /// Time until the next attempt.
+        retry_after: Duration,
+    },
+}
+
+/// The first restart after a failure is immediate; then 1 s, doubling, at most this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that lived this long before failing was healthy: its failure starts afresh.
+const HEALTHY_UPTIME: Duration = Duration::from_secs(60);
+
+/// Recent failures of one key (starts that failed, connections that died young).
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    next_attempt: Instant,
+}
+
+impl Failures {
+    fn after(previous: Option<Failures>) -> Failures {
+        let count = previous.map_or(1, |f| f.count.saturating_add(1));
+        let delay = match count {
+            0 | 1 => Duration::ZERO,
+            n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
+        };
+        Failures {
+            count,
+            next_attempt: Instant::now() + delay,
+        }
+    }
 }
 
 /// The gateway's side of the upstream connection: it identifies itself and, for now, answers
@@ -68,6 +103,7 @@ impl ClientHandler for GatewayClient {
 pub struct Connection {
     service: RunningService<RoleClient, GatewayClient>,
     pid: Option<u32>,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Connection {
@@ -104,6 +140,9 @@ impl Connection {
 pub struct Pool {
     upstream: UpstreamServer,
     processes: Cache<Key, Arc<Connection>>,
+    /// Keys whose recent attempts failed (bounded by the number of principals that failed; an
+    /// entry is removed by the next success).
+    failures: Mutex<HashMap<Key, Failures>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -134,6 +173,7 @@ impl Pool {
         Self {
             upstream,
             processes,
+            failures: Mutex::default(),
         }
     }
 
@@ -153,29 +193,71 @@ impl Pool {
     }
 
     /// The process that serves `caller`, started if there is none or if it has died.
+    /// The connection that serves `caller`, started if there is none or if it has died —
+    /// unless recent attempts for this key failed and the backoff has not passed (the first
+    /// restart is immediate; then 1 s, doubling, up to 30 s), so a crashing upstream is not
+    /// restarted on every request.
     pub async fn get(&self, caller: &Caller) -> Result<Arc<Connection>, PoolError> {
         let key = Key::of(self.upstream.isolation, caller);
         if let Some(up) = self.processes.get(&key).await {
             if !up.is_closed() {
                 return Ok(up);
             }
-            tracing::warn!(pid = ?up.pid, "upstream process has exited; starting a new one");
+            tracing::warn!(pid = ?up.pid, "upstream connection is gone; starting a new one");
+            self.note_failure(&key, &up);
             self.processes.invalidate(&key).await;
         }
-        self.processes
-            .try_get_with(key, async { self.start().await.map(Arc::new) })
+        if let Some(f) = self.failures_of(&key) {
+            let now = Instant::now();
+            if f.next_attempt > now {
+                return Err(PoolError::Backoff {
+                    retry_after: f.next_attempt - now,
+                });
+            }
+        }
+        let started = self
+            .processes
+            .try_get_with(key.clone(), async { self.start().await.map(Arc::new) })
             .await
-            .map_err(|e: Arc<PoolError>| (*e).clone())
+            .map_err(|e: Arc<PoolError>| (*e).clone());
+        if let Ok(mut failures) = self.failures.lock() {
+            match &started {
+                Ok(_) => {
+                    failures.remove(&key);
+                }
+                Err(_) => {
+                    let previous = failures.get(&key).copied();
+                    failures.insert(key, Failures::after(previous));
+                }
+            }
+        }
+        started
     }
 
-    /// Forgets the process serving `caller` when it is `up` (it failed): the next request
-    /// starts a new one.
+    /// Forgets the connection serving `caller` when it is `up` (it failed): the next request
+    /// starts a new one, after the backoff if it failed young.
     pub async fn discard(&self, caller: &Caller, up: &Arc<Connection>) {
         let key = Key::of(self.upstream.isolation, caller);
         if let Some(current) = self.processes.get(&key).await
             && Arc::ptr_eq(&current, up)
         {
+            self.note_failure(&key, up);
             self.processes.invalidate(&key).await;
+        }
+    }
+
+    fn failures_of(&self, key: &Key) -> Option<Failures> {
+        self.failures.lock().ok()?.get(key).copied()
+    }
+
+    fn note_failure(&self, key: &Key, up: &Connection) {
+        if let Ok(mut failures) = self.failures.lock() {
+            let previous = if up.started.elapsed() >= HEALTHY_UPTIME {
+                None
+            } else {
+                failures.get(key).copied()
+            };
+            failures.insert(key.clone(), Failures::after(previous));
         }
     }
 
@@ -201,7 +283,11 @@ impl Pool {
             .peer()
             .set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
             .await;
-        Ok(Connection { service, pid })
+        Ok(Connection {
+            service,
+            pid,
+            started: Instant::now(),
+        })
     }
 
     async fn handshake<T, E, A>(

@@ -7,6 +7,7 @@
 //! call, the session it belongs to and the headers it arrived with.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -69,24 +70,40 @@ impl ServerHandler for Upstream {
     }
 }
 
-/// Refuses every request without the upstream's own key (as a real API would).
+/// Refuses every request without the upstream's own key (as a real API would), and every
+/// request once the key is revoked.
 async fn require_key(
+    axum::extract::State(revoked): axum::extract::State<Arc<AtomicBool>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let ok = req
-        .headers()
-        .get("authorization")
-        .is_some_and(|v| v == format!("Bearer {UPSTREAM_KEY}").as_str());
+    let ok = !revoked.load(Ordering::SeqCst)
+        && req
+            .headers()
+            .get("authorization")
+            .is_some_and(|v| v == format!("Bearer {UPSTREAM_KEY}").as_str());
     if !ok {
-        return (http::StatusCode::UNAUTHORIZED, "no").into_response();
+        return (
+            http::StatusCode::UNAUTHORIZED,
+            [("www-authenticate", r#"Bearer error="invalid_token""#)],
+            "no",
+        )
+            .into_response();
     }
     next.run(req).await
 }
 
 /// Serves the upstream on `listener` until `stop`.
 fn serve_upstream(listener: TcpListener, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    serve_revocable(listener, stop, Arc::default())
+}
+
+fn serve_revocable(
+    listener: TcpListener,
+    stop: CancellationToken,
+    revoked: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     let service = StreamableHttpService::new(
         || {
             Ok(Upstream {
@@ -98,7 +115,7 @@ fn serve_upstream(listener: TcpListener, stop: CancellationToken) -> tokio::task
     );
     let app = Router::new()
         .route_service("/mcp", service)
-        .layer(axum::middleware::from_fn(require_key));
+        .layer(axum::middleware::from_fn_with_state(revoked, require_key));
     tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -139,9 +156,14 @@ fn target(url: &str, key: &str) -> UpstreamServer {
 }
 
 async fn gateway(upstream: UpstreamServer) -> Router {
+    gateway_and_handler(upstream).await.0
+}
+
+async fn gateway_and_handler(upstream: UpstreamServer) -> (Router, GatewayHandler) {
     let handler = GatewayHandler::start(upstream)
         .await
         .expect("upstream reachable");
+    let h = handler.clone();
     let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
         .authorization_servers(["https://auth.example.com"])
         .verifier(Arc::new(Users))
@@ -149,11 +171,17 @@ async fn gateway(upstream: UpstreamServer) -> Router {
         .unnamed_tools(UnnamedTools::Deny)
         .build()
         .unwrap();
-    gatehouse.mount(move || handler.clone())
+    (gatehouse.mount(move || h.clone()), handler)
 }
 
-/// `seen` through the gateway with `token` and an extra inbound header: the upstream's view.
+/// `seen` through the gateway with `token` and an extra inbound header: the upstream's view
+/// (or the refusal body).
 async fn seen(app: &Router, token: &str) -> (u16, Value) {
+    let (status, _, v) = seen_with_headers(app, token).await;
+    (status, v)
+}
+
+async fn seen_with_headers(app: &Router, token: &str) -> (u16, http::HeaderMap, Value) {
     let req = Request::post("/mcp")
         .header("host", "gw.example.com")
         .header("content-type", "application/json")
@@ -169,13 +197,14 @@ async fn seen(app: &Router, token: &str) -> (u16, Value) {
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body: Value =
         serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
     let view = body["result"]["content"][0]["text"]
         .as_str()
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(body);
-    (status, view)
+    (status, headers, view)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,13 +237,14 @@ async fn the_upstream_gets_its_own_credential_and_a_session_per_principal() {
     let (_, bob) = seen(&app, "bob-token").await;
     assert_ne!(session(&bob), session(&alice));
 
-    // The upstream goes away: calls fail as unavailable (never a 401 to the client); when it is
-    // back on the same address, the next call opens a new session.
+    // The upstream goes away: 503 + Retry-After (never a 401 to the client); when it is back on
+    // the same address, the next call opens a new session.
     stop.cancel();
     server.await.unwrap();
-    let (status, down) = seen(&app, "alice-token").await;
-    assert_eq!(status, 200);
-    assert_eq!(down["error"]["message"], "upstream unavailable", "{down}");
+    let (status, headers, down) = seen_with_headers(&app, "alice-token").await;
+    assert_eq!(status, 503, "{down}");
+    assert_eq!(down["error"], "temporarily_unavailable");
+    assert_eq!(headers["retry-after"], "1");
     let listener = TcpListener::bind(addr).await.unwrap();
     let stop = CancellationToken::new();
     let server = serve_upstream(listener, stop.clone());
@@ -241,6 +271,67 @@ async fn a_wrong_upstream_credential_fails_at_start_up() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("could not be started"), "{e}");
+    stop.cancel();
+    server.await.unwrap();
+}
+
+// Repeated failures back off (the first restart is immediate, then 1 s, doubling): a dead
+// upstream is not dialled on every request; each refused request still gets 503 + Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_upstream_is_retried_with_backoff() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = serve_upstream(listener, stop.clone());
+    let (app, handler) =
+        gateway_and_handler(target(&format!("http://{addr}/mcp"), UPSTREAM_KEY)).await;
+    assert_eq!(seen(&app, "alice-token").await.0, 200);
+    stop.cancel();
+    server.await.unwrap();
+
+    // The session dies (immediate retry allowed), the reconnection fails (1 s backoff), and
+    // then the pool refuses without dialling until the backoff has passed.
+    assert_eq!(seen(&app, "alice-token").await.0, 503);
+    assert_eq!(seen(&app, "alice-token").await.0, 503);
+    let (status, headers, _) = seen_with_headers(&app, "alice-token").await;
+    assert_eq!(
+        (status, &headers["retry-after"]),
+        (503, &http::HeaderValue::from_static("1"))
+    );
+    let alice = Users
+        .verify(&AccessToken::new("alice-token"))
+        .await
+        .unwrap();
+    match handler.pool().get(&alice).await {
+        Err(gatehouse_gateway::PoolError::Backoff { retry_after }) => {
+            assert!(retry_after <= Duration::from_secs(1), "{retry_after:?}")
+        }
+        other => panic!("expected a backoff, got {other:?}"),
+    }
+    // Other principals are not held back by alice's failures.
+    let bob = Users.verify(&AccessToken::new("bob-token")).await.unwrap();
+    assert!(matches!(
+        handler.pool().get(&bob).await,
+        Err(gatehouse_gateway::PoolError::Start(_))
+    ));
+}
+
+// The upstream refusing the gateway's own credential is a 502 to the client, never its 401
+// (the client's token was fine; re-authenticating would not help).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_refusal_is_a_502_never_a_401() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let revoked = Arc::new(AtomicBool::new(false));
+    let server = serve_revocable(listener, stop.clone(), revoked.clone());
+    let app = gateway(target(&url, UPSTREAM_KEY)).await;
+    assert_eq!(seen(&app, "alice-token").await.0, 200);
+    revoked.store(true, Ordering::SeqCst);
+    let (status, headers, body) = seen_with_headers(&app, "alice-token").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "bad_gateway");
+    assert!(headers.get("www-authenticate").is_none());
     stop.cancel();
     server.await.unwrap();
 }

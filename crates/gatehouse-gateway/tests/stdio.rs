@@ -196,11 +196,12 @@ async fn a_process_that_dies_is_replaced_and_a_bounded_pool_stops_the_least_rece
     upstream.max_connections = 1;
     let (app, handler) = gateway(upstream).await;
 
-    // The call that kills the process fails at once; the next request gets a new process.
+    // The call that kills the process fails at once with 503 (try again: never a 401); the next
+    // request gets a new process.
     let (first, _) = whoami(&app, "alice").await;
     let (status, body) = post(&app, "alice-admin", call("exit", json!({}))).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["error"]["message"], "upstream unavailable", "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     assert!(exited(first).await, "the crashed process is gone");
     let (second, _) = whoami(&app, "alice").await;
     assert_ne!(second, first);

@@ -108,6 +108,16 @@ pub enum Rejection {
     /// Another refusal of the MCP service (rmcp) that came without a JSON body: the status is
     /// kept, the body replaced (an unsupported `MCP-Protocol-Version`, a missing session id).
     Refused(StatusCode),
+    /// The server reported that something it depends on is down
+    /// ([`crate::mcp::report_dependency_failure`]): `503` + `Retry-After`, never a `401`.
+    DependencyUnavailable {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The server reported that something it depends on refused it (a gateway's upstream
+    /// answering `401`/`403` to the gateway's own credential): `502`, never relayed as the
+    /// client's `401`, which would send the client to re-authenticate for nothing.
+    DependencyRefused,
 }
 
 impl Rejection {
@@ -127,6 +137,8 @@ impl Rejection {
             Rejection::BodyUnreadable => "request.body_unreadable",
             Rejection::RateLimited { .. } => "rate_limited",
             Rejection::Overloaded => "limits.overloaded",
+            Rejection::DependencyUnavailable { .. } => "dependency.unavailable",
+            Rejection::DependencyRefused => "dependency.refused",
             Rejection::Timeout => "limits.timeout",
             Rejection::NotFound => "request.not_found",
             Rejection::MethodNotAllowed { .. } => "transport.method_not_allowed",
@@ -150,7 +162,10 @@ impl Rejection {
             }
             Rejection::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
             Rejection::UnknownSession | Rejection::NotFound => StatusCode::NOT_FOUND,
-            Rejection::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Overloaded | Rejection::DependencyUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Rejection::DependencyRefused => StatusCode::BAD_GATEWAY,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -225,6 +240,9 @@ const BODY_TOO_LARGE: &[u8] =
     br#"{"error":"payload_too_large","error_description":"The request body is too large"}"#;
 const BODY_UNREADABLE: &[u8] =
     br#"{"error":"bad_request","error_description":"The request body could not be read"}"#;
+const BODY_DEPENDENCY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"A service this server depends on is unavailable"}"#;
+const BODY_DEPENDENCY_REFUSED: &[u8] =
+    br#"{"error":"bad_gateway","error_description":"A service this server depends on refused the request"}"#;
 const BODY_OVERLOADED: &[u8] =
     br#"{"error":"server_busy","error_description":"Too many requests in progress"}"#;
 const BODY_TIMEOUT: &[u8] =
@@ -336,6 +354,14 @@ impl Challenges {
                 builder = builder.header(RETRY_AFTER, HeaderValue::from_static("1"));
                 BODY_OVERLOADED
             }
+            Rejection::DependencyUnavailable { retry_after } => {
+                builder = builder.header(
+                    RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs(*retry_after)),
+                );
+                BODY_DEPENDENCY_UNAVAILABLE
+            }
+            Rejection::DependencyRefused => BODY_DEPENDENCY_REFUSED,
             Rejection::Timeout => {
                 // The request may still be running; the connection is not reused for another.
                 builder = builder.header(CONNECTION, HeaderValue::from_static("close"));
@@ -389,7 +415,10 @@ fn log(rejection: &Rejection) {
         | Rejection::InvalidMessage
         | Rejection::Refused(_) => tracing::info!(reason, status, "request refused"),
         // An outage of the verifier's dependencies: operators must see it.
-        Rejection::Unavailable(_) | Rejection::Overloaded => {
+        Rejection::Unavailable(_)
+        | Rejection::Overloaded
+        | Rejection::DependencyUnavailable { .. }
+        | Rejection::DependencyRefused => {
             tracing::warn!(reason, status, "request refused")
         }
     }
@@ -664,6 +693,22 @@ mod tests {
                 None,
                 None,
                 r#"{"error":"server_error","error_description":"The request could not be processed"}"#,
+            ),
+            (
+                Rejection::DependencyUnavailable {
+                    retry_after: Duration::from_millis(2500),
+                },
+                503,
+                None,
+                Some("3"),
+                r#"{"error":"temporarily_unavailable","error_description":"A service this server depends on is unavailable"}"#,
+            ),
+            (
+                Rejection::DependencyRefused,
+                502,
+                None,
+                None,
+                r#"{"error":"bad_gateway","error_description":"A service this server depends on refused the request"}"#,
             ),
         ];
         for (rejection, status, www, retry, body) in cases {

@@ -191,6 +191,10 @@ impl Shared {
             req.extensions_mut().insert(access);
         }
         req.extensions_mut().insert(caller);
+        if req.method() == Method::POST {
+            req.extensions_mut()
+                .insert(crate::mcp::DependencySlot::default());
+        }
         Ok((req, admitted))
     }
 
@@ -513,7 +517,22 @@ where
         Box::pin(async move {
             match shared.admit(req).await {
                 Ok((req, admitted)) => {
+                    let slot = req
+                        .extensions()
+                        .get::<crate::mcp::DependencySlot>()
+                        .cloned();
                     let resp = inner.call(req).await?;
+                    // A failure of the server's own dependency replaces its JSON-RPC error.
+                    if let Some(failure) = slot.and_then(|s| s.take()) {
+                        use crate::mcp::DependencyFailure;
+                        let rejection = match failure {
+                            DependencyFailure::Unavailable { retry_after } => {
+                                Rejection::DependencyUnavailable { retry_after }
+                            }
+                            DependencyFailure::Refused => Rejection::DependencyRefused,
+                        };
+                        return Ok(shared.reject(&rejection));
+                    }
                     Ok(shared.after(resp, admitted))
                 }
                 Err(rejection) => Ok(shared.reject(&rejection)),

@@ -6,9 +6,11 @@
 //! extractors read it from there so that a tool declares `caller: Caller` (and
 //! `request_id: RequestId`) and never touches headers or claims (rust-sdk #153, #644).
 
+mod dependency;
 mod extract;
 mod protected;
 
+pub use dependency::{DependencyFailure, DependencySlot, report_dependency_failure};
 pub use extract::{
     REQUEST_ID_HEADER, RequestId, caller_from_extensions, request_id_from_extensions,
 };

@@ -1,0 +1,63 @@
+//! A server telling the edge that something it depends on failed, so that the client gets the
+//! HTTP answer that means it — `503` + `Retry-After` for an outage, `502` for a refusal — instead
+//! of a JSON-RPC error inside a `200` that says "try again" to nobody, or a relayed `401` that
+//! would send the client to re-authenticate for nothing.
+//!
+//! The edge puts a [`DependencySlot`] into every admitted `POST`; rmcp carries the request's
+//! parts (and so the slot) into the handler's context; a handler calls
+//! [`report_dependency_failure`]; after rmcp has answered, the edge replaces the answer with the
+//! refusal ([`crate::http::Rejection::DependencyUnavailable`] or
+//! [`crate::http::Rejection::DependencyRefused`]). This works where the answer is one JSON
+//! response (stateless mode, the default); on an SSE stream the status is already sent and the
+//! handler's own JSON-RPC error is what the client gets.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DependencyFailure {
+    /// Down or unreachable: try again after `retry_after`.
+    Unavailable {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// It refused this server (its credential, its policy).
+    Refused,
+}
+
+/// Where a handler leaves a [`DependencyFailure`] for the edge. One per request.
+#[derive(Debug, Clone, Default)]
+pub struct DependencySlot(Arc<Mutex<Option<DependencyFailure>>>);
+
+impl DependencySlot {
+    /// What was reported, if anything.
+    pub fn take(&self) -> Option<DependencyFailure> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
+
+    fn set(&self, failure: DependencyFailure) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(failure);
+        }
+    }
+}
+
+/// Reports `failure` for the request whose MCP context `extensions` are given (a handler's
+/// `RequestContext::extensions`). Returns false when the request did not come through the edge
+/// (nothing will change the answer).
+pub fn report_dependency_failure(
+    extensions: &rmcp::model::Extensions,
+    failure: DependencyFailure,
+) -> bool {
+    match extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<DependencySlot>())
+    {
+        Some(slot) => {
+            slot.set(failure);
+            true
+        }
+        None => false,
+    }
+}
