@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use gatehouse::settings::{
     AuthSettings, LimitSettings, RateLimitSettings, ServerSettings, Settings, TenancySettings,
+    UpstreamSettings,
 };
 use gatehouse_gateway::ProxiedServer;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,9 @@ pub struct ProxyConfig {
     pub limits: LimitSettings,
     /// TLS termination (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// Credentials for upstreams (`[[upstreams]]`, as for `gatehouse serve`): a `[[proxy]]`
+    /// entry's `credential_upstream` names one (token exchange, client credentials).
+    pub upstreams: Vec<UpstreamSettings>,
     /// The upstream servers.
     pub proxy: Vec<ProxiedServer>,
 }
@@ -94,6 +98,7 @@ impl ProxyConfig {
             tenancy: self.tenancy.clone(),
             rate_limits: self.rate_limits.clone(),
             limits: self.limits.clone(),
+            upstreams: self.upstreams.clone(),
             ..Settings::default()
         }
     }

@@ -105,6 +105,11 @@ pub struct HttpTarget {
     /// The upstream's own credential, sent on every request to it: `(header, value)`; an
     /// `authorization` header gets `Bearer value`. Never the client's token.
     pub credential: Option<(String, Secret)>,
+    /// Or: the credential of the library's upstream of this name
+    /// ([`gatehouse::upstream`]: RFC 8693 token exchange of the caller's token, or client
+    /// credentials), obtained per principal; a session lives no longer than its token. The
+    /// upstream's base URL must contain `url`.
+    pub via_upstream: Option<String>,
 }
 
 /// How the gateway reaches an upstream.

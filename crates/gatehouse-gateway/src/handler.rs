@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use gatehouse::Caller;
 use gatehouse::mcp::{DependencyFailure, caller_from_extensions, report_dependency_failure};
+use gatehouse::upstream::{UpstreamAccess, UpstreamError};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsRequest, ListPromptsResult,
@@ -67,8 +68,25 @@ impl GatewayHandler {
     /// handler. Fails when the upstream cannot be started: better at start-up than at the
     /// first request.
     pub async fn start(upstream: UpstreamServer) -> Result<Self, PoolError> {
+        // An upstream that only talks to users (its credential is a user's exchanged token)
+        // cannot be probed without one: advertise what the gateway forwards, and let the first
+        // user's session show what it really offers.
+        let per_user = matches!(
+            &upstream.transport,
+            crate::config::Transport::Http(t) if t.via_upstream.is_some()
+        );
         let pool = Arc::new(Pool::new(upstream));
-        let info = advertised(&pool.probe().await?);
+        let info = if per_user {
+            let mut caps = ServerCapabilities::default();
+            caps.tools = Some(Default::default());
+            caps.prompts = Some(Default::default());
+            caps.resources = Some(Default::default());
+            let mut info = ServerConfig::new(caps);
+            info.server_info = Implementation::new("gatehouse-gateway", env!("CARGO_PKG_VERSION"));
+            info
+        } else {
+            advertised(&pool.probe().await?)
+        };
         Ok(Self {
             pool,
             info: Arc::new(info),
@@ -87,13 +105,26 @@ impl GatewayHandler {
         // Without a Caller the handler was mounted without the edge: refuse.
         let caller = caller_from_extensions(&context.extensions)
             .ok_or_else(|| ErrorData::internal_error("request is not authenticated", None))?;
-        match self.pool.get(&caller).await {
+        let access = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<UpstreamAccess>());
+        match self.pool.get_with(&caller, access).await {
             Ok(up) => Ok((caller, up)),
             Err(e) => {
                 tracing::warn!(error = %e, "no upstream connection");
                 let retry_after = match e {
                     PoolError::Backoff { retry_after } => retry_after,
-                    PoolError::Start(_) => Duration::from_secs(1),
+                    PoolError::Credential(e) if matches!(*e, UpstreamError::Refused { .. }) => {
+                        // The authorization server would not let the gateway act for this
+                        // user there: the upstream is out of reach, not the client's token.
+                        report_dependency_failure(&context.extensions, DependencyFailure::Refused);
+                        return Err(ErrorData::internal_error(
+                            "upstream refused the gateway",
+                            None,
+                        ));
+                    }
+                    PoolError::Credential(_) | PoolError::Start(_) => Duration::from_secs(1),
                 };
                 Err(unavailable(context, retry_after))
             }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gatehouse::Caller;
+use gatehouse::upstream::UpstreamAccess;
 use moka::future::Cache;
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ServerPeerInfo};
@@ -51,6 +52,9 @@ pub enum PoolError {
     /// timeout).
     #[error("the upstream could not be started: {0}")]
     Start(String),
+    /// No credential for the upstream: the authorization server refused or is down.
+    #[error("no credential for the upstream: {0}")]
+    Credential(Arc<gatehouse::upstream::UpstreamError>),
     /// Recent attempts failed; the next is not before `retry_after`.
     #[error("the upstream is failing; next attempt in {retry_after:?}")]
     Backoff {
@@ -104,6 +108,8 @@ pub struct Connection {
     service: RunningService<RoleClient, GatewayClient>,
     pid: Option<u32>,
     started: Instant,
+    /// When its credential stops being usable (a session is not used past it).
+    good_until: Option<Instant>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -127,7 +133,9 @@ impl Connection {
 
     /// True once the connection to the process is gone (it exited or was stopped).
     pub fn is_closed(&self) -> bool {
-        self.service.is_closed() || self.service.peer().is_transport_closed()
+        self.service.is_closed()
+            || self.service.peer().is_transport_closed()
+            || self.good_until.is_some_and(|t| Instant::now() >= t)
     }
 
     /// What the upstream said of itself in the handshake.
@@ -198,6 +206,16 @@ impl Pool {
     /// restart is immediate; then 1 s, doubling, up to 30 s), so a crashing upstream is not
     /// restarted on every request.
     pub async fn get(&self, caller: &Caller) -> Result<Arc<Connection>, PoolError> {
+        self.get_with(caller, None).await
+    }
+
+    /// [`Pool::get`] with the request's upstream credentials, for an HTTP upstream whose
+    /// credential comes from the library's upstreams ([`HttpTarget::via_upstream`]).
+    pub async fn get_with(
+        &self,
+        caller: &Caller,
+        access: Option<&UpstreamAccess>,
+    ) -> Result<Arc<Connection>, PoolError> {
         let key = Key::of(self.upstream.isolation, caller);
         if let Some(up) = self.processes.get(&key).await {
             if !up.is_closed() {
@@ -217,7 +235,9 @@ impl Pool {
         }
         let started = self
             .processes
-            .try_get_with(key.clone(), async { self.start().await.map(Arc::new) })
+            .try_get_with(key.clone(), async {
+                self.start(access).await.map(Arc::new)
+            })
             .await
             .map_err(|e: Arc<PoolError>| (*e).clone());
         if let Ok(mut failures) = self.failures.lock() {
@@ -263,7 +283,7 @@ impl Pool {
 
     /// Starts one process outside the pool, for what the upstream says of itself.
     pub async fn probe(&self) -> Result<ServerPeerInfo, PoolError> {
-        let up = self.start().await?;
+        let up = self.start(None).await?;
         let info = up
             .server_info()
             .map(|i| (*i).clone())
@@ -272,10 +292,16 @@ impl Pool {
         info
     }
 
-    async fn start(&self) -> Result<Connection, PoolError> {
-        let (service, pid) = match &self.upstream.transport {
-            Transport::Stdio(c) => self.start_stdio(c).await?,
-            Transport::Http(t) => (self.start_http(t).await?, None),
+    async fn start(&self, access: Option<&UpstreamAccess>) -> Result<Connection, PoolError> {
+        let (service, pid, good_until) = match &self.upstream.transport {
+            Transport::Stdio(c) => {
+                let (service, pid) = self.start_stdio(c).await?;
+                (service, pid, None)
+            }
+            Transport::Http(t) => {
+                let (service, good_until) = self.start_http(t, access).await?;
+                (service, None, good_until)
+            }
         };
         // Every answer comes from the upstream, never from a cache of another request's (rmcp's
         // client cache would serve stale lists on errors, and a shared connection serves many).
@@ -287,6 +313,7 @@ impl Pool {
             service,
             pid,
             started: Instant::now(),
+            good_until,
         })
     }
 
@@ -339,10 +366,38 @@ impl Pool {
     async fn start_http(
         &self,
         t: &HttpTarget,
-    ) -> Result<RunningService<RoleClient, GatewayClient>, PoolError> {
+        access: Option<&UpstreamAccess>,
+    ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<Instant>), PoolError> {
         use rmcp::transport::StreamableHttpClientTransport;
         use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
         let mut config = StreamableHttpClientTransportConfig::with_uri(t.url.as_str());
+        let mut good_until = None;
+        if let Some(name) = &t.via_upstream {
+            // Without the request's access (the start-up probe), no identity: the probe then
+            // fails if the upstream insists on one, which start-up reports.
+            if let Some(access) = access {
+                let c = access
+                    .credential(name)
+                    .await
+                    .map_err(|e| PoolError::Credential(Arc::new(e)))?;
+                if !t
+                    .url
+                    .starts_with(c.base_url().as_str().trim_end_matches('/'))
+                {
+                    return Err(PoolError::Start(format!(
+                        "url is outside the base of upstream {name:?}"
+                    )));
+                }
+                if c.header() == http::header::AUTHORIZATION {
+                    let v = c.value().to_str().unwrap_or_default();
+                    config = config.auth_header(v.strip_prefix("Bearer ").unwrap_or(v));
+                } else {
+                    config =
+                        config.custom_headers([(c.header().clone(), c.value().clone())].into());
+                }
+                good_until = c.good_until();
+            }
+        }
         if let Some((header, secret)) = &t.credential {
             if header.eq_ignore_ascii_case("authorization") {
                 config = config.auth_header(secret.expose());
@@ -365,6 +420,6 @@ impl Pool {
             .handshake(StreamableHttpClientTransport::with_client(client, config))
             .await?;
         tracing::info!(url = %t.url, "upstream session started");
-        Ok(service)
+        Ok((service, good_until))
     }
 }

@@ -57,6 +57,12 @@ pub struct ProxiedServer {
     /// … or a file. Never the client's token.
     #[serde(default)]
     pub credential_file: Option<PathBuf>,
+    /// Streamable HTTP: or the credential of this `[[upstreams]]` entry — RFC 8693 token
+    /// exchange of the caller's token for one minted for the upstream (the user as `sub`, the
+    /// gateway as `act`), or the gateway's client credentials — per user, cached until shortly
+    /// before it expires. The entry's `base_url` must contain `url`.
+    #[serde(default)]
+    pub credential_upstream: Option<String>,
     /// `per_principal` (default: one process or session per user) or `shared` (an upstream
     /// that gets no per-user identity and holds no per-user state).
     #[serde(default)]
@@ -98,6 +104,7 @@ impl ProxiedServer {
             credential_header: None,
             credential_env: None,
             credential_file: None,
+            credential_upstream: None,
             isolation: Isolation::default(),
             max_processes: default_max_processes(),
             idle_timeout_seconds: default_idle_timeout(),
@@ -146,6 +153,14 @@ impl ProxiedServer {
                         "must be https (http only on loopback)",
                     ));
                 }
+                if self.credential_upstream.is_some()
+                    && (self.credential_env.is_some() || self.credential_file.is_some())
+                {
+                    return Err(SettingsError::new(
+                        key("credential_upstream"),
+                        "set credential_upstream or a static credential, not both",
+                    ));
+                }
                 let secret = match (&self.credential_env, &self.credential_file) {
                     (None, None) => None,
                     (Some(var), None) => Some(std::env::var(var).map_err(|_| {
@@ -173,6 +188,7 @@ impl ProxiedServer {
                             .unwrap_or_else(|| "authorization".into());
                         (header, Secret::new(s))
                     }),
+                    via_upstream: self.credential_upstream.clone(),
                 })
             }
             _ => {

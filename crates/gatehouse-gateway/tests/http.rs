@@ -152,6 +152,7 @@ fn target(url: &str, key: &str) -> UpstreamServer {
     UpstreamServer::http(HttpTarget {
         url: url.into(),
         credential: Some(("authorization".into(), Secret::new(key))),
+        via_upstream: None,
     })
 }
 

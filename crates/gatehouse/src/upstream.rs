@@ -570,6 +570,68 @@ impl UpstreamAccess {
             entry,
         })
     }
+
+    /// The credential for the upstream named `name`, for a transport that makes its own
+    /// requests (a gateway's MCP client session to that upstream, whose base URL it must be):
+    /// the header to send, its value (marked sensitive; `Debug` hides it) and until when it may
+    /// be used. Fetched and cached exactly as for [`UpstreamAccess::client`].
+    pub async fn credential(&self, name: &str) -> Result<UpstreamCredential, UpstreamError> {
+        let entry = self
+            .upstreams
+            .entries
+            .get(name)
+            .ok_or_else(|| UpstreamError::Unknown(name.chars().take(64).collect()))?;
+        let c = self
+            .upstreams
+            .credential(entry, self.caller.as_ref(), self.subject.as_ref(), false)
+            .await?;
+        Ok(UpstreamCredential {
+            header: c.header.clone(),
+            value: c.value.clone(),
+            good_until: c.good_until,
+            base_url: entry.config.base_url.clone(),
+        })
+    }
+}
+
+/// A credential for one upstream ([`UpstreamAccess::credential`]). `Debug` shows no secret.
+#[derive(Clone)]
+pub struct UpstreamCredential {
+    header: http::HeaderName,
+    value: http::HeaderValue,
+    good_until: Option<Instant>,
+    base_url: Url,
+}
+
+impl fmt::Debug for UpstreamCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamCredential")
+            .field("header", &self.header)
+            .field("good_until", &self.good_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamCredential {
+    /// The header that carries it.
+    pub fn header(&self) -> &http::HeaderName {
+        &self.header
+    }
+
+    /// Its value (sensitive: never log it).
+    pub fn value(&self) -> &http::HeaderValue {
+        &self.value
+    }
+
+    /// When it must no longer be used (`None`: it does not expire).
+    pub fn good_until(&self) -> Option<Instant> {
+        self.good_until
+    }
+
+    /// The upstream's base URL: the only destination this credential is for.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
 }
 
 /// Requests to one upstream, with its credential attached. Every URL is checked against the
