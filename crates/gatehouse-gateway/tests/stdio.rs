@@ -71,6 +71,7 @@ async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
         .route_scopes(["mcp"])
         .tool_scopes("whoami", Vec::<String>::new())
         .tool_scopes("e*", Vec::<String>::new())
+        .tool_scopes("wait", Vec::<String>::new())
         .tool_scopes("exit", ["admin"])
         .unnamed_tools(UnnamedTools::Deny)
         .build()
@@ -153,7 +154,7 @@ async fn one_process_per_principal_with_only_the_allowed_environment() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["echo", "exit", "whoami"]);
+    assert_eq!(names, ["echo", "exit", "wait", "whoami"]);
 
     // Alice's requests share one process; Bob's is another.
     let (alice_pid, env) = whoami(&app, "alice").await;
@@ -236,4 +237,35 @@ async fn an_upstream_that_cannot_start_fails_at_start_up() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("could not be started"), "{e}");
+}
+
+// A client that goes away mid-call cancels the call upstream too (MCP `notifications/cancelled`),
+// instead of leaving the upstream working for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_the_upstream_call() {
+    let marker = std::env::temp_dir().join(format!("gw-cancel-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_file(&marker);
+    let mut command = fixture();
+    command
+        .env
+        .insert("FIXTURE_MARKER".into(), marker.display().to_string());
+    let (app, _) = gateway(UpstreamServer::stdio(command)).await;
+    let gateway = app.clone();
+    let call = tokio::spawn(async move { post(&gateway, "alice", call("wait", json!({}))).await });
+    let read = || std::fs::read_to_string(&marker).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read() != "started" {
+        assert!(Instant::now() < deadline, "the upstream never got the call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    call.abort();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read() != "cancelled" {
+        assert!(
+            Instant::now() < deadline,
+            "the upstream call was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_file(&marker);
 }

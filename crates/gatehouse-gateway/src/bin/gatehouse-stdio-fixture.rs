@@ -3,7 +3,8 @@
 //! child serves and that the gateway's own environment never reaches it.
 //!
 //! Tools: `whoami` (pid and environment), `echo`, `admin_reset` (a tool a policy should hide),
-//! `exit` (the process dies, as a crashing server would).
+//! `exit` (the process dies, as a crashing server would), `wait` (writes `started` to the file
+//! named by `FIXTURE_MARKER`, then waits until the call is cancelled and writes `cancelled`).
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,20 @@ impl Fixture {
     #[tool(description = "A dangerous tool a gateway policy should hide")]
     fn admin_reset(&self) -> String {
         "reset".into()
+    }
+
+    #[tool(description = "Waits until cancelled, leaving marks in $FIXTURE_MARKER")]
+    async fn wait(&self, context: rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
+        let marker = std::env::var("FIXTURE_MARKER").ok();
+        let mark = |what: &str| {
+            if let Some(path) = &marker {
+                let _ = std::fs::write(path, what);
+            }
+        };
+        mark("started");
+        context.ct.cancelled().await;
+        mark("cancelled");
+        "cancelled".into()
     }
 
     #[tool(description = "Exits the process at once (a crash)")]
