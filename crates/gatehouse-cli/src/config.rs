@@ -329,6 +329,15 @@ impl Config {
         Self::load_from(file, env)
     }
 
+    /// Loads defaults, then `text` as the TOML file, without the environment: what
+    /// [`Config::load`] does with a file of this content and no `GATEHOUSE_*` variables.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
