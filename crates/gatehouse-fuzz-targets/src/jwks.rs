@@ -32,7 +32,7 @@ pub fn jwks(data: &[u8]) {
         return;
     };
     // Half the inputs with a narrower allow-list, so that filtering by it is exercised.
-    let allowed: &[Algorithm] = if data.len() % 2 == 0 {
+    let allowed: &[Algorithm] = if data.len().is_multiple_of(2) {
         DEFAULT_ALGORITHMS
     } else {
         &[Algorithm::RS256, Algorithm::ES256, Algorithm::HS256]

@@ -26,9 +26,12 @@ pub use jwks::jwks;
 pub use jwt::{fixed_jwt_verifier, jwt};
 pub use tool_name::tool_name;
 
+/// The body of a fuzz target.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` name
 /// them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("bearer", bearer),
     ("jwt", jwt),
     ("jwks", jwks),
