@@ -1,4 +1,4 @@
-//! Writes the seed inputs of every fuzz target into `fuzz/corpus/<target>/seed-<name>`, from the
+//! Writes the seed inputs of every fuzz target into `fuzz/seeds/<target>/<name>`, from the
 //! inputs the test suite uses: tokens minted by the testkit's forge with the fixture keys (and
 //! its malformed and hostile tokens), JWKS documents with the keys and junk the tests publish,
 //! introspection answers of the introspection tests, JSON-RPC bodies of every method at every
@@ -8,8 +8,9 @@
 //! cargo run -p gatehouse-fuzz-targets --example seed_corpus
 //! ```
 //!
-//! The campaigns then grow and minimise the corpora (`fuzz/run`); the seeds are regenerated only
-//! when the inputs the tests use change. Seeds are deterministic except for the signatures of
+//! The seeds stay as they are, named, beside the corpora the campaigns grow and minimise
+//! (`fuzz/corpus/`): `fuzz/run` reads both, and the test suite replays both. They are regenerated
+//! only when the inputs the tests use change. Seeds are deterministic except for the signatures of
 //! the PS* and ES256 tokens (randomised signing).
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ const ISSUED: i64 = 1_700_000_000;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let corpus = root.join("fuzz/corpus");
+    let corpus = root.join("fuzz/seeds");
     let mut out = Out { corpus, count: 0 };
     bearer(&mut out);
     jwt(&mut out);
@@ -35,7 +36,7 @@ fn main() {
     introspection(&mut out);
     tool_name(&mut out);
     config(&mut out, &root);
-    println!("wrote {} seed files under fuzz/corpus/", out.count);
+    println!("wrote {} seed files under fuzz/seeds/", out.count);
 }
 
 struct Out {
@@ -46,7 +47,7 @@ struct Out {
 impl Out {
     fn put(&mut self, target: &str, name: &str, data: impl AsRef<[u8]>) {
         let dir = self.corpus.join(target);
-        std::fs::create_dir_all(&dir).expect("create corpus dir");
+        std::fs::create_dir_all(&dir).expect("create seeds dir");
         let name: String = name
             .chars()
             .map(|c| {
@@ -57,7 +58,7 @@ impl Out {
                 }
             })
             .collect();
-        std::fs::write(dir.join(format!("seed-{name}")), data).expect("write seed");
+        std::fs::write(dir.join(name), data).expect("write seed");
         self.count += 1;
     }
 }
