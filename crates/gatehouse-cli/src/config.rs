@@ -430,6 +430,20 @@ mod tests {
     }
 
     #[test]
+    fn text_loads_like_a_file_without_the_environment() {
+        // The fuzz target `config` loads through `from_toml`; it must be the file's loading.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
+        let from_file = Config::load_from(Some(&path), Env::raw().only(&[])).unwrap();
+        let from_text = Config::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let value = |c: &Config| toml::Value::try_from(c).unwrap();
+        assert_eq!(value(&from_text), value(&from_file));
+        let e = Config::from_toml("[server]\nlisen = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
     fn credit_notes_name_configured_upstreams_and_retry_without_the_users_token() {
         let (upstreams, c) = crate::demo::ledger_settings(
             "http://127.0.0.1:1/token",
