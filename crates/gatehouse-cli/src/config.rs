@@ -329,6 +329,15 @@ impl Config {
         Self::load_from(file, env)
     }
 
+    /// Loads defaults, then `text` as the TOML file, without the environment: what
+    /// [`Config::load`] does with a file of this content and no `GATEHOUSE_*` variables.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
     fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
@@ -418,6 +427,20 @@ mod tests {
         );
         assert_eq!(c.auth.issuers[0].issuer, "https://auth.example.com");
         assert_eq!(c.policy.tools["void_invoice"], ["invoices:write"]);
+    }
+
+    #[test]
+    fn text_loads_like_a_file_without_the_environment() {
+        // The fuzz target `config` loads through `from_toml`; it must be the file's loading.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gatehouse.example.toml");
+        let from_file = Config::load_from(Some(&path), Env::raw().only(&[])).unwrap();
+        let from_text = Config::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let value = |c: &Config| toml::Value::try_from(c).unwrap();
+        assert_eq!(value(&from_text), value(&from_file));
+        let e = Config::from_toml("[server]\nlisen = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lisen"), "{e}");
     }
 
     #[test]

@@ -450,7 +450,10 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
 }
 
 /// The target named by SEP-2243 headers, when the declared version makes them authoritative.
-fn header_target(headers: &HeaderMap) -> Option<ToolTarget<'_>> {
+/// `None`: decide from the body. Public only for the fuzz targets
+/// (`crates/gatehouse-fuzz-targets`), which check it against the body parse.
+#[doc(hidden)]
+pub fn header_target(headers: &HeaderMap) -> Option<ToolTarget<'_>> {
     let version = single(headers, &MCP_PROTOCOL_VERSION)?;
     if !tool_name::headers_are_authoritative(version) {
         return None;

@@ -287,7 +287,23 @@ impl IntrospectionVerifier {
                     }
                 }
             })?;
-        let Value::Object(body) = resp.value else {
+        self.decide_value(resp.value)
+    }
+
+    /// Decides from the raw body of a `200` introspection response, as [`TokenVerifier::verify`]
+    /// does after the request: JSON that does not parse is a bad response (`503`), like one that
+    /// is not an object. Not an API for applications: it lets the fuzz targets
+    /// (`crates/gatehouse-fuzz-targets`) feed responses without a server.
+    #[doc(hidden)]
+    pub fn decide_response(&self, body: &[u8]) -> Result<Caller, VerifyError> {
+        // The same parse as `Fetcher::post_form_json`.
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|_| UnavailableReason::IntrospectionBadResponse)?;
+        self.decide_value(value)
+    }
+
+    fn decide_value(&self, value: Value) -> Result<Caller, VerifyError> {
+        let Value::Object(body) = value else {
             return Err(UnavailableReason::IntrospectionBadResponse.into());
         };
         self.decide(body)
@@ -398,6 +414,36 @@ mod tests {
         c.endpoint = Some(ts.introspection_endpoint().parse().unwrap());
         c.fetch.timeout = Duration::from_millis(500);
         c
+    }
+
+    #[test]
+    fn response_bodies_are_decided_without_a_request() {
+        // The fuzz target's entry point: the same outcomes as the request path, body by body.
+        let mut c = IntrospectionConfig::new(
+            "https://as.example",
+            "rs-client",
+            ClientSecret::new("s"),
+            AUD,
+        );
+        c.endpoint = Some("https://as.example/introspect".parse().unwrap());
+        let v = IntrospectionVerifier::new(c).unwrap();
+        let outcome = |body: &[u8]| v.decide_response(body).map(|c| c.subject.clone());
+        for body in [&b"<html>"[..], b"[true]", b"null", br#"{"active":"true"}"#] {
+            assert_eq!(
+                outcome(body),
+                Err(UnavailableReason::IntrospectionBadResponse.into()),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            outcome(br#"{"active":false}"#),
+            Err(InvalidReason::Inactive.into())
+        );
+        assert_eq!(
+            outcome(br#"{"active":true,"aud":"https://mcp.example/mcp","sub":"u"}"#),
+            Ok(Some("u".into()))
+        );
     }
 
     async fn run(v: &IntrospectionVerifier, token: &str) -> Result<Caller, VerifyError> {

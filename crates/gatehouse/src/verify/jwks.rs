@@ -332,6 +332,8 @@ struct Inner {
     failures: AtomicU64,
     refresh: tokio::sync::Mutex<RefreshState>,
     clock: Clock,
+    /// Keys given once ([`JwksCache::fixed`]): nothing is ever fetched.
+    fixed: bool,
 }
 
 /// The key cache of one issuer. Cheap to clone (shared state).
@@ -363,6 +365,40 @@ impl JwksCache {
         Self::with_clock(issuer, uri, fetcher, allowed, config, Clock::default())
     }
 
+    /// A cache holding the usable keys of `doc`, a JWKS document given in full, that never
+    /// fetches: a refresh leaves the keys as they are, so an unknown `kid` is refused as
+    /// unknown, and the keys never go stale. Not an API for applications (keys must come from
+    /// the issuer's `jwks_uri`); it exists so that the fuzz targets
+    /// (`crates/gatehouse-fuzz-targets`) can verify tokens with a fixed key set, off the network.
+    #[doc(hidden)]
+    pub fn fixed(
+        issuer: impl Into<Arc<str>>,
+        doc: &serde_json::Value,
+        allowed: &[Algorithm],
+    ) -> Result<Self, FetchError> {
+        let uri = Url::parse("about:fixed-jwks").expect("a valid URL");
+        let config = JwksConfig {
+            max_staleness: Duration::MAX,
+            ..JwksConfig::default()
+        };
+        let fetcher = Fetcher::new(crate::verify::fetch::FetchConfig::default())?;
+        let cache = Self::build(
+            issuer,
+            uri,
+            fetcher,
+            allowed,
+            config,
+            Clock::default(),
+            true,
+        );
+        let keys = parse_jwks(doc, &cache.inner.allowed);
+        *cache.inner.keys.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(KeySet {
+            keys,
+            fetched_at: cache.inner.clock.now(),
+        }));
+        Ok(cache)
+    }
+
     pub(crate) fn with_clock(
         issuer: impl Into<Arc<str>>,
         uri: Url,
@@ -370,6 +406,18 @@ impl JwksCache {
         allowed: &[Algorithm],
         config: JwksConfig,
         clock: Clock,
+    ) -> Self {
+        Self::build(issuer, uri, fetcher, allowed, config, clock, false)
+    }
+
+    fn build(
+        issuer: impl Into<Arc<str>>,
+        uri: Url,
+        fetcher: Fetcher,
+        allowed: &[Algorithm],
+        config: JwksConfig,
+        clock: Clock,
+        fixed: bool,
     ) -> Self {
         // HMAC algorithms never apply to JWKS keys, whatever the allow-list says.
         let allowed = allowed
@@ -391,10 +439,13 @@ impl JwksCache {
                 failures: AtomicU64::new(0),
                 refresh: tokio::sync::Mutex::new(RefreshState {
                     last_attempt: None,
-                    last_ok: false,
+                    // A fixed set is as good as a successful refresh: an unknown `kid` is invalid,
+                    // not "keys unavailable".
+                    last_ok: fixed,
                     next_delay,
                 }),
                 clock,
+                fixed,
             }),
         }
     }
@@ -536,6 +587,9 @@ impl Inner {
 
     /// One fetch; the caller holds the refresh lock.
     async fn fetch_locked(&self, st: &mut RefreshState) -> Result<(), JwksError> {
+        if self.fixed {
+            return Ok(());
+        }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = match self.fetcher.get_json::<serde_json::Value>(&self.uri).await {
             Ok(doc) => {
@@ -735,6 +789,26 @@ mod tests {
             InvalidReason::UnknownKey.into()
         );
         assert_eq!(c.fetch_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_set_is_held_and_never_fetched() {
+        // The fuzz targets' key set: usable keys kept, an unknown kid is invalid, nothing fetched.
+        let k1 = key(Alg::RS256, "k1");
+        let doc = json!({"keys": [k1.public_jwk(), {"kty": "oct", "k": "AAAA"}]});
+        let c = JwksCache::fixed("https://issuer.example", &doc, ALL).unwrap();
+        assert_eq!(c.current().unwrap().keys().len(), 1);
+        assert_eq!(
+            c.resolve(Some("k1"), Algorithm::RS256).await.unwrap().kid(),
+            Some("k1")
+        );
+        assert_eq!(
+            c.resolve(Some("k2"), Algorithm::RS256).await.unwrap_err(),
+            InvalidReason::UnknownKey.into()
+        );
+        assert_eq!(c.load().await, Ok(()));
+        assert_eq!(c.fetch_count(), 0);
+        assert!(c.ready());
     }
 
     #[tokio::test]

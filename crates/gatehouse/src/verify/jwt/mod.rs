@@ -127,6 +127,21 @@ impl JwtVerifier {
         Ok(verifier)
     }
 
+    /// Builds a verifier whose keys are the usable keys of `jwks`, a JWKS document given in full
+    /// and never fetched ([`JwksCache::fixed`]); `config.jwks_uri` is ignored. Not an API for
+    /// applications: it lets the fuzz targets (`crates/gatehouse-fuzz-targets`) run the whole
+    /// verification, signature included, with a fixed key set and no network.
+    #[doc(hidden)]
+    pub fn with_fixed_keys(
+        config: JwtIssuerConfig,
+        jwks: &serde_json::Value,
+    ) -> Result<Self, JwtConfigError> {
+        validate(&config)?;
+        let cache = JwksCache::fixed(config.issuer.as_str(), jwks, &config.algorithms)
+            .map_err(JwtConfigError::Fetch)?;
+        Ok(Self::assemble(config, Some(cache)))
+    }
+
     fn assemble(config: JwtIssuerConfig, jwks: Option<JwksCache>) -> Self {
         if config.typ.accept_jwt || config.typ.accept_missing {
             tracing::warn!(
