@@ -269,3 +269,77 @@ async fn a_client_that_goes_away_cancels_the_upstream_call() {
     }
     let _ = std::fs::remove_file(&marker);
 }
+
+/// A raw body, as an attacker would shape it.
+async fn post_raw(
+    app: &Router,
+    token: &str,
+    body: &'static str,
+    extra: &[(&str, &str)],
+) -> (u16, String) {
+    let mut req = Request::post("/mcp")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", format!("Bearer {token}"));
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+// The bytes that were authorized are the bytes that are forwarded: a body that one parser could
+// read as an allowed tool and another as a hidden one (duplicate keys, case variants, a
+// compressed body) never reaches the hidden tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_body_shape_reaches_a_hidden_tool() {
+    let (app, _) = gateway(UpstreamServer::stdio(fixture())).await;
+    let bodies: [(&'static str, &[(&str, &str)]); 6] = [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"admin_reset","arguments":{}}}"#,
+            &[],
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_reset","name":"whoami","arguments":{}}}"#,
+            &[],
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"whoami","name":"admin_reset","arguments":{}}}"#,
+            &[],
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/list","params":{"name":"admin_reset","arguments":{}}}"#,
+            &[],
+        ),
+        (
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_reset","arguments":{}}}]"#,
+            &[],
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#,
+            &[("content-encoding", "gzip")],
+        ),
+    ];
+    for (body, extra) in bodies {
+        let (status, answer) = post_raw(&app, "alice-admin", body, extra).await;
+        assert!(
+            !answer.contains("reset\""),
+            "{body} reached the hidden tool: {status} {answer}"
+        );
+        assert!(
+            status != 200 || answer.contains("\"error\""),
+            "{body}: {status} {answer}"
+        );
+    }
+    // The same tool, asked plainly, is still answered as missing.
+    let (_, answer) = post_raw(&app, "alice-admin", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#, &[]).await;
+    assert!(answer.contains("tool not found"), "{answer}");
+}
