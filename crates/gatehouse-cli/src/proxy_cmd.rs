@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, TlsConfig};
+use crate::config::{AdminConfig, ConfigError, TlsConfig};
 use crate::serve::ServeOptions;
 
 /// Options of `gatehouse proxy`.
@@ -64,6 +64,9 @@ pub struct ProxyConfig {
     pub limits: LimitSettings,
     /// TLS termination (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
+    /// The admin listener: `/healthz` and `/readyz` (every proxied server's issuer keys loaded
+    /// and its upstream not failing to start). Default `127.0.0.1:9464`.
+    pub admin: AdminConfig,
     /// Credentials for upstreams (`[[upstreams]]`, as for `gatehouse serve`): a `[[proxy]]`
     /// entry's `credential_upstream` names one (token exchange, client credentials).
     pub upstreams: Vec<UpstreamSettings>,
@@ -135,15 +138,50 @@ where
     )
     .await
     .map_err(ConfigError::from)?;
+    let mut gateway = gateway;
+    let router = std::mem::take(&mut gateway.router);
+    let gateway = std::sync::Arc::new(gateway);
+    let admin = match config.admin.enabled {
+        false => None,
+        true => {
+            let l = TcpListener::bind(config.admin.listen)
+                .await
+                .with_context(|| format!("binding `admin.listen` = {}", config.admin.listen))?;
+            let addr = l.local_addr()?;
+            let g = gateway.clone();
+            let app = axum::Router::new()
+                .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+                .route(
+                    "/readyz",
+                    axum::routing::get(move || {
+                        let (ready, details) = g.readiness();
+                        let status = if ready {
+                            http::StatusCode::OK
+                        } else {
+                            http::StatusCode::SERVICE_UNAVAILABLE
+                        };
+                        async move { (status, axum::Json(details)) }
+                    }),
+                );
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            });
+            Some(addr)
+        }
+    };
+    let admin = admin.map_or_else(|| "off".to_owned(), |a| a.to_string());
     for (name, resource, _, _) in &gateway.servers {
         println!(
-            "gatehouse proxy ready name={name} mcp={resource} metadata={}",
+            "gatehouse proxy ready name={name} mcp={resource} metadata={} admin={admin}",
             resource.metadata_url()
         );
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    let result = crate::serve::run(listener, gateway.router, options, shutdown, || {}).await;
+    let result = crate::serve::run(listener, router, options, shutdown, || {}).await;
     cancel.cancel();
     for (_, _, _, gatehouse) in &gateway.servers {
         gatehouse.shutdown();

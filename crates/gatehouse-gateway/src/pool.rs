@@ -151,6 +151,8 @@ pub struct Pool {
     /// Keys whose recent attempts failed (bounded by the number of principals that failed; an
     /// entry is removed by the next success).
     failures: Mutex<HashMap<Key, Failures>>,
+    /// Whether the last attempt to start a connection (for anyone) failed: what readiness shows.
+    last_start_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Pool {
@@ -182,6 +184,7 @@ impl Pool {
             upstream,
             processes,
             failures: Mutex::default(),
+            last_start_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -193,6 +196,14 @@ impl Pool {
     /// Number of connections held (approximate until [`Pool::run_pending_tasks`]).
     pub fn process_count(&self) -> u64 {
         self.processes.entry_count()
+    }
+
+    /// False while the last attempt to start a connection failed (the upstream looks down);
+    /// true again after one succeeds. What `/readyz` reports for this upstream.
+    pub fn healthy(&self) -> bool {
+        !self
+            .last_start_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs pending evictions now (idle timeouts, the bound), for tests and metrics.
@@ -240,6 +251,8 @@ impl Pool {
             })
             .await
             .map_err(|e: Arc<PoolError>| (*e).clone());
+        self.last_start_failed
+            .store(started.is_err(), std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut failures) = self.failures.lock() {
             match &started {
                 Ok(_) => {

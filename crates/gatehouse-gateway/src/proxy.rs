@@ -216,6 +216,25 @@ pub struct Gateway {
     pub servers: Vec<(String, ResourceUrl, GatewayHandler, Gatehouse)>,
 }
 
+impl Gateway {
+    /// Readiness, per proxied server: its issuers' keys are loaded, and its upstream is not
+    /// failing to start. `(all ready, details)`; serve it as `/readyz`.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let mut all = true;
+        let mut servers = serde_json::Map::new();
+        for (name, _, handler, gatehouse) in &self.servers {
+            let keys = gatehouse.authenticator().ready();
+            let upstream = handler.pool().healthy();
+            all &= keys && upstream;
+            servers.insert(
+                name.clone(),
+                serde_json::json!({ "keys": keys, "upstream": upstream }),
+            );
+        }
+        (all, serde_json::json!({ "servers": servers }))
+    }
+}
+
 /// Builds every proxied server for a listener bound to `bound`: per entry, the library's
 /// settings with the entry's resource (`server.resource` as base + `path`, or the loopback URL)
 /// and policy, then its upstream (one process is started and stopped to learn what it offers).

@@ -315,6 +315,15 @@ async fn a_failing_upstream_is_retried_with_backoff() {
         handler.pool().get(&bob).await,
         Err(gatehouse_gateway::PoolError::Start(_))
     ));
+    // Readiness shows the upstream down, and up again once a connection starts.
+    assert!(!handler.pool().healthy());
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let stop = CancellationToken::new();
+    let server = serve_upstream(listener, stop.clone());
+    assert_eq!(seen(&app, "bob-token").await.0, 200);
+    assert!(handler.pool().healthy());
+    stop.cancel();
+    server.await.unwrap();
 }
 
 // The upstream refusing the gateway's own credential is a 502 to the client, never its 401

@@ -110,6 +110,12 @@ async fn each_proxied_server_is_its_own_resource() {
         .await
         .unwrap();
     assert_eq!(gateway.servers.len(), 2);
+    let (ready, details) = gateway.readiness();
+    assert!(ready, "{details}");
+    assert_eq!(
+        details["servers"]["a"],
+        json!({"keys": true, "upstream": true})
+    );
     let stop = cancel.clone();
     tokio::spawn(gatehouse::serve(listener, gateway.router, async move {
         stop.cancelled().await
