@@ -319,7 +319,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.stop().await
 }
 
-fn random_secret() -> String {
+/// A random secret for a demo client (hex), new every run.
+pub(crate) fn random_secret() -> String {
     use rand::Rng as _;
     let bytes: [u8; 24] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -16,6 +16,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::demo::random_secret;
+
 /// The scope every request needs.
 pub const SCOPE_USE: &str = "mcp";
 /// The scope every tool needs, in the demo's policy.
@@ -170,12 +172,6 @@ async fn list_tools(router: &axum::Router, bound: &SocketAddr, token: &str) -> V
         .iter()
         .filter_map(|t| t["name"].as_str().map(str::to_owned))
         .collect()
-}
-
-fn random_secret() -> String {
-    use rand::Rng as _;
-    let bytes: [u8; 16] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the demo prints.

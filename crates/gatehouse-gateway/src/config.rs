@@ -41,7 +41,8 @@ pub struct StdioCommand {
     pub env: BTreeMap<String, String>,
 }
 
-fn default_env_allow() -> Vec<String> {
+/// `PATH` and `HOME`: what a child may see of the gateway's environment unless configured.
+pub(crate) fn default_env_allow() -> Vec<String> {
     vec!["PATH".into(), "HOME".into()]
 }
 

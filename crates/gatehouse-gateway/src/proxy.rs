@@ -39,7 +39,7 @@ pub struct ProxiedServer {
     #[serde(default)]
     pub cwd: Option<PathBuf>,
     /// stdio: variables of the gateway's environment it may see. Default `PATH`, `HOME`.
-    #[serde(default = "default_env_allow")]
+    #[serde(default = "crate::config::default_env_allow")]
     pub env_allow: Vec<String>,
     /// stdio: variables set for it.
     #[serde(default)]
@@ -80,9 +80,6 @@ pub struct ProxiedServer {
     pub policy: PolicySettings,
 }
 
-fn default_env_allow() -> Vec<String> {
-    StdioCommand::new("", Vec::<String>::new()).env_allow
-}
 fn default_max_processes() -> u64 {
     100
 }
@@ -98,7 +95,7 @@ impl ProxiedServer {
             command: None,
             args: Vec::new(),
             cwd: None,
-            env_allow: default_env_allow(),
+            env_allow: crate::config::default_env_allow(),
             env: BTreeMap::new(),
             url: None,
             credential_header: None,

@@ -63,6 +63,8 @@ async fn the_upstream_gets_a_token_for_its_own_audience_naming_the_user() {
         DevIssuerConfig {
             clients: vec![
                 DevClient::new("alice-app", "a", ["mcp"]).with_subject("alice"),
+                // Holds only a scope the gateway may not delegate: its exchange is refused.
+                DevClient::new("bob-app", "b", ["other"]).with_subject("bob"),
                 DevClient::new("gateway", "g", ["mcp"])
                     .with_token_exchange(gateway_url.as_str(), [upstream_url.as_str()]),
             ],
@@ -73,6 +75,7 @@ async fn the_upstream_gets_a_token_for_its_own_audience_naming_the_user() {
     let issuer_url = issuer.issuer().to_owned();
     let token_endpoint = issuer.token_endpoint();
     let inbound = issuer.mint("alice-app", &["mcp"], &gateway_url).unwrap();
+    let undelegable = issuer.mint("bob-app", &["other"], &gateway_url).unwrap();
     let stop = cancel.clone();
     tokio::spawn(gatehouse_dev_issuer::serve_issuer(
         as_listener,
@@ -150,17 +153,18 @@ async fn the_upstream_gets_a_token_for_its_own_audience_naming_the_user() {
         stop.cancelled().await
     }));
 
-    let resp = reqwest::Client::new()
-        .post(&gateway_url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .bearer_auth(&inbound)
-        .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
-                      "params":{"name":"whoami","arguments":{}}}))
-        .send()
-        .await
-        .unwrap();
+    let call = |token: &str| {
+        reqwest::Client::new()
+            .post(&gateway_url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .bearer_auth(token)
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+                          "params":{"name":"whoami","arguments":{}}}))
+            .send()
+    };
+    let resp = call(&inbound).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     let who: Value = serde_json::from_str(
@@ -180,6 +184,22 @@ async fn the_upstream_gets_a_token_for_its_own_audience_naming_the_user() {
         seen.iter().all(|t| !t.contains(&inbound)),
         "the inbound token reached the upstream"
     );
+
+    // The authorization server refuses to exchange bob's token (nothing it may delegate): the
+    // client gets 502 — the upstream is out of reach, its own token was fine — never a 401.
+    let resp = call(&undelegable).await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "bad_gateway");
+    assert!(
+        seen_tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|t| !t.contains(&undelegable))
+    );
+
     let _ = std::fs::remove_dir_all(&dir);
     cancel.cancel();
 }

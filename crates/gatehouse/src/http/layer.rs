@@ -526,7 +526,7 @@ where
                         .cloned();
                     let resp = inner.call(req).await?;
                     // A failure of the server's own dependency replaces its JSON-RPC error.
-                    if let Some(failure) = slot.and_then(|s| s.take()) {
+                    if let Some(failure) = slot.and_then(|s| s.get()) {
                         use crate::mcp::DependencyFailure;
                         let rejection = match failure {
                             DependencyFailure::Unavailable { retry_after } => {

@@ -11,7 +11,7 @@
 //! response (stateless mode, the default); on an SSE stream the status is already sent and the
 //! handler's own JSON-RPC error is what the client gets.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// What failed.
@@ -26,20 +26,19 @@ pub enum DependencyFailure {
     Refused,
 }
 
-/// Where a handler leaves a [`DependencyFailure`] for the edge. One per request.
+/// Where a handler leaves a [`DependencyFailure`] for the edge. One per request; the first
+/// report stands.
 #[derive(Debug, Clone, Default)]
-pub struct DependencySlot(Arc<Mutex<Option<DependencyFailure>>>);
+pub struct DependencySlot(Arc<OnceLock<DependencyFailure>>);
 
 impl DependencySlot {
     /// What was reported, if anything.
-    pub fn take(&self) -> Option<DependencyFailure> {
-        self.0.lock().ok().and_then(|mut g| g.take())
+    pub fn get(&self) -> Option<DependencyFailure> {
+        self.0.get().copied()
     }
 
     fn set(&self, failure: DependencyFailure) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = Some(failure);
-        }
+        let _ = self.0.set(failure);
     }
 }
 
