@@ -5,6 +5,8 @@
 //! - [`ceiling`]: the two bare axum handlers the benchmark compares against — one verifying the
 //!   ES256 JWT on every request with `jsonwebtoken` (the crate and backend, aws-lc-rs, that
 //!   Gatehouse uses), one doing no verification at all;
+//! - [`seed`]: large invoice tables written straight into a billing SQLite database (the scale
+//!   check and the hardening runs' voids);
 //! - [`args`]: a tiny `--name value` parser, so the binaries need no CLI framework.
 //!
 //! The binaries are `bench-issuer`, `ceiling` and `seed-invoices` (see `bench/README.md`).
@@ -14,3 +16,4 @@
 pub mod args;
 pub mod ceiling;
 pub mod mint;
+pub mod seed;

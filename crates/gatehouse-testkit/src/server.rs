@@ -178,6 +178,7 @@ impl TestAuthServerBuilder {
             introspection_delay: Mutex::new(Duration::ZERO),
             introspection_raw: Mutex::new(None),
             introspection_hang: watch::channel(false).0,
+            jwks_hang: watch::channel(false).0,
             last_introspection: Mutex::new(None),
             counters: Counters::default(),
         });
@@ -268,6 +269,7 @@ struct Shared {
     introspection_delay: Mutex<Duration>,
     introspection_raw: Mutex<Option<(StatusCode, String)>>,
     introspection_hang: watch::Sender<bool>,
+    jwks_hang: watch::Sender<bool>,
     last_introspection: Mutex<Option<IntrospectionRequest>>,
     counters: Counters,
 }
@@ -673,6 +675,13 @@ impl TestAuthServer {
         self.state.introspection_hang.send_replace(hang);
     }
 
+    /// While `true`, the JWKS URL accepts every request and holds it without answering (counted
+    /// first); setting it back to `false`, or dropping the server, releases them with the keys
+    /// published then. For fetch-deadline tests and the hanging-JWKS fault run.
+    pub fn set_jwks_hang(&self, hang: bool) {
+        self.state.jwks_hang.send_replace(hang);
+    }
+
     // ---- counters ----
 
     /// JWKS requests received (including those answered 503).
@@ -754,6 +763,8 @@ async fn metadata(State(s): State<Arc<Shared>>) -> Response {
 
 async fn jwks(State(s): State<Arc<Shared>>) -> Response {
     bump(&s.counters.jwks);
+    let mut hang = s.jwks_hang.subscribe();
+    let _ = hang.wait_for(|h| !*h).await;
     if s.jwks_down.load(std::sync::atomic::Ordering::SeqCst) {
         return unavailable();
     }

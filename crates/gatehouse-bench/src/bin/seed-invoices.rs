@@ -6,9 +6,7 @@
 
 use std::time::Instant;
 
-use gatehouse_bench::args;
-use gatehouse_billing::{Seed, Store};
-use sqlx::ConnectOptions as _;
+use gatehouse_bench::{args, seed};
 
 fn main() -> anyhow::Result<()> {
     let database = args::required("database")?;
@@ -18,30 +16,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        // The store creates the schema (migrations) and the demo rows.
-        let store = Store::connect(&database, Seed::Demo).await?;
-        store.close().await;
         let started = Instant::now();
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&database)
-            .connect()
-            .await?;
-        let done = sqlx::query(
-            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?1) \
-             INSERT INTO invoices (tenant_id, id, customer, status, total_minor, currency, created_at) \
-             SELECT ?2, printf('BIG-%07d', n), 'Customer ' || (n % 997), \
-                    CASE n % 3 WHEN 0 THEN 'open' WHEN 1 THEN 'paid' ELSE 'void' END, \
-                    (n * 7919) % 1000000, 'EUR', 1600000000000000 + n * 1000 \
-             FROM seq WHERE true ON CONFLICT (tenant_id, id) DO NOTHING",
-        )
-        .bind(count)
-        .bind(&tenant)
-        .execute(&mut conn)
-        .await?;
-        sqlx::query("ANALYZE").execute(&mut conn).await?;
+        let rows = seed::big_invoices(&database, count, &tenant).await?;
         eprintln!(
-            "seed-invoices: {} rows for {tenant} in {:.1} s",
-            done.rows_affected(),
+            "seed-invoices: {rows} rows for {tenant} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         Ok(())

@@ -1,0 +1,40 @@
+//! What the kernel says about the server process: resident memory and open descriptors.
+
+/// One reading of `/proc/<pid>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ProcSample {
+    /// Resident set size, MB (`VmRSS`).
+    pub(crate) rss_mb: f64,
+    /// Open file descriptors (entries of `/proc/<pid>/fd`): sockets, the database, log files.
+    pub(crate) fds: usize,
+}
+
+/// Reads `VmRSS` and the descriptor count of `pid`; an error when the process is gone.
+pub(crate) fn sample(pid: u32) -> anyhow::Result<ProcSample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
+    Ok(ProcSample {
+        rss_mb: rss_kb / 1024.0,
+        fds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let s = sample(std::process::id()).unwrap();
+        assert!(s.rss_mb > 0.0, "{s:?}");
+        assert!(s.fds >= 3, "{s:?}"); // stdin, stdout, stderr at least
+        // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
+        assert!(sample(u32::MAX).is_err());
+    }
+}
