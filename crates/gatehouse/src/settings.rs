@@ -598,7 +598,8 @@ pub struct RateLimitSettings {
     /// Per tenant (as resolved after authentication).
     pub per_tenant: Option<QuotaSettings>,
     /// Tokens refused by verifications that reach the authorization server (introspection, a
-    /// key refresh for an unknown `kid`), per client address (the peer, or behind
+    /// key refresh for an unknown `kid` — not one within the refresh cooldown, decided with the
+    /// keys held), per client address (the peer, or behind
     /// `server.trusted_proxies` the forwarded address). Over it, such tokens from the address
     /// get `429` and the authorization server is not called. Never counted or refused: requests
     /// without a token (they always get their `401` challenge), malformed ones, cached tokens,

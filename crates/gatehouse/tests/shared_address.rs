@@ -3,8 +3,10 @@
 //! - a valid token from the same address is admitted — new or cached;
 //! - a request without a token gets its `401` challenge, and a malformed one its `400`;
 //! - the work bad tokens cause at the authorization server stays bounded: introspection calls
-//!   and JWKS fetches stop growing once the address is over its limit (the limit counts only
-//!   tokens the authorization server had to refuse);
+//!   stop growing once the address is over its limit (the limit counts only tokens the
+//!   authorization server had to refuse), and unknown key ids cost at most one JWKS refresh
+//!   per cooldown — in between they are decided with the keys held and bar nobody (a key
+//!   rotated in right after a refresh must not lock an office out of introspection);
 //! - behind trusted proxies the limit follows the forwarded client address, and an untrusted
 //!   peer's `X-Forwarded-For` is ignored.
 //!
@@ -253,15 +255,15 @@ async fn one_client_cannot_lock_out_the_others_behind_its_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_key_ids_stop_reaching_the_jwks_endpoint() {
+async fn unknown_key_ids_cost_the_issuer_one_refresh_per_cooldown_and_bar_nobody() {
     let s = stack(|_| {}).await;
     let office = "192.0.2.11";
     let rogue = TestKey::generate(Alg::ES256);
-    let started = Instant::now();
     let jwks_before = s.issuer.jwks_fetches();
     let mut statuses = Vec::new();
     for i in 0..FLOOD {
-        // A new kid each time: every one asks for a key refresh.
+        // A new kid each time, as from clients of an issuer that rotated in a key right after
+        // our last fetch (or from a forger).
         let token = s
             .issuer
             .token()
@@ -269,20 +271,17 @@ async fn unknown_key_ids_stop_reaching_the_jwks_endpoint() {
             .sign();
         statuses.push(s.call(office, None, Some(&token)).await.status.as_u16());
     }
-    // Refreshes are also spaced by the JWKS cache itself (30 s by default): at most one here.
-    assert!(s.issuer.jwks_fetches() - jwks_before <= 1);
-    let refused = count(&statuses, 401) as u64;
-    let bound = bound(started);
-    assert!(
-        refused <= bound,
-        "{refused} unknown kids decided (bound {bound})"
-    );
-    assert_eq!(
-        count(&statuses, 429),
-        FLOOD - refused as usize,
-        "{statuses:?}"
-    );
-    // The same address's valid tokens still pass.
+    // The JWKS cache spaces refreshes (30 s by default): none here, right after start-up. So
+    // every one is decided with the keys held, at no cost to the issuer …
+    assert_eq!(s.issuer.jwks_fetches(), jwks_before);
+    assert_eq!(count(&statuses, 401), FLOOD, "{statuses:?}");
+    // … and bars nothing: the same address's new opaque token is still introspected and served,
+    // and its JWTs pass.
+    let calls_before = s.issuer.introspection_calls();
+    let valid = s.valid_opaque("after-unknown-kids");
+    let r = s.call(office, None, Some(&valid)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.issuer.introspection_calls(), calls_before + 1);
     let r = s.call(office, None, Some(&s.issuer.valid_token())).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }

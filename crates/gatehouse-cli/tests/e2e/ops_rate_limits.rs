@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use gatehouse::settings::QuotaSettings as QuotaConfig;
 use gatehouse_testkit::{Alg, TestKey, TokenBuilder, now};
 
-use super::stack::{Stack, tools_list};
+use super::stack::{Stack, tools_list, with_introspection};
 
 /// One request a minute after a burst of two: the third request of a key is refused and no
 /// test depends on the clock moving.
@@ -64,9 +64,14 @@ async fn per_tenant_quota_is_shared_by_the_tenants_clients() {
     stack.stop().await;
 }
 
-/// A well-formed token for the stack's issuer and audience, signed by a key the issuer never
-/// published under a `kid` nobody knows: deciding it takes a JWKS refresh, the work the
-/// per-address limit meters.
+/// An opaque token the issuer never issued: deciding it takes an introspection call, the work
+/// the per-address limit meters, and the issuer refuses it.
+fn bad_opaque(i: usize) -> String {
+    format!("opaque-never-issued-{i}")
+}
+
+/// A token under a `kid` the issuer never published, as from an issuer that rotated in a key
+/// right after the server's last JWKS fetch (or from a forger).
 fn unknown_kid_token(stack: &Stack, i: usize) -> String {
     let key = TestKey::generate(Alg::ES256).with_kid(format!("rogue-{i}"));
     TokenBuilder::new(key)
@@ -80,21 +85,31 @@ fn unknown_kid_token(stack: &Stack, i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_verifications_bar_only_the_work_they_cause() {
-    let stack = Stack::start(|c| c.rate_limits.failed_auth_per_address = Some(TWO)).await;
+    let stack = Stack::start_with(
+        |_| Vec::new(),
+        |c, issuer| {
+            c.rate_limits.failed_auth_per_address = Some(TWO);
+            with_introspection(c, issuer);
+        },
+    )
+    .await;
     let good = stack.token("acme-reader", &[]);
-    // Requests without a token are discovery, not failures: never counted.
-    for _ in 0..5 {
+    // Requests without a token are discovery, not failures: never counted; nor are tokens
+    // under unknown key ids, decided with the keys held (no refresh allowed so soon).
+    for i in 0..5 {
         assert_eq!(stack.post(None, None, tools_list()).await.status, 401);
-    }
-    // Forged tokens signed with no key we hold: the first two reach the issuer (a key
-    // refresh) and are refused; the third crosses the limit.
-    for i in 0..3 {
         let r = stack.list_tools(Some(&unknown_kid_token(&stack, i))).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    // Opaque tokens the issuer refuses: the first two reach it (introspection) and are
+    // refused; the third crosses the limit.
+    for i in 0..3 {
+        let r = stack.list_tools(Some(&bad_opaque(i))).await;
         assert_eq!(r.status, 401, "{}", r.body);
     }
     let verifications = stack.metrics.verifications.load(Ordering::Relaxed);
     // Now such tokens get 429 without being verified …
-    let r = stack.list_tools(Some(&unknown_kid_token(&stack, 3))).await;
+    let r = stack.list_tools(Some(&bad_opaque(3))).await;
     assert_eq!(r.status, 429, "{}", r.body);
     assert!(retry_after(&r) >= 1);
     assert_eq!(
@@ -120,26 +135,25 @@ async fn refused_verifications_bar_only_the_work_they_cause() {
 /// misbehaving client used to lock its whole address out after about 20 refused tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_configuration_never_locks_out_an_address() {
-    let stack = Stack::start(|_| {}).await;
+    let stack = Stack::start_with(|_| Vec::new(), with_introspection).await;
     let good = stack.token("acme-reader", &[]);
-    // Forged tokens under the issuer's own key id: decided with the keys held, never limited.
+    // Forged tokens under the issuer's own key id, or under key ids it never published:
+    // decided with the keys held, never limited.
     for i in 0..60 {
         let forged = format!("{}x{i}", &good[..good.len() - 4]);
         let r = stack.list_tools(Some(&forged)).await;
         assert_eq!(r.status, 401, "{}", r.body);
+        let r = stack.list_tools(Some(&unknown_kid_token(&stack, i))).await;
+        assert_eq!(r.status, 401, "{}", r.body);
     }
-    // Tokens under unknown key ids: each would reach the issuer; past the default burst of 20
+    // Opaque tokens the issuer refuses: each reaches the issuer; past the default burst of 20
     // (plus the refill of one a second), they are answered 429 and nothing is verified.
     let started = std::time::Instant::now();
     let before = stack.metrics.verifications.load(Ordering::Relaxed);
     let mut refused = 0u64;
     let mut limited = 0u64;
     for i in 0..100 {
-        match stack
-            .list_tools(Some(&unknown_kid_token(&stack, i)))
-            .await
-            .status
-        {
+        match stack.list_tools(Some(&bad_opaque(i))).await.status {
             401 => refused += 1,
             429 => limited += 1,
             other => panic!("unexpected {other}"),
@@ -165,16 +179,20 @@ async fn default_configuration_never_locks_out_an_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zero_quota_switches_the_default_limit_off() {
-    let stack = Stack::start(|c| {
-        c.rate_limits.failed_auth_per_address = Some(QuotaConfig {
-            per_minute: 0,
-            burst: 0,
-        })
-    })
+    let stack = Stack::start_with(
+        |_| Vec::new(),
+        |c, issuer| {
+            c.rate_limits.failed_auth_per_address = Some(QuotaConfig {
+                per_minute: 0,
+                burst: 0,
+            });
+            with_introspection(c, issuer);
+        },
+    )
     .await;
     // Past the default burst of 20, and each one reaching the issuer: never 429.
     for i in 0..30 {
-        let r = stack.list_tools(Some(&unknown_kid_token(&stack, i))).await;
+        let r = stack.list_tools(Some(&bad_opaque(i))).await;
         assert_eq!(r.status, 401);
     }
     stack.stop().await;

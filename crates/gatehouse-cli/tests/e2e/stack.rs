@@ -6,7 +6,7 @@ use std::time::Duration;
 use gatehouse_billing::{AuditLog, AuditRecord, Store};
 use gatehouse_cli::app;
 use gatehouse_cli::config::{Config, IssuerConfig};
-use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig};
+use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig, DevResourceServer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,29 @@ pub(crate) const CLIENTS: [(&str, Option<&str>, &[&str]); 4] = [
     ("globex-reader", Some("globex"), &["invoices:read"]),
     ("no-tenant", None, &["invoices:read"]),
 ];
+
+/// The billing server's client at the issuer's introspection endpoint: (id, secret).
+const INTROSPECTION_CLIENT: (&str, &str) = ("billing-mcp-e2e", "introspection-secret");
+
+/// Lets `config` decide opaque tokens by introspection at `issuer` (RFC 7662), as
+/// `[[auth.introspection]]` would; the secret goes through a file, as in production.
+pub(crate) fn with_introspection(config: &mut Config, issuer: &DevIssuer) {
+    // Next to the stack's database, in the directory the stack removes when it stops.
+    let db = PathBuf::from(config.database.url.trim_start_matches("sqlite://"));
+    let file = db.with_file_name("introspection-secret");
+    std::fs::write(&file, INTROSPECTION_CLIENT.1).unwrap();
+    config.auth.introspection = vec![gatehouse::settings::IntrospectionSettings {
+        issuer: issuer.issuer().to_owned(),
+        endpoint: None,
+        client_id: INTROSPECTION_CLIENT.0.to_owned(),
+        client_secret_file: Some(file),
+        client_secret_env: None,
+        auth_method: "basic".into(),
+        audiences: Vec::new(),
+        dangerous_accept_missing_audience: false,
+        fetch_timeout_seconds: 5,
+    }];
+}
 
 pub(crate) struct Stack {
     pub(crate) url: String,
@@ -221,6 +244,12 @@ pub(crate) async fn start_issuer_with(
                 })
                 .chain(extra)
                 .collect(),
+            // The billing server may introspect (only stacks that configure it do).
+            resource_servers: vec![DevResourceServer::new(
+                INTROSPECTION_CLIENT.0,
+                INTROSPECTION_CLIENT.1,
+                None::<String>,
+            )],
             ..DevIssuerConfig::default()
         },
     )

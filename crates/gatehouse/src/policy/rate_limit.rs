@@ -15,7 +15,8 @@
 //!    - malformed credentials (`400`), decided from the header alone;
 //!    - tokens answered from the verified-token cache or its negative cache;
 //!    - tokens decided with the keys already held (a JWT whose `kid` is known: a local signature
-//!      check, no amplification), valid or not.
+//!      check, no amplification), valid or not — including a `kid` unknown within the refresh
+//!      cooldown after a good fetch, which no refresh may look for yet.
 //!
 //!    What remains are the verifications that reach the issuer: introspection, and a JWKS
 //!    refresh for an unknown `kid`. Before one starts, [`RateLimiter::check_address`]; when it

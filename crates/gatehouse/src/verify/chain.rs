@@ -452,9 +452,13 @@ mod tests {
         }
         assert_eq!(a.jwks_fetches(), fetches);
         assert_eq!(a.introspection_calls(), 0);
-        // An unknown kid needs a refresh, an opaque token introspection.
+        // An unknown kid right after a good fetch is decided with the keys held (the refresh
+        // cooldown forbids looking again); an opaque token needs introspection.
         let unknown = AccessToken::new(a.token().key(&rogue).sign());
-        assert!(chain.verify_locally(&unknown).is_none());
+        assert_eq!(
+            chain.verify_locally(&unknown).expect("decided").err(),
+            Some(InvalidReason::UnknownKey.into())
+        );
         assert!(chain.verify_locally(&AccessToken::new("opaque")).is_none());
         assert_eq!(a.jwks_fetches(), fetches);
         assert_eq!(a.introspection_calls(), 0);

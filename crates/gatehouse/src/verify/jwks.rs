@@ -331,6 +331,11 @@ struct Inner {
     /// Fetches that failed (unreachable, bad document, no usable key).
     failures: AtomicU64,
     refresh: tokio::sync::Mutex<RefreshState>,
+    /// The end of the last fetch and whether it succeeded (a copy of `RefreshState` readable
+    /// without awaiting), and whether one is under way: together they tell when an unknown
+    /// `kid` is decided without the issuer ([`JwksCache::held`]).
+    settled: Mutex<Option<(Instant, bool)>>,
+    in_flight: std::sync::atomic::AtomicBool,
     clock: Clock,
     /// Keys given once ([`JwksCache::fixed`]): nothing is ever fetched.
     fixed: bool,
@@ -444,6 +449,8 @@ impl JwksCache {
                     last_ok: fixed,
                     next_delay,
                 }),
+                settled: Mutex::new(None),
+                in_flight: std::sync::atomic::AtomicBool::new(false),
                 clock,
                 fixed,
             }),
@@ -494,6 +501,10 @@ impl JwksCache {
             Lookup::Found(k) => Some(Ok(k)),
             Lookup::WrongAlgorithm => Some(Err(InvalidReason::AlgorithmNotAllowed.into())),
             Lookup::Ambiguous => Some(Err(InvalidReason::UnknownKey.into())),
+            // No refresh may look for it yet: `resolve` would answer from these very keys.
+            Lookup::NotFound if self.inner.refresh_barred() => {
+                Some(Err(InvalidReason::UnknownKey.into()))
+            }
             Lookup::NotFound => None,
         }
     }
@@ -553,6 +564,25 @@ impl JwksCache {
 }
 
 impl Inner {
+    /// An unknown `kid` is decided now, without the issuer: the last fetch succeeded less than
+    /// `min_refresh_interval` ago and none is under way, so `refresh_if_due` would not fetch
+    /// and the answer is "unknown key" (a fixed set never fetches). Such a refusal costs the
+    /// issuer nothing, so the per-address limit does not meter it: during a rotation whose
+    /// new key is used before the cooldown allows a refresh, legitimate clients' refusals
+    /// must not bar their address from introspection.
+    fn refresh_barred(&self) -> bool {
+        if self.fixed {
+            return true;
+        }
+        if self.in_flight.load(Ordering::Acquire) {
+            return false;
+        }
+        let settled = *self.settled.lock().unwrap_or_else(|p| p.into_inner());
+        settled.is_some_and(|(at, ok)| {
+            ok && self.clock.now().saturating_duration_since(at) < self.config.min_refresh_interval
+        })
+    }
+
     fn fresh_keys(&self) -> Option<Arc<KeySet>> {
         let guard = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let set = guard.as_ref()?;
@@ -591,6 +621,7 @@ impl Inner {
             return Ok(());
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.store(true, Ordering::Release);
         let result = match self.fetcher.get_json::<serde_json::Value>(&self.uri).await {
             Ok(doc) => {
                 let keys = parse_jwks(&doc.value, &self.allowed);
@@ -620,7 +651,10 @@ impl Inner {
             st.next_delay = self.config.retry_interval;
         }
         st.last_ok = result.is_ok();
-        st.last_attempt = Some(self.clock.now());
+        let now = self.clock.now();
+        st.last_attempt = Some(now);
+        *self.settled.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, st.last_ok));
+        self.in_flight.store(false, Ordering::Release);
         self.generation.fetch_add(1, Ordering::Release);
         result
     }
@@ -789,6 +823,48 @@ mod tests {
             InvalidReason::UnknownKey.into()
         );
         assert_eq!(c.fetch_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_is_decided_without_the_issuer_only_while_no_refresh_may_run() {
+        let clock = Clock::manual();
+        let k1 = key(Alg::RS256, "k1");
+        let ts = server(&[&k1]).await;
+        let c = cache(&ts, clock.clone(), JwksConfig::default());
+        // Nothing fetched yet: deciding needs the issuer.
+        assert!(c.held(Some("nope"), Algorithm::RS256).is_none());
+        c.load().await.unwrap();
+        // Within the cooldown after a good fetch: decided from the keys held, no fetch.
+        assert_eq!(
+            c.held(Some("nope"), Algorithm::RS256).unwrap().unwrap_err(),
+            InvalidReason::UnknownKey.into()
+        );
+        // Past it, a refresh may find the key: not decided here.
+        clock.advance(Duration::from_secs(31));
+        assert!(c.held(Some("nope"), Algorithm::RS256).is_none());
+        // While that refresh hangs, nothing is decided early either (waiters share its result).
+        ts.set_jwks_hang(true);
+        let pending = {
+            let c = c.clone();
+            tokio::spawn(async move { c.resolve(Some("k2"), Algorithm::RS256).await })
+        };
+        ts.wait_for_jwks_fetches(2).await;
+        assert!(c.held(Some("nope"), Algorithm::RS256).is_none());
+        ts.set_keys(vec![k1.clone(), key(Alg::RS256, "k2")]);
+        ts.set_jwks_hang(false);
+        assert_eq!(pending.await.unwrap().unwrap().kid(), Some("k2"));
+        assert_eq!(
+            c.held(Some("nope"), Algorithm::RS256).unwrap().unwrap_err(),
+            InvalidReason::UnknownKey.into()
+        );
+        // After a failed fetch the same kid is "keys unavailable", which needs the issuer.
+        clock.advance(Duration::from_secs(31));
+        ts.set_jwks_down(true);
+        assert_eq!(
+            c.resolve(Some("nope"), Algorithm::RS256).await.unwrap_err(),
+            UnavailableReason::KeysUnavailable.into()
+        );
+        assert!(c.held(Some("nope"), Algorithm::RS256).is_none());
     }
 
     #[tokio::test]
