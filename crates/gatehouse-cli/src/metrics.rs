@@ -12,7 +12,7 @@
 //! `metrics` + `metrics-exporter-prometheus`: no global recorder, typed registries that tests can
 //! create per server, and `Collector`s for scrape-time values.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -125,10 +125,11 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// Components whose own counters are read at scrape time.
+/// Components whose own counters are read at scrape time: one protected server (`serve`) or
+/// one per proxied server (`proxy`, summed), and the billing audit log when there is one.
 struct Sources {
-    gatehouse: Gatehouse,
-    audit: AuditLog,
+    gatehouses: Vec<Gatehouse>,
+    audit: Option<AuditLog>,
 }
 
 /// Tool names seen as labels before the rest are counted as `other`: names are
@@ -200,7 +201,19 @@ impl Default for Metrics {
 impl Metrics {
     /// Connects the scrape-time sources (once).
     pub(crate) fn attach(&self, gatehouse: Gatehouse, audit: AuditLog) {
-        let _ = self.sources.set(Sources { gatehouse, audit });
+        let _ = self.sources.set(Sources {
+            gatehouses: vec![gatehouse],
+            audit: Some(audit),
+        });
+    }
+
+    /// Connects the protections of every proxied server (`gatehouse proxy`; no audit log of
+    /// its own: the gateway's tool calls are audit lines on `gatehouse::audit`).
+    pub(crate) fn attach_all(&self, gatehouses: Vec<Gatehouse>) {
+        let _ = self.sources.set(Sources {
+            gatehouses,
+            audit: None,
+        });
     }
 
     /// A registry exposing these metrics.
@@ -232,6 +245,47 @@ impl Metrics {
 
 #[derive(Debug)]
 struct ScrapeCollector(Arc<Metrics>);
+
+/// What `gatehouse proxy` reports of each proxied server's upstream at scrape time: its
+/// name, whether it is healthy (not failing to start) and the connections (processes or
+/// sessions) it holds.
+pub(crate) type UpstreamReadings = dyn Fn() -> Vec<(String, bool, u64)> + Send + Sync;
+
+/// The upstream gauges of `gatehouse proxy`, read at scrape time.
+pub(crate) struct UpstreamCollector(pub(crate) Arc<UpstreamReadings>);
+
+impl std::fmt::Debug for UpstreamCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for UpstreamCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let readings = (self.0)();
+        let mut family = e.encode_descriptor(
+            "gatehouse_upstream_healthy",
+            "1 unless the last attempt to start the proxied server's upstream failed",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (server, healthy, _) in &readings {
+            ConstGauge::new(i64::from(*healthy))
+                .encode(family.encode_family(&[("server", server.as_str())])?)?;
+        }
+        let mut family = e.encode_descriptor(
+            "gatehouse_upstream_connections",
+            "Upstream connections held (stdio processes or HTTP sessions), by proxied server",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (server, _, n) in &readings {
+            ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&[("server", server.as_str())])?)?;
+        }
+        Ok(())
+    }
+}
 
 fn counter_family<L: prometheus_client::encoding::EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
@@ -323,8 +377,37 @@ impl Collector for ScrapeCollector {
         let Some(s) = m.sources.get() else {
             return Ok(());
         };
-        let authenticator = s.gatehouse.authenticator();
-        let stats = authenticator.stats();
+        // Counters are additive across the proxied servers' protections; per-issuer series are
+        // summed per issuer (each server holds its own key cache for a shared issuer).
+        let mut stats = gatehouse::verify::cache::CacheStats::default();
+        let mut jwks: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut introspection: BTreeMap<String, u64> = BTreeMap::new();
+        let mut rl = gatehouse::policy::rate_limit::RateLimitStats::default();
+        let mut ready = true;
+        for g in &s.gatehouses {
+            let authenticator = g.authenticator();
+            let st = authenticator.stats();
+            stats.hits += st.hits;
+            stats.negative_hits += st.negative_hits;
+            stats.misses += st.misses;
+            ready &= authenticator.ready();
+            if let Some(chain) = g.verifier_chain() {
+                for v in chain.jwt_verifiers() {
+                    if let Some(j) = v.jwks() {
+                        let e = jwks.entry(v.issuer().to_owned()).or_default();
+                        e.0 += j.fetch_count();
+                        e.1 += j.failure_count();
+                    }
+                }
+                for v in chain.introspection_verifiers() {
+                    *introspection.entry(v.issuer().to_owned()).or_default() += v.request_count();
+                }
+            }
+            let r = g.rate_limit_stats();
+            rl.client += r.client;
+            rl.tenant += r.tenant;
+            rl.failed_auth_address += r.failed_auth_address;
+        }
         counter(
             &mut e,
             "gatehouse_token_cache_hits",
@@ -354,37 +437,26 @@ impl Collector for ScrapeCollector {
                 (stats.hits + stats.negative_hits) as f64 / total as f64
             },
         )?;
-        let chain = s.gatehouse.verifier_chain();
-        let issuers: Vec<_> = chain.map(|c| c.jwt_verifiers()).unwrap_or_default();
         counter_family(
             &mut e,
             "gatehouse_jwks_fetches",
             "JWKS fetch attempts by issuer",
-            issuers.iter().filter_map(|v| {
-                v.jwks()
-                    .map(|j| ([("issuer", v.issuer().to_owned())], j.fetch_count()))
-            }),
+            jwks.iter().map(|(i, (f, _))| ([("issuer", i.clone())], *f)),
         )?;
         counter_family(
             &mut e,
             "gatehouse_jwks_fetch_failures",
             "Failed JWKS fetches by issuer",
-            issuers.iter().filter_map(|v| {
-                v.jwks()
-                    .map(|j| ([("issuer", v.issuer().to_owned())], j.failure_count()))
-            }),
+            jwks.iter().map(|(i, (_, f))| ([("issuer", i.clone())], *f)),
         )?;
         counter_family(
             &mut e,
             "gatehouse_introspection_requests",
             "RFC 7662 introspection requests by issuer",
-            chain
-                .map(|c| c.introspection_verifiers())
-                .unwrap_or_default()
+            introspection
                 .iter()
-                .map(|v| ([("issuer", v.issuer().to_owned())], v.request_count())),
+                .map(|(i, n)| ([("issuer", i.clone())], *n)),
         )?;
-        let rl = s.gatehouse.rate_limit_stats();
         counter_family(
             &mut e,
             "gatehouse_rate_limited_requests",
@@ -395,17 +467,19 @@ impl Collector for ScrapeCollector {
                 ([("limit", "failed_auth_address")], rl.failed_auth_address),
             ],
         )?;
-        counter(
-            &mut e,
-            "gatehouse_audit_rows_dropped",
-            "Audit records that did not reach the database (queue full or writer stopped)",
-            s.audit.dropped(),
-        )?;
+        if let Some(audit) = &s.audit {
+            counter(
+                &mut e,
+                "gatehouse_audit_rows_dropped",
+                "Audit records that did not reach the database (queue full or writer stopped)",
+                audit.dropped(),
+            )?;
+        }
         gauge(
             &mut e,
             "gatehouse_keys_ready",
             "1 when every issuer's signing keys are loaded",
-            if authenticator.ready() { 1.0 } else { 0.0 },
+            if ready { 1.0 } else { 0.0 },
         )?;
         Ok(())
     }
@@ -546,8 +620,13 @@ pub(crate) fn admin_router(admin: Admin) -> Router {
 }
 
 async fn metrics_handler(State(a): State<Admin>) -> Response {
+    encode_registry(&a.registry)
+}
+
+/// The OpenMetrics text of `registry`, as `/metrics` answers it.
+pub(crate) fn encode_registry(registry: &Registry) -> Response {
     let mut body = String::with_capacity(4096);
-    if prometheus_client::encoding::text::encode(&mut body, &a.registry).is_err() {
+    if prometheus_client::encoding::text::encode(&mut body, registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     (
@@ -582,6 +661,32 @@ async fn readyz(State(a): State<Admin>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proxy_registry_reports_each_upstream_and_no_audit_log() {
+        let metrics = Arc::new(Metrics::default());
+        metrics.attach_all(Vec::new());
+        metrics.tool_calls.inc("whoami", Outcome::Allowed);
+        let mut registry = metrics.registry();
+        registry.register_collector(Box::new(UpstreamCollector(Arc::new(|| {
+            vec![
+                ("files".to_owned(), true, 3),
+                ("python".to_owned(), false, 0),
+            ]
+        }))));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "gatehouse_upstream_healthy{server=\"files\"} 1",
+            "gatehouse_upstream_healthy{server=\"python\"} 0",
+            "gatehouse_upstream_connections{server=\"files\"} 3",
+            "gatehouse_tool_calls_total{tool=\"whoami\",outcome=\"allowed\"} 1",
+            "gatehouse_keys_ready 1.0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert!(!text.contains("gatehouse_audit_rows_dropped"), "{text}");
+    }
 
     #[test]
     fn counters_count_per_key_and_auth_reasons_are_classified() {

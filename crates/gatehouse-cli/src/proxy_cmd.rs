@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::config::{AdminConfig, ConfigError, TlsConfig};
+use crate::metrics::{Metrics, UpstreamCollector};
 use crate::serve::ServeOptions;
 
 /// Options of `gatehouse proxy`.
@@ -64,8 +67,9 @@ pub struct ProxyConfig {
     pub limits: LimitSettings,
     /// TLS termination (absent: plain HTTP).
     pub tls: Option<TlsConfig>,
-    /// The admin listener: `/healthz` and `/readyz` (every proxied server's issuer keys loaded
-    /// and its upstream not failing to start). Default `127.0.0.1:9464`.
+    /// The admin listener: `/metrics` (as for `gatehouse serve`, plus each upstream's health
+    /// and connections), `/healthz` and `/readyz` (every proxied server's issuer keys loaded and
+    /// its upstream not failing to start). Default `127.0.0.1:9464`.
     pub admin: AdminConfig,
     /// Credentials for upstreams (`[[upstreams]]`, as for `gatehouse serve`): a `[[proxy]]`
     /// entry's `credential_upstream` names one (token exchange, client credentials).
@@ -129,18 +133,37 @@ where
         .with_context(|| format!("binding `server.listen` = {}", config.server.listen))?;
     let bound = listener.local_addr()?;
     let cancel = CancellationToken::new();
+    // The same metrics as `gatehouse serve` (requests, refusals, authentication, tool calls,
+    // caches, rate limits), summed over the proxied servers, plus each upstream's health.
+    let metrics = Arc::new(Metrics::default());
+    let observers: [Arc<dyn gatehouse::observe::Observer>; 1] = [metrics.clone()];
     let gateway = gatehouse_gateway::build(
         &config.settings(),
         &config.proxy,
         bound,
-        &[],
+        &observers,
         cancel.clone(),
     )
     .await
     .map_err(ConfigError::from)?;
     let mut gateway = gateway;
     let router = std::mem::take(&mut gateway.router);
-    let gateway = std::sync::Arc::new(gateway);
+    let gateway = Arc::new(gateway);
+    metrics.attach_all(gateway.servers.iter().map(|s| s.3.clone()).collect());
+    let mut registry = metrics.registry();
+    {
+        let g = gateway.clone();
+        registry.register_collector(Box::new(UpstreamCollector(Arc::new(move || {
+            g.servers
+                .iter()
+                .map(|(name, _, handler, _)| {
+                    let pool = handler.pool();
+                    (name.clone(), pool.healthy(), pool.process_count())
+                })
+                .collect()
+        }))));
+    }
+    let registry = Arc::new(registry);
     let admin = match config.admin.enabled {
         false => None,
         true => {
@@ -150,6 +173,13 @@ where
             let addr = l.local_addr()?;
             let g = gateway.clone();
             let app = axum::Router::new()
+                .route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let registry = registry.clone();
+                        async move { crate::metrics::encode_registry(&registry) }
+                    }),
+                )
                 .route("/healthz", axum::routing::get(|| async { "ok\n" }))
                 .route(
                     "/readyz",
