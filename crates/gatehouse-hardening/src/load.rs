@@ -32,7 +32,9 @@ pub(crate) enum Kind {
     /// `lookup_invoice` with a new token under a key the issuer published after the server's
     /// last good fetch: `200` once fetched, `503 + Retry-After` while it cannot be fetched.
     FreshKey,
-    /// `lookup_invoice` with the reused opaque token (introspected once, then cached).
+    /// `lookup_invoice` with the reused opaque token (introspected, then cached for at most
+    /// the introspection cap, 60 s, then introspected again: `503 + Retry-After` while that
+    /// fails — a revoked token must not live on because the endpoint is down).
     OpaqueReused,
     /// `lookup_invoice` with a new opaque token (one introspection each).
     OpaqueNew,
@@ -69,7 +71,8 @@ impl Kind {
     }
 
     /// Decided without the authorization server when the server holds its keys: the traffic
-    /// whose latency an outage must not touch.
+    /// whose latency an outage must not touch. (Not the reused opaque token: its cached
+    /// verification lapses at least once a minute and is introspected again.)
     pub(crate) fn local(self) -> bool {
         matches!(
             self,
@@ -78,7 +81,6 @@ impl Kind {
                 | Kind::ToolsList
                 | Kind::History
                 | Kind::NewToken
-                | Kind::OpaqueReused
                 | Kind::Void
                 | Kind::StepUp
                 | Kind::NoToken
@@ -186,7 +188,7 @@ pub(crate) fn classify(kind: Kind, a: &Answer) -> Verdict {
         // Before the server has fetched the new key it may refuse it (at most one refresh
         // cooldown; the fault run checks that nothing is refused after the first success).
         Kind::FreshKey if a.status == 401 || a.status == 429 => Verdict::Refused,
-        Kind::OpaqueNew if unverifiable => Verdict::Unverifiable,
+        Kind::OpaqueNew | Kind::OpaqueReused if unverifiable => Verdict::Unverifiable,
         Kind::Void
             if success && !(a.body.contains("Voided") || a.body.contains("already void")) =>
         {
@@ -669,6 +671,14 @@ mod tests {
             classify(Kind::OpaqueNew, &answer(503, "", true, "")),
             Verdict::Unverifiable
         );
+        assert_eq!(
+            classify(Kind::OpaqueReused, &answer(503, "", true, "")),
+            Verdict::Unverifiable
+        );
+        assert!(matches!(
+            classify(Kind::OpaqueReused, &answer(503, "", false, "")),
+            Verdict::Error(_)
+        ));
         assert_eq!(
             classify(Kind::FreshKey, &answer(503, "", true, "")),
             Verdict::Unverifiable
