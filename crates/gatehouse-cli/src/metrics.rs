@@ -395,6 +395,19 @@ impl Collector for ScrapeCollector {
                 ([("limit", "failed_auth_address")], rl.failed_auth_address),
             ],
         )?;
+        // A shared backend (Redis) that did not answer: what the limiter did instead. `allowed`
+        // is the default (fail open); `refused` answered 503; `unrecorded` is a refused token
+        // the per-address limit could not count.
+        counter_family(
+            &mut e,
+            "gatehouse_rate_limit_unavailable",
+            "Rate-limit checks the shared backend did not answer, by what was done instead",
+            [
+                ([("decision", "allowed")], rl.unavailable_allowed),
+                ([("decision", "refused")], rl.unavailable_refused),
+                ([("decision", "unrecorded")], rl.unavailable_unrecorded),
+            ],
+        )?;
         counter(
             &mut e,
             "gatehouse_audit_rows_dropped",
