@@ -56,7 +56,7 @@ use gatehouse::policy::{ScopeHierarchy, ScopePolicy, ToolListMode};
 pub use audit::{AuditLog, AuditOutcome, AuditRecord};
 pub use credit_notes::{CreditNoteDelivery, CreditNotes, CreditNotesError, Delivery};
 pub use server::BillingServer;
-pub use store::{Backend, InvoiceCacheConfig, Seed, Store, StoreError};
+pub use store::{Backend, CacheEvent, InvoiceCacheConfig, Seed, Store, StoreError};
 pub use tenancy::{InvalidTenant, Tenancy, TenantId};
 
 /// Scope that every billing tool needs (the route scope).

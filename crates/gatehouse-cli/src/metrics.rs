@@ -407,6 +407,9 @@ impl Collector for ScrapeCollector {
             rl.client += r.client;
             rl.tenant += r.tenant;
             rl.failed_auth_address += r.failed_auth_address;
+            rl.unavailable_allowed += r.unavailable_allowed;
+            rl.unavailable_refused += r.unavailable_refused;
+            rl.unavailable_unrecorded += r.unavailable_unrecorded;
         }
         counter(
             &mut e,
@@ -465,6 +468,19 @@ impl Collector for ScrapeCollector {
                 ([("limit", "client")], rl.client),
                 ([("limit", "tenant")], rl.tenant),
                 ([("limit", "failed_auth_address")], rl.failed_auth_address),
+            ],
+        )?;
+        // A shared backend (Redis) that did not answer: what the limiter did instead. `allowed`
+        // is the default (fail open); `refused` answered 503; `unrecorded` is a refused token
+        // the per-address limit could not count.
+        counter_family(
+            &mut e,
+            "gatehouse_rate_limit_unavailable",
+            "Rate-limit checks the shared backend did not answer, by what was done instead",
+            [
+                ([("decision", "allowed")], rl.unavailable_allowed),
+                ([("decision", "refused")], rl.unavailable_refused),
+                ([("decision", "unrecorded")], rl.unavailable_unrecorded),
             ],
         )?;
         if let Some(audit) = &s.audit {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::caller::ScopeSet;
 use crate::http::{CorsConfig, GatehouseBuilder, RequestLimits, SessionBindingConfig};
-use crate::policy::rate_limit::{GovernorRateLimiter, RateLimitConfig, RateQuota};
+use crate::policy::rate_limit::{GovernorRateLimiter, RateLimitConfig, RateLimiter, RateQuota};
 use crate::policy::{ScopeHierarchy, ToolListMode};
 use crate::resource::{ParseOptions, ResourceUrl};
 use crate::tenancy::Tenancy;
@@ -606,8 +606,24 @@ pub struct RateLimitSettings {
     /// and JWTs whose key is held — so a valid token is never refused because of what others
     /// behind the same address sent. Default 60 per minute, burst 20.
     pub failed_auth_per_address: Option<QuotaSettings>,
-    /// Most keys tracked per limit (bounded memory). Default 100000.
+    /// Most keys tracked per limit (bounded memory). Default 100000. In memory only: Redis keys
+    /// expire once their bucket is full again.
     pub max_keys: usize,
+    /// Where the limits are kept: `memory` (default: this process only; with N replicas each
+    /// enforces its own budget) or `redis` (one budget shared by every replica).
+    pub backend: RateLimitBackend,
+    /// With `backend = "redis"`: `redis://[user:password@]host[:port][/db]`. Required then.
+    /// Never logged nor shown by `Debug`.
+    pub redis_url: Option<SecretString>,
+    /// Put before every Redis key, so that deployments can share a Redis. Default
+    /// `gatehouse:rl:`.
+    pub redis_key_prefix: String,
+    /// Longest wait for one Redis call, connecting included, in milliseconds. Default 50.
+    pub redis_timeout_ms: u64,
+    /// What a check does when Redis does not answer in time: `open` (default: the request goes
+    /// on, counted in `gatehouse_rate_limit_unavailable_total` and logged at most every 10 s) or
+    /// `closed` (`503` + `Retry-After: 1`).
+    pub redis_failure: RedisFailureSetting,
 }
 
 impl Default for RateLimitSettings {
@@ -620,7 +636,57 @@ impl Default for RateLimitSettings {
                 burst: 20,
             }),
             max_keys: 100_000,
+            backend: RateLimitBackend::Memory,
+            redis_url: None,
+            redis_key_prefix: "gatehouse:rl:".to_owned(),
+            redis_timeout_ms: 50,
+            redis_failure: RedisFailureSetting::Open,
         }
+    }
+}
+
+/// `rate_limits.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitBackend {
+    /// In this process.
+    #[default]
+    Memory,
+    /// In Redis, shared by replicas.
+    Redis,
+}
+
+/// `rate_limits.redis_failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailureSetting {
+    /// Let requests through.
+    #[default]
+    Open,
+    /// Refuse them with `503`.
+    Closed,
+}
+
+/// A string that may hold a credential (a URL with a password): its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
     }
 }
 
@@ -635,8 +701,8 @@ pub struct QuotaSettings {
 }
 
 impl RateLimitSettings {
-    /// The in-memory limiter these settings describe, `None` when every limit is off.
-    pub fn limiter(&self) -> Result<Option<Arc<GovernorRateLimiter>>, SettingsError> {
+    /// The limits as the library's configuration.
+    fn config(&self) -> RateLimitConfig {
         // `per_minute = 0` switches a limit off (a default can only be removed by a value).
         let quota = |q: Option<QuotaSettings>| {
             q.filter(|q| q.per_minute > 0).map(|q| RateQuota {
@@ -644,18 +710,70 @@ impl RateLimitSettings {
                 burst: q.burst,
             })
         };
-        let c = RateLimitConfig {
+        RateLimitConfig {
             per_client: quota(self.per_client),
             per_tenant: quota(self.per_tenant),
             failed_auth_per_address: quota(self.failed_auth_per_address),
             max_keys: self.max_keys,
-        };
+        }
+    }
+
+    /// The limiter these settings describe, `None` when every limit is off. With
+    /// `backend = "redis"` it must be called within a Tokio runtime (the connection manager
+    /// starts its task there; it connects on first use).
+    pub fn limiter(&self) -> Result<Option<Arc<dyn RateLimiter>>, SettingsError> {
+        let c = self.config();
         if c.per_client.is_none() && c.per_tenant.is_none() && c.failed_auth_per_address.is_none() {
             return Ok(None);
         }
-        GovernorRateLimiter::new(&c)
-            .map(|l| Some(Arc::new(l)))
-            .map_err(|e| SettingsError::new("rate_limits", e))
+        match self.backend {
+            RateLimitBackend::Memory => GovernorRateLimiter::new(&c)
+                .map(|l| Some(Arc::new(l) as Arc<dyn RateLimiter>))
+                .map_err(|e| SettingsError::new("rate_limits", e)),
+            RateLimitBackend::Redis => self.redis_limiter(&c),
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    fn redis_limiter(
+        &self,
+        c: &RateLimitConfig,
+    ) -> Result<Option<Arc<dyn RateLimiter>>, SettingsError> {
+        use crate::policy::redis_rate_limit::{
+            RedisFailure, RedisRateLimitConfig, RedisRateLimitError, RedisRateLimiter,
+        };
+        let url = self.redis_url.as_ref().ok_or_else(|| {
+            SettingsError::new("rate_limits.redis_url", "required with backend = \"redis\"")
+        })?;
+        let redis = RedisRateLimitConfig {
+            url: url.expose().to_owned(),
+            key_prefix: self.redis_key_prefix.clone(),
+            timeout: Duration::from_millis(self.redis_timeout_ms),
+            failure: match self.redis_failure {
+                RedisFailureSetting::Open => RedisFailure::Open,
+                RedisFailureSetting::Closed => RedisFailure::Closed,
+            },
+        };
+        RedisRateLimiter::new(c, redis)
+            .map(|l| Some(Arc::new(l) as Arc<dyn RateLimiter>))
+            .map_err(|e| match e {
+                RedisRateLimitError::Config(e) => SettingsError::new("rate_limits", e),
+                RedisRateLimitError::Url => SettingsError::new("rate_limits.redis_url", e),
+                RedisRateLimitError::ZeroTimeout => {
+                    SettingsError::new("rate_limits.redis_timeout_ms", "must be at least 1")
+                }
+            })
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn redis_limiter(
+        &self,
+        _: &RateLimitConfig,
+    ) -> Result<Option<Arc<dyn RateLimiter>>, SettingsError> {
+        Err(SettingsError::new(
+            "rate_limits.backend",
+            "\"redis\" needs gatehouse built with its `redis` feature",
+        ))
     }
 }
 
@@ -958,6 +1076,34 @@ mod tests {
         let mut u = upstream(UpstreamMode::Static);
         u.base_url = "http://ledger.example.com/api".into();
         assert_eq!(key(u), "upstreams");
+    }
+
+    #[tokio::test]
+    async fn the_redis_backend_names_its_bad_keys_and_hides_its_url() {
+        let mut s = RateLimitSettings {
+            backend: RateLimitBackend::Redis,
+            ..Default::default()
+        };
+        let key = |s: &RateLimitSettings| s.limiter().err().map(|e| e.key);
+        assert_eq!(key(&s).as_deref(), Some("rate_limits.redis_url"));
+        s.redis_url = Some(SecretString::new("http://user:hunter2@127.0.0.1/"));
+        let e = s.limiter().err().unwrap();
+        assert_eq!(e.key, "rate_limits.redis_url");
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        s.redis_url = Some(SecretString::new("redis://user:hunter2@127.0.0.1:1/"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+        s.redis_timeout_ms = 0;
+        assert_eq!(key(&s).as_deref(), Some("rate_limits.redis_timeout_ms"));
+        s.redis_timeout_ms = 50;
+        // Built without connecting: a Redis that is down at start-up is not a start-up failure.
+        assert!(s.limiter().unwrap().is_some());
+        let parsed: RateLimitSettings =
+            serde_json::from_str(r#"{"backend":"redis","redis_failure":"closed"}"#).unwrap();
+        assert_eq!(parsed.redis_failure, RedisFailureSetting::Closed);
+        assert!(
+            serde_json::from_str::<RateLimitSettings>(r#"{"redis_pasword":"x"}"#).is_err(),
+            "unknown keys are refused"
+        );
     }
 
     #[test]

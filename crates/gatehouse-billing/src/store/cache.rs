@@ -7,8 +7,11 @@
 //! - Changes made through the same [`Store`](super::Store) (voiding, inserting) are seen by the
 //!   next read at once: the write invalidates the entry after it commits, and a read that raced
 //!   with the write does not leave its older copy behind (the write epoch below).
-//! - Changes made by anyone else (another process on the same database, a manual `UPDATE`) are
-//!   seen at the latest `ttl` later. Set the TTL to zero to read the database every time.
+//! - Changes made through another store on the same PostgreSQL database (another replica) are
+//!   seen as soon as its notification arrives (`notify.rs`; measured in the crate's README);
+//!   while the notification connection is down, within `ttl`.
+//! - Changes made by anyone else (a manual `UPDATE`, a process on the same SQLite file) are seen
+//!   at the latest `ttl` later. Set the TTL to zero to read the database every time.
 //! - Entries are keyed by tenant and id, like the primary key: one tenant's entry cannot answer
 //!   another tenant's read. Misses are not cached, so a new invoice is visible at once.
 //! - Only reads of single invoices use it; listings, history and every write go to the database,
@@ -57,12 +60,40 @@ impl Default for InvoiceCacheConfig {
 
 type Key = (TenantId, String);
 
+/// What the cache heard from other replicas (PostgreSQL only), for operators and tests:
+/// [`Store::cache_events`](super::Store::cache_events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheEvent {
+    /// Listening for other replicas' writes (again); the whole cache was dropped, since
+    /// notifications sent while not listening are lost. `backend_pid` is the listening
+    /// connection's PostgreSQL process id.
+    Subscribed {
+        /// `pg_backend_pid()` of the listening connection.
+        backend_pid: i32,
+    },
+    /// The listening connection was lost: until the next `Subscribed`, changes by other
+    /// replicas are seen within the TTL only.
+    Lost,
+    /// Another replica (or this one) committed a change to this invoice; it was forgotten.
+    Notified {
+        /// The invoice's tenant.
+        tenant: TenantId,
+        /// The invoice id.
+        id: String,
+    },
+}
+
 #[derive(Debug)]
 pub(crate) struct InvoiceCache {
     entries: Option<moka::sync::Cache<Key, Arc<Invoice>>>,
     /// Bumped by every write before it invalidates; a read that filled the cache checks it
     /// afterwards and takes its entry back out if a write happened meanwhile.
     epoch: AtomicU64,
+    /// Sending without receivers is a failed `send`, no allocation: free when nobody listens.
+    events: tokio::sync::broadcast::Sender<CacheEvent>,
+    /// `pg_backend_pid()` of the listening connection while subscribed, else 0.
+    listener_pid: std::sync::atomic::AtomicI32,
 }
 
 /// What a read remembers between missing the cache and filling it.
@@ -79,6 +110,42 @@ impl InvoiceCache {
         Self {
             entries,
             epoch: AtomicU64::new(0),
+            events: tokio::sync::broadcast::channel(1024).0,
+            listener_pid: std::sync::atomic::AtomicI32::new(0),
+        }
+    }
+
+    /// True when entries are kept at all (a listener is pointless otherwise).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.entries.is_some()
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<CacheEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn announce(&self, event: CacheEvent) {
+        match &event {
+            CacheEvent::Subscribed { backend_pid } => {
+                self.listener_pid.store(*backend_pid, Ordering::SeqCst)
+            }
+            CacheEvent::Lost => self.listener_pid.store(0, Ordering::SeqCst),
+            CacheEvent::Notified { .. } => {}
+        }
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn listener_pid(&self) -> Option<i32> {
+        Some(self.listener_pid.load(Ordering::SeqCst)).filter(|pid| *pid != 0)
+    }
+
+    /// Forgets everything: after a (re)subscription, when any change may have been missed.
+    pub(crate) fn invalidate_all(&self) {
+        // Same order as `invalidate`: a read racing with this cannot put back what it read
+        // before (`fill` sees the new epoch).
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
         }
     }
 

@@ -47,7 +47,9 @@ impl Store {
         .execute(&self.pool)
         .await?;
         // Nothing was cached for an id that did not exist (misses are not cached); this keeps
-        // the rule "every committed write invalidates" without exceptions.
+        // the rule "every committed write invalidates" without exceptions. No notification to
+        // other replicas for the same reason: they cannot hold an invoice that did not exist
+        // (and `DO NOTHING` leaves an existing one unchanged).
         self.cache.invalidate(&inv.tenant, &inv.id);
         Ok(done.rows_affected() == 1)
     }
@@ -180,6 +182,16 @@ impl Store {
         if self.credit_notes {
             // The credit note the void owes the ledger, committed with the void or not at all.
             super::outbox::insert(&mut tx, &inv, actor, reason, now).await?;
+        }
+        if let Some(channel) = &self.notify_channel {
+            // Inside the transaction: delivered to the other replicas on commit, never for a
+            // void that rolls back. `::text` because `pg_notify` returns `void`, a type the
+            // `Any` driver has no mapping for.
+            sqlx::query("SELECT pg_notify($1, $2)::text")
+                .bind(&**channel)
+                .bind(super::notify::payload(tenant, id))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.cache.invalidate(tenant, id);

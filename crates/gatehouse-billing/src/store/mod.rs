@@ -58,10 +58,11 @@ pub mod cursor;
 mod invoices;
 mod micros;
 pub mod model;
+mod notify;
 pub mod outbox;
 mod seed;
 
-pub use cache::InvoiceCacheConfig;
+pub use cache::{CacheEvent, InvoiceCacheConfig};
 pub use cursor::{Cursor, InvalidCursor};
 pub use invoices::Page;
 pub(crate) use micros::now_micros;
@@ -124,6 +125,17 @@ pub struct Store {
     cache: Arc<cache::InvoiceCache>,
     /// Write a credit note to the outbox with every void ([`Store::with_credit_notes`]).
     credit_notes: bool,
+    /// PostgreSQL: the channel every invoice write notifies, in its transaction (`notify.rs`).
+    notify_channel: Option<Arc<str>>,
+    /// Stops the listener when the last clone is dropped, or at [`Store::close`].
+    listener: Option<Arc<ListenerHandle>>,
+}
+
+/// The listening task's stop switch, held by every clone of a [`Store`].
+#[derive(Debug)]
+struct ListenerHandle {
+    stop: tokio_util::sync::CancellationToken,
+    _on_drop: tokio_util::sync::DropGuard,
 }
 
 impl Store {
@@ -181,11 +193,36 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
+        let cache = Arc::new(cache::InvoiceCache::new(cache));
+        let (notify_channel, listener) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+                    .fetch_one(&pool)
+                    .await?;
+                let channel = notify::channel_for(&schema);
+                // Writes notify even when this store keeps no cache: other replicas may.
+                let listener = if cache.is_enabled() {
+                    let stop = tokio_util::sync::CancellationToken::new();
+                    notify::start(url.clone(), channel.clone(), cache.clone(), stop.clone())
+                        .await?;
+                    Some(Arc::new(ListenerHandle {
+                        _on_drop: stop.clone().drop_guard(),
+                        stop,
+                    }))
+                } else {
+                    None
+                };
+                (Some(Arc::from(channel)), listener)
+            }
+        };
         let store = Self {
             pool,
             backend,
-            cache: Arc::new(cache::InvoiceCache::new(cache)),
+            cache,
             credit_notes: false,
+            notify_channel,
+            listener,
         };
         if seed == Seed::Demo {
             seed::apply_demo(&store).await?;
@@ -211,9 +248,27 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection (waits for checked-out ones to come back).
+    /// Closes every connection (waits for checked-out ones to come back), the listening one
+    /// included.
     pub async fn close(&self) {
+        if let Some(l) = &self.listener {
+            l.stop.cancel();
+        }
         self.pool.close().await;
+    }
+
+    /// What the invoice cache hears from other replicas (PostgreSQL; nothing on SQLite):
+    /// subscriptions, losses of the listening connection, and each invoice a committed write
+    /// invalidated. For monitoring and for measuring the staleness window.
+    pub fn cache_events(&self) -> tokio::sync::broadcast::Receiver<CacheEvent> {
+        self.cache.subscribe()
+    }
+
+    /// The PostgreSQL process id of the connection listening for other replicas' writes, while
+    /// it is up; `None` on SQLite, without a cache, or while reconnecting (the TTL bounds
+    /// staleness then).
+    pub fn cache_listener_pid(&self) -> Option<i32> {
+        self.cache.listener_pid()
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod audit;
 mod cache;
+mod coherence;
 mod common;
 mod outbox;
 mod storage;

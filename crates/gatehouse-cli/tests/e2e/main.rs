@@ -12,6 +12,7 @@ mod ops_admin;
 mod ops_binary;
 mod ops_limits;
 mod ops_rate_limits;
+mod ops_redis_rate_limits;
 mod ops_tls;
 mod protocol;
 mod refusals;

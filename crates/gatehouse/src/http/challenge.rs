@@ -83,6 +83,9 @@ pub enum Rejection {
         /// When the client may try again.
         retry_after: Duration,
     },
+    /// The shared rate limits could not be checked (their backend did not answer in time) and
+    /// are configured to fail closed ([`crate::policy::redis_rate_limit`]).
+    RateLimitUnavailable,
     /// Every request permit is taken ([`crate::http::RequestLimits::max_concurrent_requests`]):
     /// refused at once rather than queued, since a queue only adds latency to an overload.
     Overloaded,
@@ -136,6 +139,7 @@ impl Rejection {
             Rejection::PayloadTooLarge => "request.body_too_large",
             Rejection::BodyUnreadable => "request.body_unreadable",
             Rejection::RateLimited { .. } => "rate_limited",
+            Rejection::RateLimitUnavailable => "rate_limit.unavailable",
             Rejection::Overloaded => "limits.overloaded",
             Rejection::DependencyUnavailable { .. } => "dependency.unavailable",
             Rejection::DependencyRefused => "dependency.refused",
@@ -162,9 +166,9 @@ impl Rejection {
             }
             Rejection::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
             Rejection::UnknownSession | Rejection::NotFound => StatusCode::NOT_FOUND,
-            Rejection::Overloaded | Rejection::DependencyUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::Overloaded
+            | Rejection::RateLimitUnavailable
+            | Rejection::DependencyUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::DependencyRefused => StatusCode::BAD_GATEWAY,
             Rejection::Timeout => StatusCode::REQUEST_TIMEOUT,
             Rejection::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -248,6 +252,7 @@ const BODY_OVERLOADED: &[u8] =
 const BODY_TIMEOUT: &[u8] =
     br#"{"error":"request_timeout","error_description":"The request took too long"}"#;
 const BODY_NOT_FOUND: &[u8] = br#"{"error":"not_found","error_description":"Not found"}"#;
+const BODY_TEMPORARILY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The service is temporarily unavailable"}"#;
 const BODY_RATE_LIMITED: &[u8] =
     br#"{"error":"rate_limited","error_description":"Too many requests"}"#;
 
@@ -354,6 +359,12 @@ impl Challenges {
                 builder = builder.header(RETRY_AFTER, HeaderValue::from_static("1"));
                 BODY_OVERLOADED
             }
+            Rejection::RateLimitUnavailable => {
+                // A backend outage is usually short (a restart, a failover); one second keeps
+                // clients from hammering it without making them wait long after it is back.
+                builder = builder.header(RETRY_AFTER, HeaderValue::from_static("1"));
+                BODY_TEMPORARILY_UNAVAILABLE
+            }
             Rejection::DependencyUnavailable { retry_after } => {
                 builder = builder.header(
                     RETRY_AFTER,
@@ -417,6 +428,7 @@ fn log(rejection: &Rejection) {
         // An outage of the verifier's dependencies: operators must see it.
         Rejection::Unavailable(_)
         | Rejection::Overloaded
+        | Rejection::RateLimitUnavailable
         | Rejection::DependencyUnavailable { .. }
         | Rejection::DependencyRefused => {
             tracing::warn!(reason, status, "request refused")
@@ -635,6 +647,13 @@ mod tests {
                 None,
                 Some("1"),
                 r#"{"error":"server_busy","error_description":"Too many requests in progress"}"#,
+            ),
+            (
+                Rejection::RateLimitUnavailable,
+                503,
+                None,
+                Some("1"),
+                r#"{"error":"temporarily_unavailable","error_description":"The service is temporarily unavailable"}"#,
             ),
             (
                 Rejection::Timeout,

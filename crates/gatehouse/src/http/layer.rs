@@ -54,7 +54,7 @@ use crate::http::guard::HostGuard;
 use crate::http::session::SessionBindings;
 use crate::observe::{Observer, Outcome, Stage, ToolCall};
 use crate::policy::ScopePolicy;
-use crate::policy::rate_limit::{RateLimited, RateLimiter};
+use crate::policy::rate_limit::{RateLimitError, RateLimiter};
 use crate::policy::tool_name::{self, ToolTarget};
 use crate::verify::VerifyError;
 use crate::verify::cache::{Authentication, Authenticator};
@@ -126,7 +126,7 @@ impl Shared {
         let caller = self.authenticate(client, &token).await?;
         self.observer.authenticated(&caller);
         if let Some(limiter) = &self.rate_limiter {
-            limiter.check_caller(&caller).map_err(rate_limited)?;
+            limiter.check_caller(&caller).await.map_err(rate_limited)?;
         }
         if let Err(route) = self.policy.check_route(&caller) {
             // A18: one challenge names everything the operation needs. For a `tools/call` of a
@@ -212,12 +212,16 @@ impl Shared {
             return Ok(self.authenticator.authenticate(token).await?);
         };
         let mut barred = None;
-        let may_reach = || match client.map(|ip| limiter.check_address(ip)) {
-            Some(Err(limited)) => {
-                barred = Some(limited);
-                false
+        let barred_slot = &mut barred;
+        let may_reach = move || async move {
+            let Some(ip) = client else { return true };
+            match limiter.check_address(ip).await {
+                Ok(()) => true,
+                Err(refused) => {
+                    *barred_slot = Some(refused);
+                    false
+                }
             }
-            _ => true,
         };
         let outcome = self
             .authenticator
@@ -227,7 +231,7 @@ impl Shared {
             Authentication::Decided(result) => Ok(result?),
             Authentication::Reached(result) => {
                 if let (Err(VerifyError::Invalid(_)), Some(ip)) = (&result, client) {
-                    limiter.record_auth_failure(ip);
+                    limiter.record_auth_failure(ip).await;
                 }
                 Ok(result?)
             }
@@ -365,9 +369,12 @@ impl Shared {
     }
 }
 
-fn rate_limited(r: RateLimited) -> Rejection {
-    Rejection::RateLimited {
-        retry_after: r.retry_after,
+fn rate_limited(e: RateLimitError) -> Rejection {
+    match e {
+        RateLimitError::Limited(r) => Rejection::RateLimited {
+            retry_after: r.retry_after,
+        },
+        RateLimitError::Unavailable => Rejection::RateLimitUnavailable,
     }
 }
 

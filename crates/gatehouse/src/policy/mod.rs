@@ -20,6 +20,8 @@ use std::sync::Arc;
 use crate::caller::{Caller, InvalidScope, Scope, ScopeSet};
 
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+pub mod redis_rate_limit;
 pub mod tool_name;
 
 /// "`parent` implies each of `children`", transitively. Built once from configuration.

@@ -27,14 +27,21 @@
 //! 2. after authentication, [`RateLimiter::check_caller`]: the per-client and per-tenant quotas.
 //!
 //! [`GovernorRateLimiter`] keeps the state in memory (GCRA, `governor`) with a bounded number of
-//! keys; the trait is the seam for a shared backend (Redis) for multi-replica deployments.
+//! keys: one process, the default. The trait is the seam for a shared backend: with several
+//! replicas, [`crate::policy::redis_rate_limit`] keeps the same limits, under the same keys, in
+//! Redis. Its calls are round trips, so the trait's answers are futures ([`RateCheck`]); the
+//! in-memory limiter's are ready at once and cost no allocation.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use std::future::Future;
+use std::pin::Pin;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -73,17 +80,88 @@ pub struct RateLimited {
     pub retry_after: Duration,
 }
 
-/// A rate-limit backend. Calls are on the request path: they must be cheap and must not block.
+/// Why a rate-limit check did not admit a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitError {
+    /// A limit refused the request (`429`).
+    Limited(RateLimited),
+    /// The shared backend could not be asked and the limiter is configured to fail closed
+    /// (`503`): a shared limit that cannot be checked is not silently skipped when the operator
+    /// said so. Failing open (the default) answers `Ok` instead.
+    Unavailable,
+}
+
+impl From<RateLimited> for RateLimitError {
+    fn from(r: RateLimited) -> Self {
+        RateLimitError::Limited(r)
+    }
+}
+
+/// The answer of a [`RateLimiter`] call: ready at once (the in-memory limiter; no allocation on
+/// the request path) or after a round trip to a shared backend (boxed: the allocation is nothing
+/// beside the round trip). A concrete type rather than `impl Future` keeps the trait usable as
+/// `dyn RateLimiter`.
+#[must_use = "a rate-limit check does nothing unless awaited"]
+pub struct RateCheck<'a, T> {
+    inner: CheckInner<'a, T>,
+}
+
+enum CheckInner<'a, T> {
+    Ready(Option<T>),
+    Pending(Pin<Box<dyn Future<Output = T> + Send + 'a>>),
+}
+
+impl<'a, T> RateCheck<'a, T> {
+    /// An answer known without waiting.
+    pub fn ready(value: T) -> Self {
+        Self {
+            inner: CheckInner::Ready(Some(value)),
+        }
+    }
+
+    /// An answer that needs a round trip.
+    pub fn pending(future: impl Future<Output = T> + Send + 'a) -> Self {
+        Self {
+            inner: CheckInner::Pending(Box::pin(future)),
+        }
+    }
+}
+
+impl<T: Unpin> Future for RateCheck<'_, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match &mut self.get_mut().inner {
+            // Polled again after completion is a caller bug; futures may panic then.
+            CheckInner::Ready(value) => {
+                Poll::Ready(value.take().expect("RateCheck polled after completion"))
+            }
+            CheckInner::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for RateCheck<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.inner {
+            CheckInner::Ready(_) => "RateCheck::Ready",
+            CheckInner::Pending(_) => "RateCheck::Pending",
+        })
+    }
+}
+
+/// A rate-limit backend. Calls are on the request path: they must be cheap and bounded in time
+/// (a shared backend puts a timeout on each round trip).
 pub trait RateLimiter: Send + Sync + 'static {
     /// Before a verification that would reach the authorization server: is `peer` barred for
     /// having had too many such tokens refused?
-    fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited>;
+    fn check_address(&self, peer: IpAddr) -> RateCheck<'_, Result<(), RateLimitError>>;
 
     /// A token from `peer` was refused by a verification that reached the authorization server.
-    fn record_auth_failure(&self, peer: IpAddr);
+    fn record_auth_failure(&self, peer: IpAddr) -> RateCheck<'_, ()>;
 
     /// After authentication: may `caller` make this request?
-    fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited>;
+    fn check_caller<'a>(&'a self, caller: &'a Caller) -> RateCheck<'a, Result<(), RateLimitError>>;
 
     /// Refusals so far, by limit (for metrics). Default: none counted.
     fn stats(&self) -> RateLimitStats {
@@ -148,7 +226,7 @@ pub enum RateLimitConfigError {
     ZeroKeys,
 }
 
-/// Refusal counters of [`GovernorRateLimiter`], for metrics.
+/// Refusal counters of a [`RateLimiter`], for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateLimitStats {
     /// Requests refused by the per-client quota.
@@ -157,6 +235,13 @@ pub struct RateLimitStats {
     pub tenant: u64,
     /// Verifications not started because their address had too many tokens refused.
     pub failed_auth_address: u64,
+    /// Checks that could not reach a shared backend and let the request through (failing
+    /// open). Always zero in memory.
+    pub unavailable_allowed: u64,
+    /// Checks that could not reach a shared backend and refused the request (failing closed).
+    pub unavailable_refused: u64,
+    /// Failed-authentication records a shared backend could not store.
+    pub unavailable_unrecorded: u64,
 }
 
 /// Keys are 64-bit keyed hashes: checking a limit allocates nothing. A collision (two clients
@@ -280,6 +365,7 @@ impl GovernorRateLimiter {
             client: n(0),
             tenant: n(1),
             failed_auth_address: n(2),
+            ..RateLimitStats::default()
         }
     }
 
@@ -331,7 +417,7 @@ impl GovernorRateLimiter {
 
 /// IPv4 as is; IPv6 by its /64 (one host usually owns a whole /64, so per-address keys would let
 /// it rotate through 2^64 of them). IPv4-mapped IPv6 is treated as IPv4.
-fn address_key(peer: IpAddr) -> IpAddr {
+pub(crate) fn address_key(peer: IpAddr) -> IpAddr {
     match peer {
         IpAddr::V4(_) => peer,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -345,8 +431,8 @@ fn address_key(peer: IpAddr) -> IpAddr {
     }
 }
 
-impl RateLimiter for GovernorRateLimiter {
-    fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited> {
+impl GovernorRateLimiter {
+    fn check_address_now(&self, peer: IpAddr) -> Result<(), RateLimited> {
         if self.failed_auth.is_none() {
             return Ok(());
         }
@@ -364,7 +450,7 @@ impl RateLimiter for GovernorRateLimiter {
         }
     }
 
-    fn record_auth_failure(&self, peer: IpAddr) {
+    fn record_auth_failure_now(&self, peer: IpAddr) {
         let Some(limit) = &self.failed_auth else {
             return;
         };
@@ -373,10 +459,28 @@ impl RateLimiter for GovernorRateLimiter {
             self.barred.insert(key, Instant::now() + wait);
         }
     }
+}
 
-    fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited> {
+// Every answer is ready at once: the request path neither allocates nor yields here.
+impl RateLimiter for GovernorRateLimiter {
+    fn check_address(&self, peer: IpAddr) -> RateCheck<'_, Result<(), RateLimitError>> {
+        RateCheck::ready(
+            self.check_address_now(peer)
+                .map_err(RateLimitError::Limited),
+        )
+    }
+
+    fn record_auth_failure(&self, peer: IpAddr) -> RateCheck<'_, ()> {
+        self.record_auth_failure_now(peer);
+        RateCheck::ready(())
+    }
+
+    fn check_caller<'a>(&'a self, caller: &'a Caller) -> RateCheck<'a, Result<(), RateLimitError>> {
         let client = caller.client_id.as_deref().or(caller.subject.as_deref());
-        self.check(&caller.issuer, client, caller.tenant.as_deref())
+        RateCheck::ready(
+            self.check(&caller.issuer, client, caller.tenant.as_deref())
+                .map_err(RateLimitError::Limited),
+        )
     }
 
     fn stats(&self) -> RateLimitStats {
@@ -385,13 +489,13 @@ impl RateLimiter for GovernorRateLimiter {
 }
 
 impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
-    fn check_address(&self, peer: IpAddr) -> Result<(), RateLimited> {
+    fn check_address(&self, peer: IpAddr) -> RateCheck<'_, Result<(), RateLimitError>> {
         (**self).check_address(peer)
     }
-    fn record_auth_failure(&self, peer: IpAddr) {
+    fn record_auth_failure(&self, peer: IpAddr) -> RateCheck<'_, ()> {
         (**self).record_auth_failure(peer)
     }
-    fn check_caller(&self, caller: &Caller) -> Result<(), RateLimited> {
+    fn check_caller<'a>(&'a self, caller: &'a Caller) -> RateCheck<'a, Result<(), RateLimitError>> {
         (**self).check_caller(caller)
     }
     fn stats(&self) -> RateLimitStats {
@@ -405,6 +509,38 @@ mod tests {
 
     use super::*;
     use crate::caller::{Principal, ScopeSet, TokenKind};
+
+    /// The in-memory answers are ready at once: polled once, without a runtime.
+    fn now<T: Unpin>(check: RateCheck<'_, T>) -> T {
+        let mut check = std::pin::pin!(check);
+        match check
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("the in-memory limiter never waits"),
+        }
+    }
+
+    trait AnswerNow: RateLimiter {
+        fn caller_now(&self, c: &Caller) -> Result<(), RateLimitError> {
+            now(self.check_caller(c))
+        }
+        fn address_now(&self, ip: IpAddr) -> Result<(), RateLimitError> {
+            now(self.check_address(ip))
+        }
+        fn record_now(&self, ip: IpAddr) {
+            now(self.record_auth_failure(ip))
+        }
+    }
+    impl<T: RateLimiter> AnswerNow for T {}
+
+    fn limited(e: RateLimitError) -> RateLimited {
+        match e {
+            RateLimitError::Limited(r) => r,
+            RateLimitError::Unavailable => panic!("the in-memory limiter is always available"),
+        }
+    }
 
     fn caller(client: Option<&str>, subject: &str, tenant: Option<&str>) -> Caller {
         Caller::new(Principal {
@@ -434,22 +570,19 @@ mod tests {
         })
         .unwrap();
         let a = caller(Some("app-a"), "alice", None);
-        assert!(rl.check_caller(&a).is_ok());
-        assert!(rl.check_caller(&a).is_ok());
-        let refused = rl.check_caller(&a).unwrap_err();
+        assert!(rl.caller_now(&a).is_ok());
+        assert!(rl.caller_now(&a).is_ok());
+        let refused = limited(rl.caller_now(&a).unwrap_err());
         assert_eq!(refused.limit, LimitKind::Client);
         assert!(refused.retry_after > Duration::from_secs(1));
         assert!(refused.retry_after <= Duration::from_secs(60));
         // Another client, and the same subject through another client, are separate buckets.
-        assert!(
-            rl.check_caller(&caller(Some("app-b"), "alice", None))
-                .is_ok()
-        );
+        assert!(rl.caller_now(&caller(Some("app-b"), "alice", None)).is_ok());
         // Without a client id the subject is the key.
         let s = caller(None, "svc", None);
-        assert!(rl.check_caller(&s).is_ok());
-        assert!(rl.check_caller(&s).is_ok());
-        assert!(rl.check_caller(&s).is_err());
+        assert!(rl.caller_now(&s).is_ok());
+        assert!(rl.caller_now(&s).is_ok());
+        assert!(rl.caller_now(&s).is_err());
         assert_eq!(rl.stats().client, 2);
     }
 
@@ -460,24 +593,19 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert!(
-            rl.check_caller(&caller(Some("a"), "x", Some("acme")))
-                .is_ok()
+        assert!(rl.caller_now(&caller(Some("a"), "x", Some("acme"))).is_ok());
+        assert!(rl.caller_now(&caller(Some("b"), "y", Some("acme"))).is_ok());
+        let e = limited(
+            rl.caller_now(&caller(Some("c"), "z", Some("acme")))
+                .unwrap_err(),
         );
-        assert!(
-            rl.check_caller(&caller(Some("b"), "y", Some("acme")))
-                .is_ok()
-        );
-        let e = rl
-            .check_caller(&caller(Some("c"), "z", Some("acme")))
-            .unwrap_err();
         assert_eq!(e.limit, LimitKind::Tenant);
         assert!(
-            rl.check_caller(&caller(Some("c"), "z", Some("globex")))
+            rl.caller_now(&caller(Some("c"), "z", Some("globex")))
                 .is_ok()
         );
         // No tenant: only the client quota (none here) applies.
-        assert!(rl.check_caller(&caller(Some("c"), "z", None)).is_ok());
+        assert!(rl.caller_now(&caller(Some("c"), "z", None)).is_ok());
         assert_eq!(rl.stats().tenant, 1);
     }
 
@@ -490,15 +618,15 @@ mod tests {
         .unwrap();
         let bad: IpAddr = "192.0.2.7".parse().unwrap();
         let other: IpAddr = "192.0.2.8".parse().unwrap();
-        assert!(rl.check_address(bad).is_ok());
-        rl.record_auth_failure(bad);
-        rl.record_auth_failure(bad);
-        assert!(rl.check_address(bad).is_ok(), "within the burst");
-        rl.record_auth_failure(bad);
-        let e = rl.check_address(bad).unwrap_err();
+        assert!(rl.address_now(bad).is_ok());
+        rl.record_now(bad);
+        rl.record_now(bad);
+        assert!(rl.address_now(bad).is_ok(), "within the burst");
+        rl.record_now(bad);
+        let e = limited(rl.address_now(bad).unwrap_err());
         assert_eq!(e.limit, LimitKind::FailedAuthAddress);
         assert!(e.retry_after > Duration::ZERO);
-        assert!(rl.check_address(other).is_ok());
+        assert!(rl.address_now(other).is_ok());
         assert_eq!(rl.stats().failed_auth_address, 1);
     }
 
@@ -512,13 +640,13 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        rl.record_auth_failure("2001:db8:1:2::1".parse().unwrap());
-        rl.record_auth_failure("2001:db8:1:2::ffff".parse().unwrap());
+        rl.record_now("2001:db8:1:2::1".parse().unwrap());
+        rl.record_now("2001:db8:1:2::ffff".parse().unwrap());
         assert!(
-            rl.check_address("2001:db8:1:2:aaaa::1".parse().unwrap())
+            rl.address_now("2001:db8:1:2:aaaa::1".parse().unwrap())
                 .is_err()
         );
-        assert!(rl.check_address("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        assert!(rl.address_now("2001:db8:1:3::1".parse().unwrap()).is_ok());
         assert_eq!(
             address_key("::ffff:192.0.2.1".parse().unwrap()),
             "192.0.2.1".parse::<IpAddr>().unwrap()
@@ -538,13 +666,13 @@ mod tests {
         .unwrap();
         for i in 0..4 {
             assert!(
-                rl.check_caller(&caller(Some(&format!("c{i}")), "s", None))
+                rl.caller_now(&caller(Some(&format!("c{i}")), "s", None))
                     .is_ok()
             );
         }
         // The table is full of busy keys: new clients share the overflow bucket.
-        assert!(rl.check_caller(&caller(Some("new-1"), "s", None)).is_ok());
-        assert!(rl.check_caller(&caller(Some("new-2"), "s", None)).is_err());
+        assert!(rl.caller_now(&caller(Some("new-1"), "s", None)).is_ok());
+        assert!(rl.caller_now(&caller(Some("new-2"), "s", None)).is_err());
         assert!(rl.client.as_ref().unwrap().limiter.len() <= 5);
     }
 

@@ -22,6 +22,7 @@
 //!   outcomes (unknown `kid`, unavailable keys or introspection) and time-dependent ones (not yet
 //!   valid) are never cached.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -222,7 +223,10 @@ impl Authenticator {
 
     /// Verifies `token`, answering from the cache when the exact token was verified before.
     pub async fn authenticate(&self, token: &AccessToken) -> Result<Caller, VerifyError> {
-        match self.authenticate_metered(token, || true).await {
+        match self
+            .authenticate_metered(token, || std::future::ready(true))
+            .await
+        {
             Authentication::Decided(r) | Authentication::Reached(r) => r,
             // Cannot happen (`may_reach` always says yes here); should it ever, fail closed with
             // a 503 rather than panic in the request path.
@@ -235,12 +239,17 @@ impl Authenticator {
     /// Like [`Authenticator::authenticate`], but a cache miss that cannot be decided without the
     /// authorization server (introspection, a key refresh) first asks `may_reach`; when it
     /// says no, nothing is verified and the answer is [`Authentication::Deferred`]. Cache hits
-    /// and local decisions ([`TokenVerifier::verify_locally`]) never consult it.
-    pub async fn authenticate_metered(
+    /// and local decisions ([`TokenVerifier::verify_locally`]) never consult it. `may_reach` is
+    /// asynchronous because a shared rate limit answers after a round trip.
+    pub async fn authenticate_metered<F, Fut>(
         &self,
         token: &AccessToken,
-        may_reach: impl FnOnce() -> bool,
-    ) -> Authentication {
+        may_reach: F,
+    ) -> Authentication
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = bool>,
+    {
         let key = token_key(token.expose());
         if let Some(answer) = self.lookup(&key) {
             return Authentication::Decided(answer);
@@ -249,7 +258,7 @@ impl Authenticator {
         let started = Instant::now();
         let (result, reached) = match self.inner.verify_locally(token) {
             Some(result) => (result, false),
-            None if may_reach() => (self.inner.verify(token).await, true),
+            None if may_reach().await => (self.inner.verify(token).await, true),
             None => return Authentication::Deferred,
         };
         if let Some(o) = &self.observer {
@@ -378,14 +387,16 @@ mod tests {
         );
         let good = AccessToken::new("good");
         let bad = AccessToken::new("bad");
-        let never = || -> bool { panic!("a hit asked to reach the issuer") };
+        let never = || -> std::future::Ready<bool> { panic!("a hit asked to reach the issuer") };
+        let yes = || std::future::ready(true);
+        let no = || std::future::ready(false);
         assert!(matches!(
-            a.authenticate_metered(&good, || false).await,
+            a.authenticate_metered(&good, no).await,
             Authentication::Deferred
         ));
         assert_eq!(s.calls.load(Ordering::SeqCst), 0);
         assert!(matches!(
-            a.authenticate_metered(&good, || true).await,
+            a.authenticate_metered(&good, yes).await,
             Authentication::Reached(Ok(_))
         ));
         assert!(matches!(
@@ -393,7 +404,7 @@ mod tests {
             Authentication::Decided(Ok(_))
         ));
         assert!(matches!(
-            a.authenticate_metered(&bad, || true).await,
+            a.authenticate_metered(&bad, yes).await,
             Authentication::Reached(Err(VerifyError::Invalid(InvalidReason::Inactive)))
         ));
         assert!(matches!(
