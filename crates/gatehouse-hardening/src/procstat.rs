@@ -5,6 +5,9 @@
 pub(crate) struct ProcSample {
     /// Resident set size, MB (`VmRSS`).
     pub(crate) rss_mb: f64,
+    /// Its anonymous part (heap, stacks), MB (`RssAnon`); the rest is file-backed (the binary,
+    /// SQLite's memory-mapped WAL index).
+    pub(crate) anon_mb: f64,
     /// Open file descriptors (entries of `/proc/<pid>/fd`): sockets, the database, log files.
     pub(crate) fds: usize,
 }
@@ -12,15 +15,20 @@ pub(crate) struct ProcSample {
 /// Reads `VmRSS` and the descriptor count of `pid`; an error when the process is gone.
 pub(crate) fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    let kb = |field: &str| -> anyhow::Result<f64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
+    };
+    let rss_kb = kb("VmRSS:")?;
+    let anon_kb = kb("RssAnon:")?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
     Ok(ProcSample {
         rss_mb: rss_kb / 1024.0,
+        anon_mb: anon_kb / 1024.0,
         fds,
     })
 }
@@ -32,7 +40,10 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let s = sample(std::process::id()).unwrap();
-        assert!(s.rss_mb > 0.0, "{s:?}");
+        assert!(
+            s.rss_mb > 0.0 && s.anon_mb > 0.0 && s.anon_mb <= s.rss_mb,
+            "{s:?}"
+        );
         assert!(s.fds >= 3, "{s:?}"); // stdin, stdout, stderr at least
         // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
         assert!(sample(u32::MAX).is_err());

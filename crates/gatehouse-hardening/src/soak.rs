@@ -69,7 +69,7 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
     let mut rows = String::new();
     writeln!(
         rows,
-        "| t s | req/s | p50 ms | p99 ms | violations | RSS MB | fds |\n|--:|--:|--:|--:|--:|--:|--:|"
+        "| t s | req/s | p50 ms | p99 ms | violations | RSS MB | of which anonymous | fds |\n|--:|--:|--:|--:|--:|--:|--:|--:|"
     )?;
     let mut totals = crate::load::Window::default();
     let mut after_warmup = Vec::new();
@@ -89,13 +89,14 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
         };
         let secs = started.elapsed().as_secs_f64();
         let row = format!(
-            "| {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {} |",
+            "| {:.0} | {:.0} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {} |",
             secs,
             t.sent as f64 / o.interval.as_secs_f64(),
             quantile_ms(&mut w.latency_all, 0.50),
             quantile_ms(&mut w.latency_all, 0.99),
             t.violations(),
             p.rss_mb,
+            p.anon_mb,
             p.fds
         );
         eprintln!("soak {row}");
