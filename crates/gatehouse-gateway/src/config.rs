@@ -15,6 +15,11 @@ pub enum Isolation {
     /// files are never another's (default).
     #[default]
     PerPrincipal,
+    /// One process per MCP session: a user's two clients (or two conversations) never share
+    /// an upstream's state. Needs `server.stateful_sessions` (without sessions every request
+    /// would start a process, which the gateway refuses to do); the process stops when its
+    /// session ends (DELETE, expiry) or when it idles.
+    PerSession,
     /// One process for everyone: only for an upstream that holds no per-user state and gets no
     /// per-user identity.
     Shared,

@@ -29,7 +29,31 @@ use crate::pool::{Connection, Pool, PoolError};
 pub struct GatewayHandler {
     pool: Arc<Pool>,
     info: Arc<ServerConfig>,
+    /// The MCP session this handler serves (per-session isolation), see
+    /// [`GatewayHandler::for_session`].
+    session: Option<Arc<SessionTicket>>,
 }
+
+/// One MCP session's claim on its upstream process: when the session's handler is dropped
+/// (the session ended), the process is stopped.
+struct SessionTicket {
+    id: u64,
+    pool: std::sync::Weak<Pool>,
+}
+
+impl Drop for SessionTicket {
+    fn drop(&mut self) {
+        let (Some(pool), Ok(rt)) = (self.pool.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let id = self.id;
+        rt.spawn(async move { pool.end_session(id).await });
+    }
+}
+
+/// Session numbers, process-wide (they only need to differ).
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl std::fmt::Debug for GatewayHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,7 +114,28 @@ impl GatewayHandler {
         Ok(Self {
             pool,
             info: Arc::new(info),
+            session: None,
         })
+    }
+
+    /// The handler for a new MCP session: with per-session isolation it gets its own upstream
+    /// process, stopped when the session ends; otherwise a plain clone. Mount with
+    /// `gatehouse.mount(move || handler.for_session())` — and, for per-session isolation, with
+    /// stateful sessions only (rmcp calls the factory once per session; without sessions, once
+    /// per request).
+    pub fn for_session(&self) -> Self {
+        let mut h = self.clone();
+        if self.pool.upstream().isolation == crate::config::Isolation::PerSession {
+            h.session = Some(Arc::new(SessionTicket {
+                id: NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                pool: Arc::downgrade(&self.pool),
+            }));
+        }
+        h
+    }
+
+    fn session(&self) -> Option<u64> {
+        self.session.as_ref().map(|t| t.id)
     }
 
     /// The pool of upstream processes.
@@ -109,7 +154,7 @@ impl GatewayHandler {
             .extensions
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<UpstreamAccess>());
-        match self.pool.get_with(&caller, access).await {
+        match self.pool.get_with(&caller, self.session(), access).await {
             Ok(up) => Ok((caller, up)),
             Err(e) => {
                 tracing::warn!(error = %e, "no upstream connection");
@@ -158,7 +203,7 @@ impl GatewayHandler {
             // (the client's token was fine; re-authenticating would not help).
             Err(e) if e.auth_challenge().is_some() => {
                 tracing::warn!(error = %e, "the upstream refused the gateway's credential");
-                self.pool.discard(&caller, &up).await;
+                self.pool.discard(&caller, self.session(), &up).await;
                 report_dependency_failure(&context.extensions, DependencyFailure::Refused);
                 Err(ErrorData::internal_error(
                     "upstream refused the gateway",
@@ -167,7 +212,7 @@ impl GatewayHandler {
             }
             Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
                 tracing::warn!(pid = ?up.pid(), error = %e, "upstream connection is gone");
-                self.pool.discard(&caller, &up).await;
+                self.pool.discard(&caller, self.session(), &up).await;
                 Err(unavailable(&context, Duration::from_secs(1)))
             }
             Err(e) => {

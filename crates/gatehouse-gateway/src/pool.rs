@@ -28,19 +28,28 @@ use crate::config::{HttpTarget, Isolation, StdioCommand, Transport, UpstreamServ
 pub enum Key {
     /// [`Isolation::PerPrincipal`]: issuer, subject (else client id) and tenant.
     Principal(Arc<str>, Option<String>, Option<String>),
+    /// [`Isolation::PerSession`]: the MCP session's number (see `GatewayHandler::for_session`).
+    Session(u64),
     /// [`Isolation::Shared`].
     Shared,
 }
 
 impl Key {
-    fn of(isolation: Isolation, caller: &Caller) -> Self {
-        match isolation {
-            Isolation::PerPrincipal => Key::Principal(
+    fn of(isolation: Isolation, caller: &Caller, session: Option<u64>) -> Self {
+        let principal = || {
+            Key::Principal(
                 caller.issuer.clone(),
                 caller.subject.clone().or_else(|| caller.client_id.clone()),
                 caller.tenant.clone(),
-            ),
-            Isolation::Shared => Key::Shared,
+            )
+        };
+        match (isolation, session) {
+            (Isolation::PerPrincipal, _) => principal(),
+            (Isolation::PerSession, Some(n)) => Key::Session(n),
+            // A handler used outside a session (mounted without `for_session`): the narrowest
+            // sharing that is still safe is the principal's.
+            (Isolation::PerSession, None) => principal(),
+            (Isolation::Shared, _) => Key::Shared,
         }
     }
 }
@@ -217,17 +226,19 @@ impl Pool {
     /// restart is immediate; then 1 s, doubling, up to 30 s), so a crashing upstream is not
     /// restarted on every request.
     pub async fn get(&self, caller: &Caller) -> Result<Arc<Connection>, PoolError> {
-        self.get_with(caller, None).await
+        self.get_with(caller, None, None).await
     }
 
-    /// [`Pool::get`] with the request's upstream credentials, for an HTTP upstream whose
-    /// credential comes from the library's upstreams ([`HttpTarget::via_upstream`]).
+    /// [`Pool::get`] for the MCP session numbered `session` (per-session isolation) and with
+    /// the request's upstream credentials, for an HTTP upstream whose credential comes from the
+    /// library's upstreams ([`HttpTarget::via_upstream`]).
     pub async fn get_with(
         &self,
         caller: &Caller,
+        session: Option<u64>,
         access: Option<&UpstreamAccess>,
     ) -> Result<Arc<Connection>, PoolError> {
-        let key = Key::of(self.upstream.isolation, caller);
+        let key = Key::of(self.upstream.isolation, caller, session);
         if let Some(up) = self.processes.get(&key).await {
             if !up.is_closed() {
                 return Ok(up);
@@ -269,13 +280,25 @@ impl Pool {
 
     /// Forgets the connection serving `caller` when it is `up` (it failed): the next request
     /// starts a new one, after the backoff if it failed young.
-    pub async fn discard(&self, caller: &Caller, up: &Arc<Connection>) {
-        let key = Key::of(self.upstream.isolation, caller);
+    pub async fn discard(&self, caller: &Caller, session: Option<u64>, up: &Arc<Connection>) {
+        let key = Key::of(self.upstream.isolation, caller, session);
         if let Some(current) = self.processes.get(&key).await
             && Arc::ptr_eq(&current, up)
         {
             self.note_failure(&key, up);
             self.processes.invalidate(&key).await;
+        }
+    }
+
+    /// Stops the connection of the MCP session numbered `session` (the session ended).
+    pub async fn end_session(&self, session: u64) {
+        let key = Key::Session(session);
+        self.processes.invalidate(&key).await;
+        // moka hands the removed value over (and drops it: the process stops) at its next
+        // housekeeping; run it now rather than whenever the next request comes.
+        self.processes.run_pending_tasks().await;
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&key);
         }
     }
 

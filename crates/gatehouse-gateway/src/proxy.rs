@@ -63,8 +63,9 @@ pub struct ProxiedServer {
     /// before it expires. The entry's `base_url` must contain `url`.
     #[serde(default)]
     pub credential_upstream: Option<String>,
-    /// `per_principal` (default: one process or session per user) or `shared` (an upstream
-    /// that gets no per-user identity and holds no per-user state).
+    /// `per_principal` (default: one process or session per user), `per_session` (one per MCP
+    /// session; needs `server.stateful_sessions`) or `shared` (an upstream that gets no
+    /// per-user identity and holds no per-user state).
     #[serde(default)]
     pub isolation: Isolation,
     /// Most processes (sessions) at once. Default 100.
@@ -272,6 +273,13 @@ pub async fn build(
                 format!("{} is already used by {other:?}", p.path),
             ));
         }
+        if p.isolation == Isolation::PerSession && !settings.server.stateful_sessions {
+            return Err(SettingsError::new(
+                key("isolation"),
+                "per_session needs server.stateful_sessions = true (without sessions every \
+                 request would start its own process)",
+            ));
+        }
         let mut s = settings.clone();
         s.server.resource = Some(format!("{base}{}", p.path));
         s.policy = p.policy.clone();
@@ -302,7 +310,7 @@ pub async fn build(
             .map_err(|e| SettingsError::new(at, e))?;
         let resource = gatehouse.resource().clone();
         let h = handler.clone();
-        let mounted = gatehouse.mount(move || h.clone());
+        let mounted = gatehouse.mount(move || h.for_session());
         // Each server's whole stack (limits, request ids, edge) behind its two paths.
         let service = mounted.clone().into_service::<axum::body::Body>();
         router = router
@@ -363,5 +371,25 @@ mod tests {
         let e =
             toml::from_str::<ProxiedServer>("name='x'\npath='/x'\ncommand='y'\nisolaton='shared'");
         assert!(e.is_err(), "unknown keys are refused");
+    }
+
+    #[tokio::test]
+    async fn per_session_isolation_without_sessions_is_refused_at_start() {
+        // Without sessions rmcp calls the handler factory per request: a process per request.
+        let p: ProxiedServer =
+            toml::from_str("name='x'\npath='/x/mcp'\ncommand='y'\nisolation='per_session'")
+                .unwrap();
+        assert_eq!(p.isolation, Isolation::PerSession);
+        let mut settings = Settings::default();
+        settings.auth.issuers = vec![gatehouse::settings::IssuerSettings::new(
+            "https://auth.example.com".to_owned(),
+        )];
+        let bound: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let built = build(&settings, &[p], bound, &[], CancellationToken::new()).await;
+        let Err(e) = built else {
+            panic!("per_session without sessions must be refused");
+        };
+        assert_eq!(e.key, "proxy[0].isolation");
+        assert!(e.message.contains("stateful_sessions"), "{}", e.message);
     }
 }

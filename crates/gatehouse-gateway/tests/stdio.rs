@@ -1,6 +1,6 @@
 //! Invariant: behind the gateway, a stdio MCP server is reached only through the library's edge
-//! and policy, by one process per principal — never one per request, never one user's process
-//! for another — whose environment is the allow-list plus configured values (none of the
+//! and policy, by one process per principal (or per MCP session, stopped when the session ends) —
+//! never one per request, never one user's process for another — whose environment is the allow-list plus configured values (none of the
 //! gateway's own), and a process that dies is replaced on the next request.
 //!
 //! The upstream is a real stdio MCP server (`gatehouse-stdio-fixture`, built with this crate),
@@ -342,4 +342,139 @@ async fn no_body_shape_reaches_a_hidden_tool() {
     // The same tool, asked plainly, is still answered as missing.
     let (_, answer) = post_raw(&app, "alice-admin", r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#, &[]).await;
     assert!(answer.contains("tool not found"), "{answer}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-session isolation (stateful mode)
+
+/// A request in an MCP session (or, without one, the `initialize` that opens it).
+fn session_request(
+    token: &str,
+    session: Option<&str>,
+    method: http::Method,
+    body: &str,
+) -> Request<Body> {
+    let mut r = Request::builder()
+        .method(method)
+        .uri("/mcp")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(s) = session {
+        r = r
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    r.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// The JSON-RPC message of a response, whether sent as JSON or as one SSE event.
+async fn message(resp: axum::response::Response) -> Value {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let json = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("data:")
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+        })
+        .unwrap_or(&text);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Opens a session for `token`; returns its id.
+async fn open_session(app: &Router, token: &str) -> String {
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let resp = app
+        .clone()
+        .oneshot(session_request(token, None, http::Method::POST, init))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    drop(message(resp).await);
+    let done = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let resp = app
+        .clone()
+        .oneshot(session_request(token, Some(&id), http::Method::POST, done))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    id
+}
+
+/// `whoami` in a session: the serving process's pid.
+async fn session_pid(app: &Router, token: &str, session: &str) -> u64 {
+    let body = call("whoami", json!({})).to_string();
+    let resp = app
+        .clone()
+        .oneshot(session_request(
+            token,
+            Some(session),
+            http::Method::POST,
+            &body,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m = message(resp).await;
+    let text = m["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{m}"));
+    serde_json::from_str::<Value>(text).unwrap()["pid"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_session_isolation_gives_each_session_its_process_and_stops_it_with_the_session() {
+    let mut upstream = UpstreamServer::stdio(fixture());
+    upstream.isolation = Isolation::PerSession;
+    let handler = GatewayHandler::start(upstream)
+        .await
+        .expect("upstream starts");
+    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
+        .authorization_servers(["https://auth.example.com"])
+        .verifier(Arc::new(Users))
+        .route_scopes(["mcp"])
+        .tool_scopes("whoami", Vec::<String>::new())
+        .stateful_sessions(gatehouse::http::SessionBindingConfig::default())
+        .build()
+        .unwrap();
+    let h = handler.clone();
+    let app = gatehouse.mount(move || h.for_session());
+
+    // One user, two sessions (two clients or two conversations): two processes, each kept for
+    // its session's requests.
+    let first = open_session(&app, "alice").await;
+    let second = open_session(&app, "alice").await;
+    let pid_first = session_pid(&app, "alice", &first).await;
+    let pid_second = session_pid(&app, "alice", &second).await;
+    assert_ne!(pid_first, pid_second);
+    assert_eq!(session_pid(&app, "alice", &first).await, pid_first);
+    assert_eq!(session_pid(&app, "alice", &second).await, pid_second);
+
+    // Ending a session (DELETE) stops its process and only its process.
+    let resp = app
+        .clone()
+        .oneshot(session_request(
+            "alice",
+            Some(&first),
+            http::Method::DELETE,
+            "",
+        ))
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert!(
+        exited(pid_first).await,
+        "the ended session's process stopped"
+    );
+    assert!(alive(pid_second));
+    assert_eq!(session_pid(&app, "alice", &second).await, pid_second);
 }
