@@ -92,19 +92,22 @@ impl Fault {
 
 fn base_mix(fresh_key: bool, rotation: bool) -> Arc<Vec<Kind>> {
     let mut w = vec![
-        (Kind::ReusedCall, 18),
         (Kind::OpaqueReused, 8),
         (Kind::OpaqueNew, 8),
-        (Kind::Void, 4),
-        (Kind::StepUp, 2),
         (Kind::ForgedKid, 6),
         (Kind::OpaqueInactive, 6),
         (Kind::NoToken, 8),
     ];
-    // During a rotation every new token is under the new key, and the old key is gone from the
-    // issuer: a token forged under it is no longer one the server decides alone.
+    // During a rotation the old key leaves the issuer's JWKS: every token under it — the
+    // reused ones included, once their cached verification lapses or is evicted — is then
+    // rightly refused, so the legitimate traffic is the new key's (`FreshKey`), and a token
+    // forged under the old key is no longer one the server decides alone. The reused tokens
+    // return, re-minted under the new key, once the server holds it.
     if !rotation {
         w.extend([
+            (Kind::ReusedCall, 18),
+            (Kind::Void, 4),
+            (Kind::StepUp, 2),
             (Kind::NewToken, 20),
             (Kind::Tampered, 8),
             (Kind::Expired, 4),
