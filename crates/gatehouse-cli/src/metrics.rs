@@ -386,10 +386,7 @@ impl Collector for ScrapeCollector {
         let mut ready = true;
         for g in &s.gatehouses {
             let authenticator = g.authenticator();
-            let st = authenticator.stats();
-            stats.hits += st.hits;
-            stats.negative_hits += st.negative_hits;
-            stats.misses += st.misses;
+            stats += authenticator.stats();
             ready &= authenticator.ready();
             if let Some(chain) = g.verifier_chain() {
                 for v in chain.jwt_verifiers() {
@@ -403,13 +400,7 @@ impl Collector for ScrapeCollector {
                     *introspection.entry(v.issuer().to_owned()).or_default() += v.request_count();
                 }
             }
-            let r = g.rate_limit_stats();
-            rl.client += r.client;
-            rl.tenant += r.tenant;
-            rl.failed_auth_address += r.failed_auth_address;
-            rl.unavailable_allowed += r.unavailable_allowed;
-            rl.unavailable_refused += r.unavailable_refused;
-            rl.unavailable_unrecorded += r.unavailable_unrecorded;
+            rl += g.rate_limit_stats();
         }
         counter(
             &mut e,

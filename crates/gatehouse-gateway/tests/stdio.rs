@@ -61,15 +61,20 @@ fn fixture() -> StdioCommand {
     c
 }
 
-async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
-    let handler = GatewayHandler::start(upstream)
-        .await
-        .expect("upstream starts");
-    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
+/// The gateway's protection: the test users, route scope `mcp`, `whoami` open to them.
+fn protection() -> gatehouse::GatehouseBuilder {
+    Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
         .authorization_servers(["https://auth.example.com"])
         .verifier(Arc::new(Users))
         .route_scopes(["mcp"])
         .tool_scopes("whoami", Vec::<String>::new())
+}
+
+async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
+    let handler = GatewayHandler::start(upstream)
+        .await
+        .expect("upstream starts");
+    let gatehouse = protection()
         .tool_scopes("e*", Vec::<String>::new())
         .tool_scopes("wait", Vec::<String>::new())
         .tool_scopes("exit", ["admin"])
@@ -438,11 +443,7 @@ async fn per_session_isolation_gives_each_session_its_process_and_stops_it_with_
     let handler = GatewayHandler::start(upstream)
         .await
         .expect("upstream starts");
-    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
-        .authorization_servers(["https://auth.example.com"])
-        .verifier(Arc::new(Users))
-        .route_scopes(["mcp"])
-        .tool_scopes("whoami", Vec::<String>::new())
+    let gatehouse = protection()
         .stateful_sessions(gatehouse::http::SessionBindingConfig::default())
         .build()
         .unwrap();

@@ -373,14 +373,7 @@ fn report(
     let mut pass = true;
     for r in results {
         let mut t = r.during.total();
-        let a = r.after.total();
-        t.sent += a.sent;
-        t.ok += a.ok;
-        t.refused += a.refused;
-        t.unverifiable += a.unverifiable;
-        t.false_401 += a.false_401;
-        t.invalid_accepted += a.invalid_accepted;
-        t.errors += a.errors;
+        t.add(&r.after.total());
         pass &= r.problems.is_empty();
         let _ = writeln!(
             s,

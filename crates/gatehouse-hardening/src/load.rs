@@ -213,7 +213,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, o: &Tally) {
+    pub(crate) fn add(&mut self, o: &Tally) {
         self.sent += o.sent;
         self.ok += o.ok;
         self.refused += o.refused;
@@ -473,22 +473,22 @@ impl Client {
             Kind::ReusedCall => {
                 // Both tenants, in turn.
                 let tok = if self.turn.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
-                    reused.reader_acme
+                    reused.reader_acme.clone()
                 } else {
-                    reused.reader_globex
+                    reused.reader_globex.clone()
                 };
                 (Some(tok), lookup())
             }
             Kind::ReusedList => (
-                Some(reused.reader_globex),
+                Some(reused.reader_globex.clone()),
                 call("list_invoices", json!({"status": "open"})),
             ),
             Kind::ToolsList => (
-                Some(reused.reader_acme),
+                Some(reused.reader_acme.clone()),
                 json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string(),
             ),
             Kind::History => (
-                Some(reused.reader_acme),
+                Some(reused.reader_acme.clone()),
                 call("invoice_history", json!({"invoiceId": "INV-2041"})),
             ),
             Kind::NewToken => (Some(t.new_jwt(READER_ACME)), lookup()),
@@ -510,9 +510,9 @@ impl Client {
                 let id = gatehouse_bench::seed::open_invoice(k % per_round + 1, self.invoices)
                     .unwrap_or_else(|| "INV-2042".into());
                 let tok = if kind == Kind::StepUp {
-                    reused.reader_acme
+                    reused.reader_acme.clone()
                 } else {
-                    reused.writer_acme
+                    reused.writer_acme.clone()
                 };
                 (
                     Some(tok),

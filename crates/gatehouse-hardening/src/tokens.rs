@@ -39,7 +39,7 @@ pub(crate) const WRITER_ACME: User = User {
 };
 
 /// Tokens that live for the whole run (each verified once, then served from the cache).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Reused {
     pub(crate) reader_acme: String,
     pub(crate) reader_globex: String,
@@ -55,7 +55,7 @@ pub(crate) struct Tokens {
     fresh: RwLock<Option<TestKey>>,
     /// Never published: its tokens carry a `kid` the issuer does not know.
     forged: TestKey,
-    reused: RwLock<Reused>,
+    reused: RwLock<Arc<Reused>>,
     /// An opaque token introspection answers `active` for, for the whole run.
     pub(crate) opaque_reused: String,
     counter: AtomicU64,
@@ -72,7 +72,7 @@ impl Tokens {
             held: RwLock::new(held),
             fresh: RwLock::new(None),
             forged: TestKey::generate(Alg::ES256),
-            reused: RwLock::new(reused),
+            reused: RwLock::new(Arc::new(reused)),
             opaque_reused,
             counter: AtomicU64::new(0),
         })
@@ -82,7 +82,8 @@ impl Tokens {
         &self.auth
     }
 
-    pub(crate) fn reused(&self) -> Reused {
+    /// The reused tokens (shared: a request clones only the one it sends).
+    pub(crate) fn reused(&self) -> Arc<Reused> {
         self.reused.read().expect("lock").clone()
     }
 
@@ -120,7 +121,7 @@ impl Tokens {
         let Some(key) = self.fresh.write().expect("lock").take() else {
             return;
         };
-        *self.reused.write().expect("lock") = reused_under(&self.auth, &key);
+        *self.reused.write().expect("lock") = Arc::new(reused_under(&self.auth, &key));
         *self.held.write().expect("lock") = key;
     }
 

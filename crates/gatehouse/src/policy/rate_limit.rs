@@ -244,6 +244,18 @@ pub struct RateLimitStats {
     pub unavailable_unrecorded: u64,
 }
 
+/// Sums counters (several protected servers in one process report one total).
+impl std::ops::AddAssign for RateLimitStats {
+    fn add_assign(&mut self, o: Self) {
+        self.client += o.client;
+        self.tenant += o.tenant;
+        self.failed_auth_address += o.failed_auth_address;
+        self.unavailable_allowed += o.unavailable_allowed;
+        self.unavailable_refused += o.unavailable_refused;
+        self.unavailable_unrecorded += o.unavailable_unrecorded;
+    }
+}
+
 /// Keys are 64-bit keyed hashes: checking a limit allocates nothing. A collision (two clients
 /// sharing a bucket) needs two ids whose SipHash under a per-process random key collide.
 type Keyed<K> = DefaultKeyedRateLimiter<K>;

@@ -78,6 +78,15 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+/// Sums counters (several protected servers in one process report one total).
+impl std::ops::AddAssign for CacheStats {
+    fn add_assign(&mut self, o: Self) {
+        self.hits += o.hits;
+        self.negative_hits += o.negative_hits;
+        self.misses += o.misses;
+    }
+}
+
 /// What the caches are keyed by: the SHA-256 of the token text.
 type TokenKey = [u8; 32];
 
