@@ -96,6 +96,11 @@ pub struct ServerSettings {
     /// Bind MCP sessions to the principal (stateful mode). Default false: stateless, any replica
     /// can serve any request.
     pub stateful_sessions: bool,
+    /// With `stateful_sessions`: names this replica in the session ids it mints
+    /// (`<replica_id>.<random>`), so that a load balancer routes each session to its replica by
+    /// the `Mcp-Session-Id` header alone (see `deploy/nginx.conf`). 1–32 of `A-Z a-z 0-9 _ -`.
+    /// Default: none.
+    pub replica_id: Option<String>,
     /// Largest accepted bearer token in bytes (edge, verifiers and cache). Default 16384.
     pub max_token_bytes: usize,
     /// Largest accepted request body in bytes. Default 4 MiB (rmcp's default).
@@ -120,6 +125,7 @@ impl Default for ServerSettings {
             cors: false,
             scopes_supported: vec![],
             stateful_sessions: false,
+            replica_id: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             max_body_bytes: crate::http::DEFAULT_MAX_BODY_BYTES,
             dangerous_allow_insecure_http: false,
@@ -887,8 +893,25 @@ impl Settings {
         if s.cors {
             b = b.cors(CorsConfig::new(s.allowed_origins.clone()));
         }
+        if let Some(id) = &s.replica_id {
+            if !s.stateful_sessions {
+                return Err(SettingsError::new(
+                    "server.replica_id",
+                    "names session ids: needs server.stateful_sessions = true",
+                ));
+            }
+            if !SessionBindingConfig::is_valid_id_prefix(id) {
+                return Err(SettingsError::new(
+                    "server.replica_id",
+                    "1-32 characters of A-Z a-z 0-9 _ -",
+                ));
+            }
+        }
         if s.stateful_sessions {
-            b = b.stateful_sessions(SessionBindingConfig::default());
+            b = b.stateful_sessions(SessionBindingConfig {
+                id_prefix: s.replica_id.clone(),
+                ..SessionBindingConfig::default()
+            });
         }
         for (i, issuer) in auth.issuers.iter().enumerate() {
             b = b.jwt_issuer_config(issuer.to_config(i, &resource)?);
@@ -1153,6 +1176,17 @@ mod tests {
             fetch_timeout_seconds: 5,
         });
         assert_eq!(key(s), "auth.introspection[0].client_secret_file");
+        let mut s = with_issuer();
+        s.server.replica_id = Some("a".into());
+        assert_eq!(key(s), "server.replica_id", "without stateful sessions");
+        let mut s = with_issuer();
+        s.server.stateful_sessions = true;
+        s.server.replica_id = Some("a.b".into());
+        assert_eq!(key(s), "server.replica_id");
+        let mut s = with_issuer();
+        s.server.stateful_sessions = true;
+        s.server.replica_id = Some("replica-a".into());
+        assert!(s.builder(bound(1)).is_ok());
         assert!(with_issuer().builder(bound(1)).is_ok());
     }
 }

@@ -70,3 +70,28 @@ async fn sessions_are_bound_to_the_principal() {
     assert_eq!(r.status, 200, "{}", r.body);
     stack.stop().await;
 }
+
+// With `server.replica_id`, the ids this replica mints name it (what deploy/nginx.conf routes
+// on), the session works as any other, and a session of another replica gets the spec's 404 —
+// the answer that makes a client start a new session after its replica is gone (C9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_names_its_sessions_and_refuses_others_with_404() {
+    let stack = Stack::start(|c| {
+        c.server.stateful_sessions = true;
+        c.server.replica_id = Some("b".into());
+    })
+    .await;
+    let alice = stack.token("acme-reader", &[]);
+    let r = post(&stack, &alice, None, initialize(VERSION)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let session = r.header("mcp-session-id").to_owned();
+    let random = session.strip_prefix("b.").expect("the replica's prefix");
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let r = post(&stack, &alice, Some(&session), initialized.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+
+    let elsewhere = format!("a.{random}");
+    let r = post(&stack, &alice, Some(&elsewhere), initialized).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    stack.stop().await;
+}

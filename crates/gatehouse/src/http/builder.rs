@@ -85,6 +85,9 @@ pub enum BuildError {
     /// A size or count limit is zero.
     #[error("{0}: must be greater than zero")]
     ZeroLimit(&'static str),
+    /// The session id prefix is not 1–32 characters of `A-Z a-z 0-9 _ -`.
+    #[error("sessions: id prefix {0:?} must be 1-32 characters of A-Z a-z 0-9 _ -")]
+    SessionIdPrefix(String),
 }
 
 /// Builder for [`Gatehouse`]. Every setting has a secure default; see each method.
@@ -616,6 +619,11 @@ impl GatehouseBuilder {
         {
             return Err(BuildError::ResourcePath(path.to_owned()));
         }
+        if let Some(prefix) = self.sessions.as_ref().and_then(|s| s.id_prefix.as_ref()) {
+            if !SessionBindingConfig::is_valid_id_prefix(prefix) {
+                return Err(BuildError::SessionIdPrefix(prefix.clone()));
+            }
+        }
         let policy = self.scope_policy()?;
 
         let scopes_supported = match &self.scopes_supported {
@@ -699,6 +707,11 @@ impl GatehouseBuilder {
             shared,
             limits: self.limits,
             stateful: self.sessions.is_some(),
+            session_id_prefix: self
+                .sessions
+                .as_ref()
+                .and_then(|s| s.id_prefix.as_deref())
+                .map(Arc::from),
             cancel: self.cancel,
             chain: self.chain,
         })

@@ -5,13 +5,13 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::http::session::RoutedSessionManager;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{Request, Response};
 use rmcp::ServerHandler;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,8 @@ pub struct Gatehouse {
     pub(crate) shared: Arc<Shared>,
     pub(crate) limits: RequestLimits,
     pub(crate) stateful: bool,
+    /// Names this replica in minted session ids ([`crate::SessionBindingConfig::id_prefix`]).
+    pub(crate) session_id_prefix: Option<Arc<str>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) chain: Option<Arc<VerifierChain>>,
 }
@@ -165,7 +167,7 @@ impl Gatehouse {
         let router = if self.stateful {
             self.router(StreamableHttpService::new(
                 make,
-                Arc::new(LocalSessionManager::default()),
+                Arc::new(RoutedSessionManager::new(self.session_id_prefix.clone())),
                 config,
             ))
         } else {

@@ -16,6 +16,10 @@
 //! - `DELETE` with a session id removes the binding.
 //! - Bounded (moka) with an idle timeout. Bindings live in this process only: with several
 //!   replicas, route a session to the replica that created it (rmcp's sessions are local too).
+//!   [`SessionBindingConfig::id_prefix`] names the replica in every session id it mints, so a
+//!   load balancer can route by the `Mcp-Session-Id` header alone ([`RoutedSessionManager`],
+//!   `deploy/nginx.conf`); a session whose replica is gone gets `404` from the balancer or from
+//!   the replica that took over, and the client starts a new one (C9).
 //! - It applies to every request that carries `Mcp-Session-Id`, whatever protocol version it
 //!   declares: a 2026-07-28 client sends no session id, and ignoring the header there would let a
 //!   crafted `initialize` reach a foreign session.
@@ -23,7 +27,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::Stream;
 use moka::sync::Cache;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::WorkerTransport;
+use rmcp::transport::common::server_side_http::{ServerSseMessage, SessionId, session_id};
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, create_local_session,
+};
 
 use crate::caller::Caller;
 
@@ -35,6 +47,21 @@ pub struct SessionBindingConfig {
     /// A binding not used for this long is dropped (default 1 hour). Keep it at least as long as
     /// rmcp's session keep-alive.
     pub idle_timeout: Duration,
+    /// Names this replica in the session ids it mints: `<prefix>.<random>` instead of
+    /// `<random>`, so that a load balancer routes each session to the replica that holds it by
+    /// the `Mcp-Session-Id` header alone. 1–32 characters of `A-Z a-z 0-9 _ -`. Default: none.
+    pub id_prefix: Option<String>,
+}
+
+impl SessionBindingConfig {
+    /// True when `prefix` may start a session id: 1–32 of `A-Z a-z 0-9 _ -` (visible ASCII, as
+    /// the transport requires of session ids, and no `.`, which ends the prefix).
+    pub fn is_valid_id_prefix(prefix: &str) -> bool {
+        (1..=32).contains(&prefix.len())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
 }
 
 impl Default for SessionBindingConfig {
@@ -42,6 +69,7 @@ impl Default for SessionBindingConfig {
         Self {
             max_sessions: 100_000,
             idle_timeout: Duration::from_secs(3600),
+            id_prefix: None,
         }
     }
 }
@@ -120,6 +148,91 @@ impl SessionBindings {
     }
 }
 
+/// rmcp's in-process session manager, minting ids that name this replica
+/// ([`SessionBindingConfig::id_prefix`]); everything else is rmcp's own.
+#[derive(Debug, Default)]
+pub struct RoutedSessionManager {
+    inner: LocalSessionManager,
+    prefix: Option<Arc<str>>,
+}
+
+impl RoutedSessionManager {
+    /// Session ids `<prefix>.<random>`, or rmcp's plain random ids without a prefix. The random
+    /// part is rmcp's (a v4 UUID): possession of an id is never what authorizes (see above).
+    pub fn new(prefix: Option<Arc<str>>) -> Self {
+        Self {
+            inner: LocalSessionManager::default(),
+            prefix,
+        }
+    }
+
+    fn mint(&self) -> SessionId {
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}.{}", session_id()).into(),
+            None => session_id(),
+        }
+    }
+}
+
+impl SessionManager for RoutedSessionManager {
+    type Error = LocalSessionManagerError;
+    type Transport = WorkerTransport<LocalSessionWorker>;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let id = self.mint();
+        let (handle, worker) = create_local_session(id.clone(), self.inner.session_config.clone());
+        self.inner.sessions.write().await.insert(id.clone(), handle);
+        Ok((id, WorkerTransport::spawn(worker)))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.inner.initialize_session(id, message).await
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.inner.has_session(id).await
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.inner.close_session(id).await
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.inner.create_stream(id, message).await
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        self.inner.accept_message(id, message).await
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.inner.create_standalone_stream(id).await
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.inner.resume(id, last_event_id).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +268,35 @@ mod tests {
         assert!(!b.is_owned_by("s1", &bob));
         b.unbind("s1");
         assert!(!b.is_owned_by("s1", &alice));
+    }
+
+    #[test]
+    fn id_prefixes_are_short_visible_and_dot_free() {
+        for good in ["a", "replica-1", "R_2", &"x".repeat(32)] {
+            assert!(SessionBindingConfig::is_valid_id_prefix(good), "{good}");
+        }
+        for bad in ["", "a.b", "a b", "é", "a/b", &"x".repeat(33)] {
+            assert!(!SessionBindingConfig::is_valid_id_prefix(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn minted_ids_name_the_replica_and_stay_unique() {
+        use rmcp::transport::streamable_http_server::session::SessionManager as _;
+        let routed = RoutedSessionManager::new(Some("b".into()));
+        let (first, _t1) = routed.create_session().await.unwrap();
+        let (second, _t2) = routed.create_session().await.unwrap();
+        assert!(
+            first.starts_with("b.") && second.starts_with("b."),
+            "{first}"
+        );
+        assert_ne!(first, second);
+        assert!(routed.has_session(&first).await.unwrap());
+        assert!(!routed.has_session(&first[2..].into()).await.unwrap());
+        let (plain, _t3) = RoutedSessionManager::new(None)
+            .create_session()
+            .await
+            .unwrap();
+        assert!(!plain.contains('.'), "{plain}");
     }
 }
