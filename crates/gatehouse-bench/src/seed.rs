@@ -1,16 +1,36 @@
-//! Large invoice tables, written straight into a billing SQLite database.
+//! Large invoice tables, written straight into a billing database (SQLite or PostgreSQL).
 
 use gatehouse_billing::{Seed, Store};
 use sqlx::ConnectOptions as _;
 
-/// Creates (or migrates) the billing SQLite database at `path` with the demo seed, then adds
-/// `count` invoices for `tenant` in one SQL statement (a recursive CTE: no per-row round trip).
+/// Creates (or migrates) the billing database at `path` (`sqlite://…` or `postgres://…`) with the
+/// demo seed, then adds `count` invoices for `tenant` in one SQL statement (no per-row round
+/// trip).
 /// Ids are `BIG-0000001` …; invoice `n` is open when `n % 3 == 0`, paid when `n % 3 == 1`,
 /// void otherwise ([`open_invoice`] names the k-th open one). Returns the rows added.
 pub async fn big_invoices(path: &str, count: i64, tenant: &str) -> anyhow::Result<u64> {
     // The store creates the schema (migrations) and the demo rows.
     let store = Store::connect(path, Seed::Demo).await?;
     store.close().await;
+    if path.starts_with("postgres") {
+        let mut conn = path
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .connect()
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO invoices (tenant_id, id, customer, status, total_minor, currency, created_at) \
+             SELECT $2, 'BIG-' || lpad(n::text, 7, '0'), 'Customer ' || (n % 997), \
+                    CASE n % 3 WHEN 0 THEN 'open' WHEN 1 THEN 'paid' ELSE 'void' END, \
+                    (n * 7919) % 1000000, 'EUR', 1600000000000000 + n * 1000 \
+             FROM generate_series(1::bigint, $1) AS n ON CONFLICT (tenant_id, id) DO NOTHING",
+        )
+        .bind(count)
+        .bind(tenant)
+        .execute(&mut conn)
+        .await?;
+        sqlx::query("ANALYZE invoices").execute(&mut conn).await?;
+        return Ok(done.rows_affected());
+    }
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path.strip_prefix("sqlite://").unwrap_or(path))
         .connect()

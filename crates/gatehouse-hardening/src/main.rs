@@ -9,11 +9,17 @@
 //!   `--conns` (32): 0 invalid tokens accepted, 0 false 401, 503 + Retry-After for what cannot
 //!   be verified, recovery within one refresh cooldown, bounded memory.
 //!
+//! - `failover`: `deploy/up` (three replicas behind nginx on PostgreSQL and Redis) at `--conns`
+//!   (32); one replica `SIGKILL`ed, and without `--short` PostgreSQL restarted and Redis
+//!   stopped, `--settle` (30) s apart: every void a client saw succeed exists exactly once,
+//!   errors only for requests in flight, recovery without a restart, audit loss counted.
+//!
 //! `--short` is the few-seconds form `scripts/test` runs. The exit status is 0 only when
 //! every target held; the report (markdown) goes to stdout and, with `--out`, to a file.
 //! Everything binds 127.0.0.1 (and sends from 127.0.0.2) on ephemeral ports, and every phase
 //! is bounded in time.
 
+mod failover;
 mod faults;
 mod load;
 mod procstat;
@@ -92,8 +98,32 @@ fn run() -> anyhow::Result<bool> {
                 };
                 faults::run(&o).await
             }
+            "failover" => {
+                let bin_dir = bin
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let o = failover::FailoverOptions {
+                    bin_dir,
+                    deploy: PathBuf::from(
+                        args::get("deploy").unwrap_or_else(|| "deploy/up".into()),
+                    ),
+                    pg_url: args::get("pg-url")
+                        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into()),
+                    conns: args::parsed("conns", 32)?,
+                    invoices: args::parsed("invoices", if short { 5_000 } else { 50_000 })?,
+                    settle: Duration::from_secs(args::parsed(
+                        "settle",
+                        if short { 8 } else { 30 },
+                    )?),
+                    infrastructure: !short,
+                };
+                failover::run(&o).await
+            }
             other => {
-                anyhow::bail!("usage: gatehouse-hardening soak|faults [--short] (not {other:?})")
+                anyhow::bail!(
+                    "usage: gatehouse-hardening soak|faults|failover [--short] (not {other:?})"
+                )
             }
         }
     })?;

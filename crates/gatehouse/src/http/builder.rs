@@ -619,10 +619,10 @@ impl GatehouseBuilder {
         {
             return Err(BuildError::ResourcePath(path.to_owned()));
         }
-        if let Some(prefix) = self.sessions.as_ref().and_then(|s| s.id_prefix.as_ref()) {
-            if !SessionBindingConfig::is_valid_id_prefix(prefix) {
-                return Err(BuildError::SessionIdPrefix(prefix.clone()));
-            }
+        if let Some(prefix) = self.sessions.as_ref().and_then(|s| s.id_prefix.as_ref())
+            && !SessionBindingConfig::is_valid_id_prefix(prefix)
+        {
+            return Err(BuildError::SessionIdPrefix(prefix.clone()));
         }
         let policy = self.scope_policy()?;
 
