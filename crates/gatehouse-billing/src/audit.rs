@@ -163,6 +163,38 @@ impl Observer for AuditLog {
     }
 }
 
+/// How long the writer keeps retrying a batch while the database is unreachable. Records that
+/// arrive meanwhile wait in the queue (bounded: past it they are dropped and counted); a batch
+/// still unwritten after this is dropped and counted, so that the writer never stops for good.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Writes one batch, retrying with backoff (100 ms doubling to 2 s) while the database is
+/// unreachable ([`crate::store::StoreError::is_unavailable`]): a database restart loses no
+/// audit rows. A retry after a commit whose acknowledgement was lost writes the batch twice
+/// (new row ids): rare, and a duplicate is preferred to a loss.
+async fn write(store: &Store, batch: &[AuditRecord], counters: &Counters) {
+    let give_up = tokio::time::Instant::now() + RETRY_FOR;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.insert_audit(batch).await {
+            Ok(()) => return,
+            Err(e) if e.is_unavailable() && tokio::time::Instant::now() + delay < give_up => {
+                if delay == Duration::from_millis(100) {
+                    tracing::warn!(error = %e, records = batch.len(), "audit_log unreachable; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                let n = batch.len() as u64;
+                counters.write_failures.fetch_add(n, Ordering::Relaxed);
+                tracing::error!(error = %e, records = n, "failed to write audit_log rows");
+                return;
+            }
+        }
+    }
+}
+
 async fn writer(
     store: Store,
     mut rx: mpsc::Receiver<Msg>,
@@ -196,11 +228,7 @@ async fn writer(
             };
         }
         if !batch.is_empty() {
-            if let Err(e) = store.insert_audit(&batch).await {
-                let n = batch.len() as u64;
-                counters.write_failures.fetch_add(n, Ordering::Relaxed);
-                tracing::error!(error = %e, records = n, "failed to write audit_log rows");
-            }
+            write(&store, &batch, &counters).await;
             batch.clear();
         }
         for done in flushes.drain(..) {

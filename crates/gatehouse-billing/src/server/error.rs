@@ -85,7 +85,22 @@ impl ToolError {
     }
 }
 
+/// How long a client is told to wait when the database is unreachable (it is what `/readyz`
+/// reports too; a load balancer takes the replica out meanwhile).
+const STORE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(super) fn internal(e: crate::store::StoreError) -> ToolError {
-    tracing::error!(error = %e, "billing store failure");
+    if e.is_unavailable() {
+        // An outage, not a bug of this call: the edge answers the whole request 503 +
+        // Retry-After (stateless mode), which clients retry, instead of a tool error.
+        tracing::warn!(error = %e, "billing store unavailable");
+        gatehouse::mcp::report_tool_dependency_failure(
+            gatehouse::mcp::DependencyFailure::Unavailable {
+                retry_after: STORE_RETRY_AFTER,
+            },
+        );
+    } else {
+        tracing::error!(error = %e, "billing store failure");
+    }
     ToolError::Internal
 }

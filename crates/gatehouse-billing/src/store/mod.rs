@@ -116,6 +116,31 @@ pub enum StoreError {
     InvalidInput(&'static str),
 }
 
+impl StoreError {
+    /// True when the database could not be reached or would not serve (the connection was lost
+    /// or refused, the pool timed out, PostgreSQL is shutting down or starting: SQLSTATE classes
+    /// 08 and 57P): the same call may succeed later. Everything else (constraints, corrupt
+    /// rows, SQL errors) is a failure of this server, not an outage.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Self::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
+/// Longest wait for a pooled connection (see [`Store::connect`]).
+const STORE_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The billing database. Cheap to clone (a connection pool, and the invoice cache shared by all
 /// clones).
 #[derive(Debug, Clone)]
@@ -175,6 +200,10 @@ impl Store {
             // to the connection's worker thread on every query (measured: `bench/README.md`).
             // PostgreSQL connections can die with the server or the network; they keep the test.
             .test_before_acquire(backend == Backend::Postgres)
+            // While the database is down, a request waits this long for a connection and then
+            // fails as an outage (503 + Retry-After, `StoreError::is_unavailable`) instead of
+            // hanging for sqlx's default 30 s, the whole request deadline.
+            .acquire_timeout(STORE_ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

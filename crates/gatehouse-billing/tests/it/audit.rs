@@ -325,3 +325,73 @@ async fn audit_events_go_to_the_gatehouse_audit_target_without_tokens() {
     assert!(!text.contains("SECRET"), "{text}");
     audit.flush().await;
 }
+
+/// A batch whose connection the database cuts off (an administrator's termination, a restart) is
+/// written again on a new connection: no audit row is lost to a database restart. A trigger
+/// holds the first insert (sleeping) until the test has found and terminated its backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_off_by_the_database_is_written_again() {
+    let db = TestDb::postgres().await;
+    let store = db.store(Seed::None).await;
+    let mut raw = db.raw().await;
+    for stmt in [
+        "CREATE TABLE hold_audit_flag (hold BOOLEAN NOT NULL)",
+        "INSERT INTO hold_audit_flag VALUES (true)",
+        "CREATE FUNCTION hold_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF (SELECT hold FROM hold_audit_flag) THEN PERFORM pg_sleep(60); END IF; \
+         RETURN NEW; END $$",
+        "CREATE TRIGGER hold_audit BEFORE INSERT ON audit_log \
+         FOR EACH ROW EXECUTE FUNCTION hold_audit()",
+    ] {
+        sqlx::query(stmt).execute(&mut raw).await.unwrap();
+    }
+    let audit = AuditLog::with_options(store.clone(), 16, Duration::from_millis(1));
+    let marker = format!("cut-{}", uuid::Uuid::new_v4().simple());
+    one_record(&audit, &marker);
+
+    // The insert is sleeping in the trigger: find its backend by the schema-qualified flag
+    // table it read, let later inserts through, and terminate it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        let row: Option<(i32,)> = sqlx::query_as(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE wait_event = 'PgSleep' AND query LIKE 'INSERT INTO audit_log%' \
+             AND pid <> pg_backend_pid() \
+             AND EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                         WHERE l.pid = pg_stat_activity.pid AND c.relname = 'hold_audit_flag' \
+                         AND c.relnamespace = (SELECT oid FROM pg_namespace \
+                                               WHERE nspname = current_schema()))",
+        )
+        .fetch_optional(&mut raw)
+        .await
+        .unwrap();
+        if let Some((pid,)) = row {
+            break pid;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the insert never reached the trigger"
+        );
+        tokio::task::yield_now().await;
+    };
+    sqlx::query("UPDATE hold_audit_flag SET hold = false")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+
+    tokio::time::timeout(Duration::from_secs(20), audit.flush())
+        .await
+        .expect("the retried batch is written");
+    let rows = store.recent_audit(10).await.unwrap();
+    let ours: Vec<_> = rows
+        .iter()
+        .filter(|r| r.request_id.as_deref() == Some(marker.as_str()))
+        .collect();
+    assert_eq!(ours.len(), 1, "{rows:?}");
+    assert_eq!((audit.write_failures(), audit.dropped()), (0, 0));
+}

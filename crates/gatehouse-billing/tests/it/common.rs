@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use gatehouse::mcp::Protected;
+use gatehouse::mcp::{DependencyFailure, DependencySlot, Protected};
 use gatehouse::policy::ScopePolicy;
 use gatehouse::tenancy::CallerEnricher;
 use gatehouse::{Caller, Principal, ScopeSet, TokenKind};
@@ -216,6 +216,8 @@ pub struct Mcp {
     pub audit: AuditLog,
     pub tenancy: Tenancy,
     service: StreamableHttpService<Protected<BillingServer>, NeverSessionManager>,
+    /// The slot the edge would have put into the last request ([`Mcp::last_dependency_failure`]).
+    last_slot: std::sync::Mutex<DependencySlot>,
 }
 
 impl Mcp {
@@ -241,7 +243,14 @@ impl Mcp {
             audit,
             tenancy,
             service,
+            last_slot: Default::default(),
         }
+    }
+
+    /// What the server reported to the edge about its own dependencies during the last request
+    /// (the edge would answer `503`/`502` instead of the JSON-RPC answer).
+    pub fn last_dependency_failure(&self) -> Option<DependencyFailure> {
+        self.last_slot.lock().unwrap().get()
     }
 
     /// Sends one JSON-RPC request as `caller` (or unauthenticated) and returns the JSON-RPC
@@ -268,6 +277,9 @@ impl Mcp {
         if let Some(c) = caller {
             req.extensions_mut().insert(self.tenancy.enrich(c.clone()));
         }
+        let slot = DependencySlot::default();
+        req.extensions_mut().insert(slot.clone());
+        *self.last_slot.lock().unwrap() = slot;
         let resp = self.service.handle(req).await;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();

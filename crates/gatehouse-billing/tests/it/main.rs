@@ -8,6 +8,7 @@ mod audit;
 mod cache;
 mod coherence;
 mod common;
+mod outage;
 mod outbox;
 mod storage;
 mod tenancy_props;

@@ -10,7 +10,10 @@ mod dependency;
 mod extract;
 mod protected;
 
-pub use dependency::{DependencyFailure, DependencySlot, report_dependency_failure};
+pub use dependency::{
+    DependencyFailure, DependencySlot, report_dependency_failure, report_tool_dependency_failure,
+};
+pub(crate) use dependency::{slot_of, with_slot};
 pub use extract::{
     REQUEST_ID_HEADER, RequestId, caller_from_extensions, request_id_from_extensions,
 };

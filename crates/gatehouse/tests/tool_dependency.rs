@@ -1,0 +1,136 @@
+//! Invariant: a tool whose own dependency is down (its database) says so with
+//! `report_tool_dependency_failure`, and the client gets the HTTP answer that means it — `503`
+//! with `Retry-After` (stateless mode, the default), or `502` for a refusal — instead of a tool
+//! error inside a `200` that tells no one to retry. Tools that do not report keep their answer.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use gatehouse::mcp::{DependencyFailure, report_tool_dependency_failure};
+use gatehouse::verify::BoxFuture;
+use gatehouse::{
+    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
+    VerifyError,
+};
+use http::Request;
+use http_body_util::BodyExt;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use tower::ServiceExt;
+
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+struct AnyToken;
+
+impl TokenVerifier for AnyToken {
+    fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+        Box::pin(async {
+            Ok(Caller::new(Principal {
+                issuer: "https://auth.example.com".into(),
+                subject: Some("alice".into()),
+                client_id: Some("app".into()),
+                scopes: ScopeSet::from_space_separated("mcp"),
+                audiences: vec![RESOURCE.into()],
+                tenant: None,
+                expires_at: SystemTime::now() + Duration::from_secs(600),
+                kind: TokenKind::Jwt,
+                claims: Default::default(),
+            }))
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Tools {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl Tools {
+    #[tool(description = "Its database is down")]
+    async fn store_down(&self) -> CallToolResult {
+        let reported = report_tool_dependency_failure(DependencyFailure::Unavailable {
+            retry_after: Duration::from_secs(7),
+        });
+        CallToolResult::error(vec![ContentBlock::text(format!("reported: {reported}"))])
+    }
+
+    #[tool(description = "Its upstream refused it")]
+    async fn refused(&self) -> CallToolResult {
+        report_tool_dependency_failure(DependencyFailure::Refused);
+        CallToolResult::error(vec![ContentBlock::text("refused")])
+    }
+
+    #[tool(description = "A tool error of its own")]
+    async fn plain_error(&self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text("no such invoice")])
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Tools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+fn app() -> Router {
+    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
+        .authorization_servers(["https://auth.example.com"])
+        .verifier(Arc::new(AnyToken))
+        .route_scopes(["mcp"])
+        .build()
+        .unwrap();
+    let tools = Tools {
+        tool_router: Tools::tool_router(),
+    };
+    gatehouse.mount(move || tools.clone())
+}
+
+async fn call(app: &Router, tool: &str) -> (u16, Option<String>, String) {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+    );
+    let req = Request::post("/mcp")
+        .header("host", "mcp.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", "Bearer t")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, retry_after, String::from_utf8_lossy(&bytes).into())
+}
+
+#[tokio::test]
+async fn a_tool_that_reports_its_dependency_down_gets_its_request_answered_503() {
+    let app = app();
+    let (status, retry_after, body) = call(&app, "store_down").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("7"));
+    // The edge's fixed refusal, not the tool's text.
+    assert!(!body.contains("reported"), "{body}");
+
+    let (status, retry_after, body) = call(&app, "refused").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(retry_after, None);
+
+    let (status, _, body) = call(&app, "plain_error").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("no such invoice"), "{body}");
+}
+
+#[test]
+fn outside_a_protected_call_nothing_is_reported() {
+    assert!(!report_tool_dependency_failure(DependencyFailure::Refused));
+}
