@@ -89,7 +89,11 @@ struct Deployment {
 }
 
 impl Deployment {
-    async fn start(o: &FailoverOptions, database: &str) -> anyhow::Result<Deployment> {
+    async fn start(
+        o: &FailoverOptions,
+        database: &str,
+        replicas: usize,
+    ) -> anyhow::Result<Deployment> {
         let run = std::env::temp_dir().join(format!(
             "gatehouse-failover-{}-{}",
             std::process::id(),
@@ -100,6 +104,7 @@ impl Deployment {
             .arg(&o.bin_dir)
             .args(["--database", database, "--run"])
             .arg(&run)
+            .args(["--replicas", &replicas.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -127,10 +132,17 @@ impl Deployment {
                 .map(str::to_owned)
                 .with_context(|| format!("no {name}= in {ready:?}"))
         };
-        let mut admins = BTreeMap::new();
-        for r in ["a", "b", "c"] {
-            admins.insert(r.to_owned(), field(&format!("admin_{r}"))?);
-        }
+        let admins: BTreeMap<String, String> = ready
+            .split(' ')
+            .filter_map(|w| {
+                let (r, addr) = w.strip_prefix("admin_")?.split_once('=')?;
+                Some((r.to_owned(), addr.to_owned()))
+            })
+            .collect();
+        anyhow::ensure!(
+            admins.len() == replicas,
+            "{replicas} admin addresses in {ready:?}"
+        );
         Ok(Deployment {
             url: field("url")?,
             issuer: field("issuer")?,
@@ -429,7 +441,7 @@ struct Failure {
 
 pub(crate) async fn run(o: &FailoverOptions) -> anyhow::Result<(String, bool)> {
     let (schema, database) = fresh_database(o).await.context("preparing PostgreSQL")?;
-    let deployment = Deployment::start(o, &database).await?;
+    let deployment = Deployment::start(o, &database, 3).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
         .timeout(Duration::from_secs(40))
@@ -562,6 +574,76 @@ async fn pg_ctl(action: &str) -> anyhow::Result<()> {
     let status = Command::new("sh").args(["-c", &script]).status().await?;
     anyhow::ensure!(status.success(), "PostgreSQL {action} failed");
     Ok(())
+}
+
+/// Requests/s and p99 through nginx with 1, 2 and 3 replicas (same load, same machine: on two
+/// cores this shows the balancer's and the shared stores' overhead, not scaling).
+pub(crate) async fn scale(
+    o: &FailoverOptions,
+    seconds: Duration,
+) -> anyhow::Result<(String, bool)> {
+    let mut out = format!(
+        "# Throughput behind nginx ({} clients, {} s each, mixed lookups, lists and voids)\n\n\
+         | replicas | requests/s | p50 ms | p99 ms | errors |\n|--:|--:|--:|--:|--:|\n",
+        o.conns,
+        seconds.as_secs()
+    );
+    let mut pass = true;
+    for replicas in 1..=3 {
+        let (schema, database) = fresh_database(o).await.context("preparing PostgreSQL")?;
+        let deployment = Deployment::start(o, &database, replicas).await?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .timeout(Duration::from_secs(40))
+            .build()?;
+        let clients = Arc::new(Clients {
+            url: deployment.url.clone(),
+            http: http.clone(),
+            tokens: [
+                token(&http, &deployment.issuer, TENANTS[0], &deployment.url).await?,
+                token(&http, &deployment.issuer, TENANTS[1], &deployment.url).await?,
+            ],
+            next_void: [AtomicU64::new(0), AtomicU64::new(0)],
+            invoices: o.invoices,
+            events: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            seq: AtomicU64::new(0),
+        });
+        let load = Load::start(clients.clone(), o.conns);
+        // A few seconds of warm-up (connections, caches) are not counted.
+        let warm = Duration::from_secs(3);
+        tokio::time::sleep(warm + seconds).await;
+        let events = load.stop().await;
+        deployment.stop().await?;
+        let mut db = database
+            .parse::<sqlx::postgres::PgConnectOptions>()?
+            .connect()
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut db)
+            .await?;
+        db.close().await?;
+        let counted: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.sent >= warm && e.sent < warm + seconds)
+            .collect();
+        let errors = counted
+            .iter()
+            .filter(|e| e.outcome != Outcome::Answered)
+            .count();
+        let mut lat: Vec<u32> = counted
+            .iter()
+            .map(|e| u32::try_from((e.answered - e.sent).as_micros()).unwrap_or(u32::MAX))
+            .collect();
+        let (p50, p99) = (quantile_ms(&mut lat, 0.5), quantile_ms(&mut lat, 0.99));
+        writeln!(
+            out,
+            "| {replicas} | {:.0} | {p50:.2} | {p99:.2} | {errors} |",
+            counted.len() as f64 / seconds.as_secs_f64()
+        )?;
+        pass &= errors == 0;
+    }
+    Ok((out, pass))
 }
 
 async fn unavailable(http: &reqwest::Client, d: &Deployment) -> f64 {

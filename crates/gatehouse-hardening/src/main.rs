@@ -14,6 +14,8 @@
 //!   stopped, `--settle` (30) s apart: every void a client saw succeed exists exactly once,
 //!   errors only for requests in flight, recovery without a restart, audit loss counted.
 //!
+//! - `scale`: requests/s and p99 through nginx with 1, 2 and 3 replicas (`--seconds` 20 each).
+//!
 //! `--short` is the few-seconds form `scripts/test` runs. The exit status is 0 only when
 //! every target held; the report (markdown) goes to stdout and, with `--out`, to a file.
 //! Everything binds 127.0.0.1 (and sends from 127.0.0.2) on ephemeral ports, and every phase
@@ -98,18 +100,17 @@ fn run() -> anyhow::Result<bool> {
                 };
                 faults::run(&o).await
             }
-            "failover" => {
+            "failover" | "scale" => {
                 let bin_dir = bin
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                     .map_or_else(|| PathBuf::from("."), PathBuf::from);
                 let o = failover::FailoverOptions {
                     bin_dir,
-                    deploy: PathBuf::from(
-                        args::get("deploy").unwrap_or_else(|| "deploy/up".into()),
-                    ),
-                    pg_url: args::get("pg-url")
-                        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into()),
+                    deploy: PathBuf::from(args::get("deploy").unwrap_or_else(|| "deploy/up".into())),
+                    pg_url: args::get("pg-url").unwrap_or_else(|| {
+                        "postgres://postgres@127.0.0.1:5432/test".into()
+                    }),
                     conns: args::parsed("conns", 32)?,
                     invoices: args::parsed("invoices", if short { 5_000 } else { 50_000 })?,
                     settle: Duration::from_secs(args::parsed(
@@ -118,11 +119,16 @@ fn run() -> anyhow::Result<bool> {
                     )?),
                     infrastructure: !short,
                 };
-                failover::run(&o).await
+                if what == "scale" {
+                    let seconds = Duration::from_secs(args::parsed("seconds", 20)?);
+                    failover::scale(&o, seconds).await
+                } else {
+                    failover::run(&o).await
+                }
             }
             other => {
                 anyhow::bail!(
-                    "usage: gatehouse-hardening soak|faults|failover [--short] (not {other:?})"
+                    "usage: gatehouse-hardening soak|faults|failover|scale [--short] (not {other:?})"
                 )
             }
         }
