@@ -10,6 +10,8 @@ pub(crate) struct ProcSample {
     pub(crate) anon_mb: f64,
     /// Open file descriptors (entries of `/proc/<pid>/fd`): sockets, the database, log files.
     pub(crate) fds: usize,
+    /// Of which sockets (client connections come and go; the rest should not move).
+    pub(crate) sockets: usize,
 }
 
 /// Reads `VmRSS` and the descriptor count of `pid`; an error when the process is gone.
@@ -25,11 +27,21 @@ pub(crate) fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     };
     let rss_kb = kb("VmRSS:")?;
     let anon_kb = kb("RssAnon:")?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
+    let (mut fds, mut sockets) = (0, 0);
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        fds += 1;
+        // A descriptor closed between listing and reading is simply not a socket.
+        if std::fs::read_link(entry?.path())
+            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        {
+            sockets += 1;
+        }
+    }
     Ok(ProcSample {
         rss_mb: rss_kb / 1024.0,
         anon_mb: anon_kb / 1024.0,
         fds,
+        sockets,
     })
 }
 
@@ -45,6 +57,10 @@ mod tests {
             "{s:?}"
         );
         assert!(s.fds >= 3, "{s:?}"); // stdin, stdout, stderr at least
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let with = sample(std::process::id()).unwrap();
+        assert!(with.sockets >= 1 && with.sockets <= with.fds, "{with:?}");
+        drop(listener);
         // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
         assert!(sample(u32::MAX).is_err());
     }
