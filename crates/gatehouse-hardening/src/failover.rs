@@ -803,9 +803,15 @@ async fn judge(
         for e in &errs {
             *kinds.entry(format!("{:?}", e.outcome)).or_default() += 1;
         }
+        // The failover gap: from the failure to the last failed answer it caused.
+        let gap = errs
+            .iter()
+            .map(|e| e.answered.saturating_sub(f.at))
+            .max()
+            .map_or("—".to_owned(), |d| format!("{:.2}", d.as_secs_f64()));
         writeln!(
             out,
-            "| {} | {:.1} | {} | {} | {late} | {kinds:?} | {} |",
+            "| {} | {:.1} | {} | {} | {gap} | {late} | {kinds:?} | {} |",
             f.name,
             f.at.as_secs_f64(),
             f.recovered_after
