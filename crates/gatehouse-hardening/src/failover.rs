@@ -784,9 +784,10 @@ async fn judge(
     writeln!(out)?;
     writeln!(
         out,
-        "| failure | at s | back after s | errors | of which sent ≥ 1 s after it | by kind | note |"
+        "| failure | at s | back after s | errors | last error answered after s | \
+         of which sent ≥ 1 s after it | by kind | note |"
     )?;
-    writeln!(out, "|---|--:|--:|--:|--:|---|---|")?;
+    writeln!(out, "|---|--:|--:|--:|--:|--:|---|---|")?;
     let mut pass = true;
     let mut examples = Vec::new();
     for (i, f) in failures.iter().enumerate() {
