@@ -13,7 +13,6 @@ mod protected;
 pub use dependency::{
     DependencyFailure, DependencySlot, report_dependency_failure, report_tool_dependency_failure,
 };
-pub(crate) use dependency::{slot_of, with_slot};
 pub use extract::{
     REQUEST_ID_HEADER, RequestId, caller_from_extensions, request_id_from_extensions,
 };

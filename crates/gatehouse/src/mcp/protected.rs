@@ -157,11 +157,11 @@ impl<H: ServerHandler> Protected<H> {
             }
         }
 
-        let slot = crate::mcp::slot_of(&context.extensions);
+        let slot = crate::mcp::dependency::slot_of(&context.extensions);
         let (reported, response) = REPORTED
             .scope(Cell::new(None), async {
                 let call = self.inner.call_tool(request, context);
-                let response = crate::mcp::with_slot(slot, call).await;
+                let response = crate::mcp::dependency::with_slot(slot, call).await;
                 (REPORTED.with(Cell::get), response)
             })
             .await;
