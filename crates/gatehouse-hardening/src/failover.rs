@@ -230,6 +230,29 @@ struct Clients {
 }
 
 impl Clients {
+    /// Clients of `deployment`, with a token of each tenant's client from its issuer.
+    async fn connect(deployment: &Deployment, invoices: i64) -> anyhow::Result<Arc<Clients>> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .timeout(Duration::from_secs(40))
+            .build()?;
+        let (issuer, url) = (&deployment.issuer, &deployment.url);
+        let tokens = [
+            token(&http, issuer, TENANTS[0], url).await?,
+            token(&http, issuer, TENANTS[1], url).await?,
+        ];
+        Ok(Arc::new(Clients {
+            url: url.clone(),
+            http,
+            tokens,
+            next_void: [AtomicU64::new(0), AtomicU64::new(0)],
+            invoices,
+            events: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            seq: AtomicU64::new(0),
+        }))
+    }
+
     async fn one(&self, worker: usize, i: u64) {
         let tenant = worker % 2;
         let pick = i.wrapping_mul(2_654_435_761) % 20;
@@ -384,6 +407,19 @@ async fn token(
         .context("no access_token")
 }
 
+/// Removes the run's schema (`database` is its URL).
+async fn drop_schema(database: &str, schema: &str) -> anyhow::Result<()> {
+    let mut db = database
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .connect()
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut db)
+        .await?;
+    db.close().await?;
+    Ok(())
+}
+
 /// A fresh schema on `pg_url`, and its URL (search_path), seeded for both tenants.
 async fn fresh_database(o: &FailoverOptions) -> anyhow::Result<(String, String)> {
     let schema = format!(
@@ -442,24 +478,8 @@ struct Failure {
 pub(crate) async fn run(o: &FailoverOptions) -> anyhow::Result<(String, bool)> {
     let (schema, database) = fresh_database(o).await.context("preparing PostgreSQL")?;
     let deployment = Deployment::start(o, &database, 3).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .timeout(Duration::from_secs(40))
-        .build()?;
-    let tokens = [
-        token(&http, &deployment.issuer, TENANTS[0], &deployment.url).await?,
-        token(&http, &deployment.issuer, TENANTS[1], &deployment.url).await?,
-    ];
-    let clients = Arc::new(Clients {
-        url: deployment.url.clone(),
-        http: http.clone(),
-        tokens,
-        next_void: [AtomicU64::new(0), AtomicU64::new(0)],
-        invoices: o.invoices,
-        events: Mutex::new(Vec::new()),
-        epoch: Instant::now(),
-        seq: AtomicU64::new(0),
-    });
+    let clients = Clients::connect(&deployment, o.invoices).await?;
+    let http = clients.http.clone();
     let epoch = clients.epoch;
     let load = Load::start(clients, o.conns);
     let mut failures = Vec::new();
@@ -552,7 +572,8 @@ pub(crate) async fn run(o: &FailoverOptions) -> anyhow::Result<(String, bool)> {
             },
             name: "Redis stopped".into(),
             at,
-            recovered_after: Some(o.settle),
+            // From the stop until Redis answers again (scripts/services returns once it does).
+            recovered_after: Some(epoch.elapsed() - at),
             note: format!("requests let through without a limit check (gatehouse_rate_limit_unavailable_total, all replicas): {during}"),
         });
         tokio::time::sleep(o.settle).await;
@@ -592,37 +613,14 @@ pub(crate) async fn scale(
     for replicas in 1..=3 {
         let (schema, database) = fresh_database(o).await.context("preparing PostgreSQL")?;
         let deployment = Deployment::start(o, &database, replicas).await?;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(usize::MAX)
-            .timeout(Duration::from_secs(40))
-            .build()?;
-        let clients = Arc::new(Clients {
-            url: deployment.url.clone(),
-            http: http.clone(),
-            tokens: [
-                token(&http, &deployment.issuer, TENANTS[0], &deployment.url).await?,
-                token(&http, &deployment.issuer, TENANTS[1], &deployment.url).await?,
-            ],
-            next_void: [AtomicU64::new(0), AtomicU64::new(0)],
-            invoices: o.invoices,
-            events: Mutex::new(Vec::new()),
-            epoch: Instant::now(),
-            seq: AtomicU64::new(0),
-        });
-        let load = Load::start(clients.clone(), o.conns);
+        let clients = Clients::connect(&deployment, o.invoices).await?;
+        let load = Load::start(clients, o.conns);
         // A few seconds of warm-up (connections, caches) are not counted.
         let warm = Duration::from_secs(3);
         tokio::time::sleep(warm + seconds).await;
         let events = load.stop().await;
         deployment.stop().await?;
-        let mut db = database
-            .parse::<sqlx::postgres::PgConnectOptions>()?
-            .connect()
-            .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut db)
-            .await?;
-        db.close().await?;
+        drop_schema(&database, &schema).await?;
         let counted: Vec<&Event> = events
             .iter()
             .filter(|e| e.sent >= warm && e.sent < warm + seconds)
@@ -694,10 +692,8 @@ async fn judge(
             .into_iter()
             .map(|r| r.get("request_id"))
             .collect();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut db)
-        .await?;
     db.close().await?;
+    drop_schema(database, schema).await?;
 
     let mut seen_ok = 0u64;
     let mut lost = 0u64;

@@ -179,6 +179,26 @@ pub fn caller(subject: &str, client: &str, scopes: &str, tenant: Option<&str>) -
     })
 }
 
+/// A reader of tenant `t` (client `<t>-app`, `invoices:read`).
+pub fn reader(t: &str) -> Caller {
+    caller(
+        &format!("reader@{t}"),
+        &format!("{t}-app"),
+        "invoices:read",
+        Some(t),
+    )
+}
+
+/// A writer of tenant `t` (client `<t>-backoffice`, `invoices:write`).
+pub fn writer(t: &str) -> Caller {
+    caller(
+        &format!("writer@{t}"),
+        &format!("{t}-backoffice"),
+        "invoices:write",
+        Some(t),
+    )
+}
+
 pub fn tenant(s: &str) -> TenantId {
     TenantId::new(s).expect("tenant")
 }

@@ -3,26 +3,8 @@
 
 use serde_json::json;
 
-use crate::common::{caller, demo};
+use crate::common::{demo, reader, writer};
 use crate::on_both_engines;
-
-fn reader(t: &str) -> gatehouse::Caller {
-    caller(
-        &format!("reader@{t}"),
-        &format!("{t}-app"),
-        "invoices:read",
-        Some(t),
-    )
-}
-
-fn writer(t: &str) -> gatehouse::Caller {
-    caller(
-        &format!("writer@{t}"),
-        &format!("{t}-backoffice"),
-        "invoices:write",
-        Some(t),
-    )
-}
 
 on_both_engines! {
     // An unreachable database is an outage, reported to the edge (which answers the request 503

@@ -8,30 +8,12 @@ use gatehouse_billing::store::InvoiceStatus;
 use gatehouse_billing::{Seed, Tenancy, default_policy, default_policy_with};
 use serde_json::{Value, json};
 
-use crate::common::{Mcp, TestDb, caller, demo, new_invoice, tenant};
+use crate::common::{Mcp, TestDb, caller, demo, new_invoice, reader, tenant, writer};
 use crate::on_both_engines;
 
 const NO_TENANT: &str = "No tenant is associated with this caller.";
 const NEED_READ: &str = "Insufficient scope: this tool requires invoices:read.";
 const NEED_WRITE: &str = "Insufficient scope: this tool requires invoices:write.";
-
-fn reader(t: &str) -> gatehouse::Caller {
-    caller(
-        &format!("reader@{t}"),
-        &format!("{t}-app"),
-        "invoices:read",
-        Some(t),
-    )
-}
-
-fn writer(t: &str) -> gatehouse::Caller {
-    caller(
-        &format!("writer@{t}"),
-        &format!("{t}-backoffice"),
-        "invoices:write",
-        Some(t),
-    )
-}
 
 on_both_engines! {
     async fn lookup_returns_text_and_structured_content(engine) {

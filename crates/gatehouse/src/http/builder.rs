@@ -781,6 +781,15 @@ mod tests {
             err(builder(r).authorization_servers(Vec::<String>::new())),
             BuildError::NoAuthorizationServers
         );
+        let prefixed = |p: &str| SessionBindingConfig {
+            id_prefix: Some(p.into()),
+            ..SessionBindingConfig::default()
+        };
+        assert_eq!(
+            err(builder(r).stateful_sessions(prefixed("a.b"))),
+            BuildError::SessionIdPrefix("a.b".into())
+        );
+        assert!(builder(r).stateful_sessions(prefixed("a")).build().is_ok());
         assert_eq!(
             err(builder(r).authorization_servers(["http://auth.example.com"])),
             BuildError::AuthorizationServer("http://auth.example.com".into())
