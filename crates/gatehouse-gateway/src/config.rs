@@ -140,6 +140,10 @@ pub struct UpstreamServer {
     pub idle_timeout: Duration,
     /// Longest wait for a new connection to finish the MCP handshake.
     pub start_timeout: Duration,
+    /// Whether downstream clients have MCP sessions (`server.stateful_sessions`): only then is
+    /// there a stream to carry the upstream's requests (sampling, elicitation) and log messages
+    /// to them, and only then does the gateway declare sampling and elicitation upstream.
+    pub sessions: bool,
 }
 
 impl UpstreamServer {
@@ -152,6 +156,7 @@ impl UpstreamServer {
             max_connections: 100,
             idle_timeout: Duration::from_secs(600),
             start_timeout: Duration::from_secs(20),
+            sessions: false,
         }
     }
 

@@ -3,18 +3,25 @@
 //! there by `Gatehouse::mount`) has already applied the policy: hidden tools are answered as
 //! missing and left out of `tools/list`, tool scopes are checked again, every call is observed.
 
+#![allow(
+    deprecated,
+    reason = "the gateway bridges sampling, logging and resource subscriptions, which rmcp marks \
+              deprecated (SEP-2577) but which the 2025-06-18 and 2025-11-25 revisions it serves have"
+)]
 use std::sync::Arc;
 
 use gatehouse::Caller;
 use gatehouse::mcp::{DependencyFailure, caller_from_extensions, report_dependency_failure};
 use gatehouse::upstream::{UpstreamAccess, UpstreamError};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientRequest, GetPromptRequestParams,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
+    CompleteRequestParams, CompleteResult, GetPromptRequest, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsRequest, ListPromptsResult,
     ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
     ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-    ServerPeerInfo, ServerResult,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, ServerPeerInfo, ServerResult, SetLevelRequest, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer, ServiceError};
 use rmcp::{ErrorData, ServerHandler};
@@ -22,6 +29,7 @@ use std::time::Duration;
 
 use crate::config::UpstreamServer;
 use crate::pool::{Connection, Pool, PoolError};
+use crate::relay::{Downstream, Relay};
 
 /// Forwards MCP requests to the upstream. Cheap to clone; mount it with
 /// `gatehouse.mount(move || handler.clone())`.
@@ -64,9 +72,10 @@ impl std::fmt::Debug for GatewayHandler {
 }
 
 /// What the gateway says of itself: the upstream's name, version and instructions, and the
-/// capabilities the gateway forwards (tools, prompts, resources — without subscriptions or
-/// list-change notifications, which it does not bridge yet).
-fn advertised(upstream: &ServerPeerInfo) -> ServerConfig {
+/// capabilities the gateway forwards — tools, prompts, resources, completions and logging as the
+/// upstream has them; resource subscriptions only with sessions (updates need a session's
+/// stream). List-change notifications are not bridged.
+fn advertised(upstream: &ServerPeerInfo, sessions: bool) -> ServerConfig {
     let up = &upstream.capabilities;
     let mut caps = ServerCapabilities::default();
     if up.tools.is_some() {
@@ -75,9 +84,13 @@ fn advertised(upstream: &ServerPeerInfo) -> ServerConfig {
     if up.prompts.is_some() {
         caps.prompts = Some(Default::default());
     }
-    if up.resources.is_some() {
-        caps.resources = Some(Default::default());
+    if let Some(r) = &up.resources {
+        let mut resources = rmcp::model::ResourcesCapability::default();
+        resources.subscribe = r.subscribe.filter(|_| sessions);
+        caps.resources = Some(resources);
     }
+    caps.completions = up.completions.clone();
+    caps.logging = up.logging.clone();
     let mut info = ServerConfig::new(caps);
     info.server_info = upstream
         .server_info
@@ -99,6 +112,7 @@ impl GatewayHandler {
             &upstream.transport,
             crate::config::Transport::Http(t) if t.via_upstream.is_some()
         );
+        let sessions = upstream.sessions;
         let pool = Arc::new(Pool::new(upstream));
         let info = if per_user {
             let mut caps = ServerCapabilities::default();
@@ -109,7 +123,7 @@ impl GatewayHandler {
             info.server_info = Implementation::new("gatehouse-gateway", env!("CARGO_PKG_VERSION"));
             info
         } else {
-            advertised(&pool.probe().await?)
+            advertised(&pool.probe().await?, sessions)
         };
         Ok(Self {
             pool,
@@ -176,21 +190,19 @@ impl GatewayHandler {
         }
     }
 
-    /// Runs `call` against the caller's upstream, stopping it when the client cancels (the
-    /// rmcp helpers used here tell the upstream `notifications/cancelled` when dropped), and
-    /// forgetting a process that has died so the next request starts a new one.
-    async fn forward<T, F, Fut>(
+    /// Sends `request` to the caller's upstream through its connection's relay (so progress,
+    /// log messages and server-to-client requests find their way back to this request), cancels
+    /// it upstream when the client cancels or goes away, and forgets a connection that has died
+    /// so the next request starts a new one.
+    async fn raw(
         &self,
         context: RequestContext<RoleServer>,
-        call: F,
-    ) -> Result<T, ErrorData>
-    where
-        F: FnOnce(Arc<Connection>) -> Fut,
-        Fut: Future<Output = Result<T, ServiceError>>,
-    {
+        request: ClientRequest,
+    ) -> Result<ServerResult, ErrorData> {
         let (caller, up) = self.upstream(&context).await?;
+        let relay = up.relay().clone();
         let result = tokio::select! {
-            r = call(up.clone()) => r,
+            r = relay.call(up.peer(), request, Downstream::of(&context)) => r,
             () = context.ct.cancelled() => {
                 return Err(ErrorData::internal_error("request cancelled", None));
             }
@@ -222,16 +234,20 @@ impl GatewayHandler {
         }
     }
 
-    async fn raw(
-        &self,
-        context: RequestContext<RoleServer>,
-        request: ClientRequest,
-    ) -> Result<ServerResult, ErrorData> {
-        self.forward(context, |up| async move {
-            up.peer().send_request(request).await
-        })
-        .await
+    /// The relay of the caller's connection, for bookkeeping that needs no upstream request.
+    async fn relay(&self, context: &RequestContext<RoleServer>) -> Result<Arc<Relay>, ErrorData> {
+        Ok(self.upstream(context).await?.1.relay().clone())
     }
+}
+
+/// The downstream MCP session a request belongs to (its `Mcp-Session-Id`), if any.
+fn session_id(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The upstream is down: the edge answers `503` + `Retry-After` (the JSON-RPC error is what a
@@ -274,10 +290,18 @@ impl ServerHandler for GatewayHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.forward(context, |up| async move {
-            up.peer().call_tool_once(request).await
-        })
-        .await
+        match self
+            .raw(
+                context,
+                ClientRequest::CallToolRequest(CallToolRequest::new(request)),
+            )
+            .await?
+        {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn list_prompts(
@@ -301,10 +325,17 @@ impl ServerHandler for GatewayHandler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.forward(context, |up| async move {
-            up.peer().get_prompt_once(request).await
-        })
-        .await
+        match self
+            .raw(
+                context,
+                ClientRequest::GetPromptRequest(GetPromptRequest::new(request)),
+            )
+            .await?
+        {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn list_resources(
@@ -344,9 +375,90 @@ impl ServerHandler for GatewayHandler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.forward(context, |up| async move {
-            up.peer().read_resource_once(request).await
-        })
+        match self
+            .raw(
+                context,
+                ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request)),
+            )
+            .await?
+        {
+            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        match self
+            .raw(
+                context,
+                ClientRequest::CompleteRequest(CompleteRequest::new(request)),
+            )
+            .await?
+        {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // On a connection log messages are not relayed from (shared, or without sessions), the
+        // level is not the client's to set for everyone: accepted, not forwarded.
+        if !self.relay(&context).await?.relays_requests() {
+            return Ok(());
+        }
+        self.raw(
+            context,
+            ClientRequest::SetLevelRequest(SetLevelRequest::new(request)),
+        )
         .await
+        .map(drop)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Updates are notifications on the session's stream: without a session, nowhere to go.
+        let session = session_id(&context)
+            .ok_or_else(|| ErrorData::invalid_request("subscriptions need an MCP session", None))?;
+        let relay = self.relay(&context).await?;
+        let uri = request.uri.clone();
+        let peer = context.peer.clone();
+        self.raw(
+            context,
+            ClientRequest::SubscribeRequest(SubscribeRequest::new(request)),
+        )
+        .await?;
+        relay.subscribe(&uri, session, peer);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let session = session_id(&context).unwrap_or_default();
+        let relay = self.relay(&context).await?;
+        // The upstream subscription is shared by this connection's sessions: it goes when the
+        // last of them leaves.
+        if relay.unsubscribe(&request.uri, &session) {
+            self.raw(
+                context,
+                ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request)),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

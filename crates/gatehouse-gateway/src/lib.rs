@@ -21,21 +21,27 @@
 //! relayed.
 //!
 //! What is forwarded: `tools/list` (filtered by the policy, `nextCursor` intact), `tools/call`
-//! (cancelled upstream when the client cancels or disconnects), `prompts/list`, `prompts/get`,
-//! `resources/list`, `resources/read`, `resources/templates/list`. Not yet: progress
-//! notifications, server-to-client requests (sampling, elicitation, roots: rmcp's default client
-//! declines or answers empty), subscriptions, identity to the upstream beyond a static
-//! credential (assertions, token exchange), `503` while an upstream is down (it is a JSON-RPC
-//! error today).
+//! (cancelled upstream when the client cancels or disconnects), prompts, resources and resource
+//! templates, `completion/complete`, `logging/setLevel`, resource subscriptions. What the
+//! upstream sends on its own goes back through [`relay`]: progress to the request that asked
+//! (with the client's token, in order, before the answer), log messages and sampling or
+//! elicitation requests to the most recent request of the same principal, resource updates to
+//! the subscribed sessions — never to another user. With sessions off (the default), or on a
+//! `shared` upstream, sampling and elicitation are refused to the upstream with an explicit error
+//! ([`Unbridgeable`]), as they are for a 2026-07-28 client. Not bridged: roots (the gateway
+//! declares none), list-change notifications, tasks. A crashed or unreachable upstream is `503`
+//! with `Retry-After`; an upstream that refuses the gateway's credential is `502`.
 
 pub mod audit;
 pub mod config;
 pub mod handler;
 pub mod pool;
 pub mod proxy;
+pub mod relay;
 
 pub use audit::AuditTrace;
 pub use config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
 pub use handler::GatewayHandler;
 pub use pool::{Connection, Pool, PoolError};
 pub use proxy::{Gateway, ProxiedServer, build};
+pub use relay::Unbridgeable;

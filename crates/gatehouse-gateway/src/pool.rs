@@ -6,6 +6,11 @@
 //! A stopped process is stopped with its whole process group, so servers started through
 //! `npx`, `uvx` or a shell leave nothing behind.
 
+#![allow(
+    deprecated,
+    reason = "the gateway bridges sampling, logging and resource subscriptions, which rmcp marks \
+              deprecated (SEP-2577) but which the 2025-06-18 and 2025-11-25 revisions it serves have"
+)]
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -15,13 +20,19 @@ use gatehouse::Caller;
 use gatehouse::upstream::UpstreamAccess;
 use moka::future::Cache;
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ServerPeerInfo};
-use rmcp::service::{Peer, RoleClient, RunningService};
+use rmcp::ErrorData;
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequestParams, ElicitResult, ElicitationCapability, Implementation,
+    ResourceUpdatedNotificationParam, ServerPeerInfo,
+};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
 use crate::config::{HttpTarget, Isolation, StdioCommand, Transport, UpstreamServer};
+use crate::relay::{Relay, Unbridgeable};
 
 /// Which process serves a caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -98,23 +109,59 @@ impl Failures {
     }
 }
 
-/// The gateway's side of the upstream connection: it identifies itself and, for now, answers
-/// server-to-client requests with rmcp's defaults (sampling and elicitation declined, no roots).
-#[derive(Debug, Clone, Default)]
-pub struct GatewayClient;
+/// The gateway's side of the upstream connection: it identifies itself, declares sampling and
+/// elicitation when its [`Relay`] can pass them to a client, and hands what the upstream sends on
+/// its own (resource updates, server-to-client requests) to the relay; progress and log
+/// messages reach the relay straight from the transport, in order ([`Relay::tap`]).
+#[derive(Clone)]
+pub struct GatewayClient {
+    relay: Arc<Relay>,
+}
 
 impl ClientHandler for GatewayClient {
     fn get_info(&self) -> ClientConfig {
+        let mut caps = ClientCapabilities::default();
+        if self.relay.relays_requests() {
+            caps.sampling = Some(Default::default());
+            let mut elicitation = ElicitationCapability::default();
+            elicitation.form = Some(Default::default());
+            caps.elicitation = Some(elicitation);
+        }
         ClientConfig::new(
-            ClientCapabilities::default(),
+            caps,
             Implementation::new("gatehouse-gateway", env!("CARGO_PKG_VERSION")),
         )
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        self.relay.create_message(params).await
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        self.relay.create_elicitation(params).await
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relay.resource_updated(params).await;
     }
 }
 
 /// One connection to the upstream (for stdio: a running process) and its rmcp client.
 pub struct Connection {
     service: RunningService<RoleClient, GatewayClient>,
+    relay: Arc<Relay>,
     pid: Option<u32>,
     started: Instant,
     /// When its credential stops being usable (a session is not used past it).
@@ -145,6 +192,11 @@ impl Connection {
         self.service.is_closed()
             || self.service.peer().is_transport_closed()
             || self.good_until.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Routes what the upstream sends on its own back to the requests it belongs to.
+    pub(crate) fn relay(&self) -> &Arc<Relay> {
+        &self.relay
     }
 
     /// What the upstream said of itself in the handshake.
@@ -329,13 +381,21 @@ impl Pool {
     }
 
     async fn start(&self, access: Option<&UpstreamAccess>) -> Result<Connection, PoolError> {
+        let relay = Arc::new(Relay::new(match self.upstream.isolation {
+            Isolation::Shared => Err(Unbridgeable::Shared),
+            _ if !self.upstream.sessions => Err(Unbridgeable::NoSessions),
+            _ => Ok(()),
+        }));
+        let client = GatewayClient {
+            relay: relay.clone(),
+        };
         let (service, pid, good_until) = match &self.upstream.transport {
             Transport::Stdio(c) => {
-                let (service, pid) = self.start_stdio(c).await?;
+                let (service, pid) = self.start_stdio(c, client).await?;
                 (service, pid, None)
             }
             Transport::Http(t) => {
-                let (service, good_until) = self.start_http(t, access).await?;
+                let (service, good_until) = self.start_http(t, access, client).await?;
                 (service, None, good_until)
             }
         };
@@ -347,29 +407,35 @@ impl Pool {
             .await;
         Ok(Connection {
             service,
+            relay,
             pid,
             started: Instant::now(),
             good_until,
         })
     }
 
-    async fn handshake<T, E, A>(
+    async fn handshake<T>(
         &self,
         transport: T,
+        client: GatewayClient,
     ) -> Result<RunningService<RoleClient, GatewayClient>, PoolError>
     where
-        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
-        E: std::error::Error + Send + Sync + 'static,
+        T: rmcp::transport::Transport<RoleClient> + 'static,
     {
-        tokio::time::timeout(self.upstream.start_timeout, GatewayClient.serve(transport))
-            .await
-            .map_err(|_| PoolError::Start("the MCP handshake timed out".into()))?
-            .map_err(|e| PoolError::Start(format!("the MCP handshake failed: {e}")))
+        let relay = client.relay.clone();
+        tokio::time::timeout(
+            self.upstream.start_timeout,
+            client.serve(relay.tap(transport)),
+        )
+        .await
+        .map_err(|_| PoolError::Start("the MCP handshake timed out".into()))?
+        .map_err(|e| PoolError::Start(format!("the MCP handshake failed: {e}")))
     }
 
     async fn start_stdio(
         &self,
         c: &StdioCommand,
+        client: GatewayClient,
     ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<u32>), PoolError> {
         let mut cmd = tokio::process::Command::new(&c.command);
         cmd.args(&c.args)
@@ -394,7 +460,7 @@ impl Pool {
                 }
             });
         }
-        let service = self.handshake(transport).await?;
+        let service = self.handshake(transport, client).await?;
         tracing::info!(pid, command = %c.command, "upstream process started");
         Ok((service, pid))
     }
@@ -403,6 +469,7 @@ impl Pool {
         &self,
         t: &HttpTarget,
         access: Option<&UpstreamAccess>,
+        client: GatewayClient,
     ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<Instant>), PoolError> {
         use rmcp::transport::StreamableHttpClientTransport;
         use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -447,13 +514,16 @@ impl Pool {
             }
         }
         // No redirects: the destination is fixed by configuration.
-        let client = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.upstream.start_timeout)
             .build()
             .map_err(|e| PoolError::Start(e.to_string()))?;
         let service = self
-            .handshake(StreamableHttpClientTransport::with_client(client, config))
+            .handshake(
+                StreamableHttpClientTransport::with_client(http, config),
+                client,
+            )
             .await?;
         tracing::info!(url = %t.url, "upstream session started");
         Ok((service, good_until))

@@ -300,7 +300,8 @@ pub async fn build(
             .start()
             .await
             .map_err(|e| SettingsError::new("auth", e))?;
-        let upstream = p.upstream(i)?;
+        let mut upstream = p.upstream(i)?;
+        upstream.sessions = settings.server.stateful_sessions;
         let at = match upstream.transport {
             Transport::Stdio(_) => key("command"),
             Transport::Http(_) => key("url"),

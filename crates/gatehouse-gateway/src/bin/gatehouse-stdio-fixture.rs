@@ -4,7 +4,10 @@
 //!
 //! Tools: `whoami` (pid and environment), `echo`, `admin_reset` (a tool a policy should hide),
 //! `exit` (the process dies, as a crashing server would), `wait` (writes `started` to the file
-//! named by `FIXTURE_MARKER`, then waits until the call is cancelled and writes `cancelled`).
+//! named by `FIXTURE_MARKER`, then waits until the call is cancelled and writes `cancelled`),
+//! `progress` (reports `steps` progress notifications on the call's token, then answers),
+//! `sample` (asks the client for a sampling completion, whatever the client declared, and
+//! answers with the outcome), `log` (sends a log message, then answers).
 
 use std::collections::BTreeMap;
 
@@ -23,6 +26,12 @@ struct Fixture {
 struct EchoParams {
     /// What to say back.
     text: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ProgressParams {
+    /// How many progress notifications to send.
+    steps: u32,
 }
 
 #[tool_router]
@@ -57,6 +66,60 @@ impl Fixture {
         "cancelled".into()
     }
 
+    #[tool(description = "Sends `steps` progress notifications, then answers")]
+    async fn progress(
+        &self,
+        Parameters(p): Parameters<ProgressParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> String {
+        let Some(token) = context.meta.get_progress_token() else {
+            return "no progress token".into();
+        };
+        for step in 1..=p.steps {
+            let n = rmcp::model::ProgressNotificationParam::new(token.clone(), f64::from(step))
+                .with_total(f64::from(p.steps));
+            if context.peer.notify_progress(n).await.is_err() {
+                return "progress not sent".into();
+            }
+        }
+        "done".into()
+    }
+
+    #[tool(description = "Asks the client to sample; answers with what it declared and got")]
+    #[allow(deprecated, reason = "sampling is what this fixture exercises")]
+    async fn sample(&self, context: rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
+        use rmcp::model::{ClientResult, CreateMessageRequestParams, SamplingMessage};
+        let declared = context
+            .peer
+            .peer_info()
+            .is_some_and(|i| i.capabilities.sampling.is_some());
+        let params = CreateMessageRequestParams::new(vec![SamplingMessage::user_text("ping")], 16);
+        // Sent whatever the client declared: the test sees how the gateway answers.
+        let request = rmcp::model::ServerRequest::CreateMessageRequest(
+            rmcp::model::CreateMessageRequest::new(params),
+        );
+        let outcome = match context.peer.send_request(request).await {
+            Ok(ClientResult::CreateMessageResult(r)) => serde_json::json!({ "result": r }),
+            Ok(other) => serde_json::json!({ "unexpected": format!("{other:?}") }),
+            Err(rmcp::service::ServiceError::McpError(e)) => serde_json::json!({ "error": e }),
+            Err(e) => serde_json::json!({ "failed": e.to_string() }),
+        };
+        serde_json::json!({ "declared": declared, "outcome": outcome }).to_string()
+    }
+
+    #[tool(description = "Sends a log message, then answers")]
+    #[allow(deprecated, reason = "logging is what this fixture exercises")]
+    async fn log(&self, context: rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
+        let m = rmcp::model::LoggingMessageNotificationParam::new(
+            rmcp::model::LoggingLevel::Warning,
+            serde_json::json!("from the fixture"),
+        );
+        match context.peer.notify_logging_message(m).await {
+            Ok(()) => "logged".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[tool(description = "Exits the process at once (a crash)")]
     fn exit(&self) -> String {
         std::process::exit(3)
@@ -65,8 +128,14 @@ impl Fixture {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Fixture {
+    #[allow(deprecated, reason = "logging is what the `log` tool exercises")]
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
     }
 }
 
