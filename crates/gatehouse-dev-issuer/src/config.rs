@@ -234,27 +234,4 @@ impl fmt::Debug for ClientSecret {
 }
 
 /// JWS algorithm of issued tokens (RFC 7518 §3.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum SigningAlg {
-    /// ECDSA P-256 with SHA-256 (the default; small keys and signatures).
-    #[default]
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit key.
-    RS256,
-}
-
-impl SigningAlg {
-    /// The JOSE `alg` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ES256 => "ES256",
-            Self::RS256 => "RS256",
-        }
-    }
-}
-
-impl fmt::Display for SigningAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use gatehouse::jws::SigningAlg;

@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::config::{ClientSecret, DevClient, DevIssuerConfig, DevResourceServer};
-use crate::keys::{SigningKey, b64};
 use crate::loopback::{DevIssuerError, ensure_loopback};
+use gatehouse::jws::SigningKey;
 
 /// Claims the issuer sets itself; the tenant claim must not shadow one of them.
 const RESERVED_CLAIMS: &[&str] = &[
@@ -494,19 +494,7 @@ impl DevIssuer {
 
     fn sign_access_token(&self, claims: Map<String, Value>) -> String {
         // RFC 9068 §2.1: `typ` "at+jwt" separates access tokens from ID tokens.
-        let header =
-            json!({"alg": self.inner.key.alg().as_str(), "typ": "at+jwt", "kid": self.kid()});
-        self.sign(&header, &Value::Object(claims))
-    }
-
-    fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let sig = self.inner.key.sign(input.as_bytes());
-        format!("{input}.{}", b64(&sig))
+        self.inner.key.sign_jwt("at+jwt", &Value::Object(claims))
     }
 
     /// Authenticates a client by id and secret in constant time.
@@ -649,11 +637,7 @@ fn unix_now() -> u64 {
 }
 
 /// 128 random bits, base64url: unguessable and unique enough for `jti` (RFC 7519 §4.1.7).
-fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system RNG");
-    b64(&bytes)
-}
+use gatehouse::jws::random_id;
 
 #[cfg(test)]
 mod tests {
@@ -712,20 +696,29 @@ mod tests {
         let now = unix_now();
         let claims = |exp: u64, issuer: &str| json!({"iss": issuer, "sub": "c", "aud": "http://r", "client_id": "c", "exp": exp});
         let good_header = json!({"alg": "ES256", "typ": "at+jwt", "kid": iss.kid()});
-        let active = iss.sign(&good_header, &claims(now + 60, iss.issuer()));
+        let active = iss
+            .inner
+            .key
+            .sign_jws(&good_header, &claims(now + 60, iss.issuer()));
         assert_eq!(
             iss.introspect(&active, None)["active"],
             true,
             "control case"
         );
 
-        let expired = iss.sign(&good_header, &claims(now - 1, iss.issuer()));
-        let wrong_iss = iss.sign(&good_header, &claims(now + 60, "http://127.0.0.1:2"));
-        let id_token = iss.sign(
+        let expired = iss
+            .inner
+            .key
+            .sign_jws(&good_header, &claims(now - 1, iss.issuer()));
+        let wrong_iss = iss
+            .inner
+            .key
+            .sign_jws(&good_header, &claims(now + 60, "http://127.0.0.1:2"));
+        let id_token = iss.inner.key.sign_jws(
             &json!({"alg": "ES256", "typ": "JWT", "kid": iss.kid()}),
             &claims(now + 60, iss.issuer()),
         );
-        let wrong_alg = iss.sign(
+        let wrong_alg = iss.inner.key.sign_jws(
             &json!({"alg": "RS256", "typ": "at+jwt", "kid": iss.kid()}),
             &claims(now + 60, iss.issuer()),
         );
@@ -804,14 +797,14 @@ mod tests {
             json!({"iss": iss.issuer(), "sub": "agent", "aud": "http://a.test/",
                    "client_id": "agent", "scope": "a", "exp": exp})
         };
-        let short = iss.sign(&header, &claims(now + 10));
+        let short = iss.inner.key.sign_jws(&header, &claims(now + 10));
         let t = iss
             .exchange("rs-a", &short, "http://b.test/", None)
             .unwrap();
         assert!(t.expires_in <= 10, "{}", t.expires_in);
         assert_eq!(payload(&t.access_token)["exp"], now + 10);
 
-        let expired = iss.sign(&header, &claims(now - 1));
+        let expired = iss.inner.key.sign_jws(&header, &claims(now - 1));
         assert_eq!(
             iss.exchange("rs-a", &expired, "http://b.test/", None)
                 .unwrap_err(),
@@ -823,7 +816,7 @@ mod tests {
     fn exchange_that_would_delegate_nothing_is_invalid_scope() {
         let iss = chain_issuer();
         let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": iss.kid()});
-        let unscoped = iss.sign(
+        let unscoped = iss.inner.key.sign_jws(
             &header,
             &json!({"iss": iss.issuer(), "sub": "agent", "aud": "http://a.test/",
                     "client_id": "agent", "exp": unix_now() + 60}),

@@ -40,7 +40,6 @@
 mod config;
 mod http;
 mod issuer;
-mod keys;
 mod loopback;
 
 use std::future::Future;
@@ -51,9 +50,9 @@ pub use config::{
     ClientSecret, DEFAULT_TENANT_CLAIM, DEFAULT_TOKEN_TTL, DevClient, DevIssuerConfig,
     DevResourceServer, SigningAlg,
 };
+pub use gatehouse::jws::{KeyError, SigningKey};
 pub use http::router;
 pub use issuer::{ACCESS_TOKEN_TYPE, DevIssuer, IssuedToken, TOKEN_EXCHANGE_GRANT, TokenError};
-pub use keys::{KeyError, SigningKey};
 pub use loopback::{DevIssuerError, ensure_loopback};
 
 /// The warning printed at start-up. Loud on purpose: a development issuer reachable by others

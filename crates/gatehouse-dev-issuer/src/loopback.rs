@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::keys::KeyError;
+use gatehouse::jws::KeyError;
 
 /// Why the development issuer could not start or run.
 #[derive(Debug, thiserror::Error)]

@@ -116,6 +116,16 @@ pub struct HttpTarget {
     /// credentials), obtained per principal; a session lives no longer than its token. The
     /// upstream's base URL must contain `url`.
     pub via_upstream: Option<String>,
+    /// Or: a short-lived JWT the gateway signs per user ([`crate::assertion`]).
+    pub assertion: Option<crate::assertion::Asserter>,
+}
+
+impl HttpTarget {
+    /// Whether the upstream is reached with a per-user identity (then there is no connection
+    /// without a user: nothing to probe at start-up, nothing to share).
+    pub fn per_user(&self) -> bool {
+        self.via_upstream.is_some() || self.assertion.is_some()
+    }
 }
 
 /// How the gateway reaches an upstream.

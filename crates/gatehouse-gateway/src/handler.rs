@@ -110,7 +110,7 @@ impl GatewayHandler {
         // user's session show what it really offers.
         let per_user = matches!(
             &upstream.transport,
-            crate::config::Transport::Http(t) if t.via_upstream.is_some()
+            crate::config::Transport::Http(t) if t.per_user()
         );
         let sessions = upstream.sessions;
         let pool = Arc::new(Pool::new(upstream));
@@ -174,6 +174,14 @@ impl GatewayHandler {
                 tracing::warn!(error = %e, "no upstream connection");
                 let retry_after = match e {
                     PoolError::Backoff { retry_after } => retry_after,
+                    PoolError::Refused => {
+                        // The client's token was fine; re-authenticating would not help.
+                        report_dependency_failure(&context.extensions, DependencyFailure::Refused);
+                        return Err(ErrorData::internal_error(
+                            "upstream refused the gateway",
+                            None,
+                        ));
+                    }
                     PoolError::Credential(e) if matches!(*e, UpstreamError::Refused { .. }) => {
                         // The authorization server would not let the gateway act for this
                         // user there: the upstream is out of reach, not the client's token.

@@ -32,6 +32,7 @@
 //! declares none), list-change notifications, tasks. A crashed or unreachable upstream is `503`
 //! with `Retry-After`; an upstream that refuses the gateway's credential is `502`.
 
+pub mod assertion;
 pub mod audit;
 pub mod config;
 pub mod handler;
@@ -39,6 +40,7 @@ pub mod pool;
 pub mod proxy;
 pub mod relay;
 
+pub use assertion::{Asserter, AssertionSettings};
 pub use audit::AuditTrace;
 pub use config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
 pub use handler::GatewayHandler;

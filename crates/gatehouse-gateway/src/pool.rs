@@ -72,6 +72,9 @@ pub enum PoolError {
     /// timeout).
     #[error("the upstream could not be started: {0}")]
     Start(String),
+    /// The upstream refused the gateway's credential or assertion (`401`/`403`).
+    #[error("the upstream refused the gateway's credential")]
+    Refused,
     /// No credential for the upstream: the authorization server refused or is down.
     #[error("no credential for the upstream: {0}")]
     Credential(Arc<gatehouse::upstream::UpstreamError>),
@@ -310,7 +313,7 @@ impl Pool {
         let started = self
             .processes
             .try_get_with(key.clone(), async {
-                self.start(access).await.map(Arc::new)
+                self.start(Some(caller), access).await.map(Arc::new)
             })
             .await
             .map_err(|e: Arc<PoolError>| (*e).clone());
@@ -371,7 +374,7 @@ impl Pool {
 
     /// Starts one process outside the pool, for what the upstream says of itself.
     pub async fn probe(&self) -> Result<ServerPeerInfo, PoolError> {
-        let up = self.start(None).await?;
+        let up = self.start(None, None).await?;
         let info = up
             .server_info()
             .map(|i| (*i).clone())
@@ -380,7 +383,11 @@ impl Pool {
         info
     }
 
-    async fn start(&self, access: Option<&UpstreamAccess>) -> Result<Connection, PoolError> {
+    async fn start(
+        &self,
+        caller: Option<&Caller>,
+        access: Option<&UpstreamAccess>,
+    ) -> Result<Connection, PoolError> {
         let relay = Arc::new(Relay::new(match self.upstream.isolation {
             Isolation::Shared => Err(Unbridgeable::Shared),
             _ if !self.upstream.sessions => Err(Unbridgeable::NoSessions),
@@ -395,7 +402,7 @@ impl Pool {
                 (service, pid, None)
             }
             Transport::Http(t) => {
-                let (service, good_until) = self.start_http(t, access, client).await?;
+                let (service, good_until) = self.start_http(t, caller, access, client).await?;
                 (service, None, good_until)
             }
         };
@@ -429,7 +436,13 @@ impl Pool {
         )
         .await
         .map_err(|_| PoolError::Start("the MCP handshake timed out".into()))?
-        .map_err(|e| PoolError::Start(format!("the MCP handshake failed: {e}")))
+        .map_err(|e| {
+            if e.auth_challenge().is_some() {
+                PoolError::Refused
+            } else {
+                PoolError::Start(format!("the MCP handshake failed: {e}"))
+            }
+        })
     }
 
     async fn start_stdio(
@@ -468,6 +481,7 @@ impl Pool {
     async fn start_http(
         &self,
         t: &HttpTarget,
+        caller: Option<&Caller>,
         access: Option<&UpstreamAccess>,
         client: GatewayClient,
     ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<Instant>), PoolError> {
@@ -500,6 +514,16 @@ impl Pool {
                 }
                 good_until = c.good_until();
             }
+        }
+        if let (Some(asserter), Some(caller)) = (&t.assertion, caller) {
+            let (jwt, expires) = asserter.issue(caller);
+            config = config.auth_header(jwt);
+            // The session ends a little before its assertion does: the next request starts a
+            // new one with a fresh assertion instead of being refused upstream.
+            let left = expires
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            good_until = Some(Instant::now() + left - (left / 5).min(Duration::from_secs(30)));
         }
         if let Some((header, secret)) = &t.credential {
             if header.eq_ignore_ascii_case("authorization") {

@@ -17,6 +17,7 @@ use gatehouse::{Gatehouse, ResourceUrl};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::assertion::{Asserter, AssertionSettings};
 use crate::config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
 use crate::handler::GatewayHandler;
 
@@ -63,6 +64,11 @@ pub struct ProxiedServer {
     /// before it expires. The entry's `base_url` must contain `url`.
     #[serde(default)]
     pub credential_upstream: Option<String>,
+    /// Streamable HTTP: or, per user, a short-lived JWT the gateway signs for the upstream
+    /// (`[proxy.assertion]`: audience, lifetime, key file), verifiable with the gateway's
+    /// published keys at `/.well-known/jwks.json`.
+    #[serde(default)]
+    pub assertion: Option<AssertionSettings>,
     /// `per_principal` (default: one process or session per user), `per_session` (one per MCP
     /// session; needs `server.stateful_sessions`) or `shared` (an upstream that gets no
     /// per-user identity and holds no per-user state).
@@ -103,6 +109,7 @@ impl ProxiedServer {
             credential_env: None,
             credential_file: None,
             credential_upstream: None,
+            assertion: None,
             isolation: Isolation::default(),
             max_processes: default_max_processes(),
             idle_timeout_seconds: default_idle_timeout(),
@@ -133,6 +140,12 @@ impl ProxiedServer {
     /// The upstream this entry describes; errors name the key (`proxy[i].…`).
     pub fn upstream(&self, index: usize) -> Result<UpstreamServer, SettingsError> {
         let key = |k: &str| format!("proxy[{index}].{k}");
+        if self.command.is_some() && self.assertion.is_some() {
+            return Err(SettingsError::new(
+                key("assertion"),
+                "only for a Streamable HTTP upstream (url)",
+            ));
+        }
         let transport = match (&self.command, &self.url) {
             (Some(command), None) => Transport::Stdio(StdioCommand {
                 command: command.clone(),
@@ -149,6 +162,33 @@ impl ProxiedServer {
                     return Err(SettingsError::new(
                         key("url"),
                         "must be https (http only on loopback)",
+                    ));
+                }
+                let identities = [
+                    self.credential_upstream.is_some(),
+                    self.credential_env.is_some() || self.credential_file.is_some(),
+                    self.assertion.is_some(),
+                ];
+                if identities.iter().filter(|set| **set).count() > 1 {
+                    return Err(SettingsError::new(
+                        key("assertion"),
+                        "set one of assertion, credential_upstream or a static credential",
+                    ));
+                }
+                if self.isolation == Isolation::Shared
+                    && (self.credential_upstream.is_some() || self.assertion.is_some())
+                {
+                    return Err(SettingsError::new(
+                        key("isolation"),
+                        "shared cannot carry a per-user identity (assertion, credential_upstream)",
+                    ));
+                }
+                if let Some(a) = &self.assertion
+                    && !(30..=3600).contains(&a.lifetime_seconds)
+                {
+                    return Err(SettingsError::new(
+                        key("assertion.lifetime_seconds"),
+                        "must be between 30 and 3600",
                     ));
                 }
                 if self.credential_upstream.is_some()
@@ -187,6 +227,8 @@ impl ProxiedServer {
                         (header, Secret::new(s))
                     }),
                     via_upstream: self.credential_upstream.clone(),
+                    // Signed with a key and issuer that `build` knows.
+                    assertion: None,
                 })
             }
             _ => {
@@ -257,6 +299,8 @@ pub async fn build(
     };
     let mut paths = BTreeMap::new();
     let mut servers = Vec::new();
+    let mut generated_key = None;
+    let mut asserters = Vec::new();
     let mut router = Router::new();
     let mut fallback = None;
     for (i, p) in proxied.iter().enumerate() {
@@ -302,6 +346,18 @@ pub async fn build(
             .map_err(|e| SettingsError::new("auth", e))?;
         let mut upstream = p.upstream(i)?;
         upstream.sessions = settings.server.stateful_sessions;
+        if let (Some(a), Transport::Http(t)) = (&p.assertion, &mut upstream.transport) {
+            let signing = crate::assertion::key_for(a, &mut generated_key)
+                .map_err(|e| SettingsError::new(key("assertion.key_file"), e))?;
+            let asserter = Asserter::new(
+                signing,
+                base.clone(),
+                a.audience.clone().unwrap_or_else(|| t.url.clone()),
+                Duration::from_secs(a.lifetime_seconds),
+            );
+            asserters.push(asserter.clone());
+            t.assertion = Some(asserter);
+        }
         let at = match upstream.transport {
             Transport::Stdio(_) => key("command"),
             Transport::Http(_) => key("url"),
@@ -320,6 +376,25 @@ pub async fn build(
         fallback.get_or_insert(mounted);
         tracing::info!(name = %p.name, %resource, "proxying");
         servers.push((p.name.clone(), resource, handler, gatehouse));
+    }
+    if !asserters.is_empty() {
+        // The public keys of the assertions, for upstreams to verify them (no token needed).
+        let document = crate::assertion::jwks(&asserters).to_string();
+        router = router.route(
+            crate::assertion::JWKS_PATH,
+            axum::routing::get(move || {
+                let body = document.clone();
+                async move {
+                    (
+                        [
+                            (http::header::CONTENT_TYPE, "application/jwk-set+json"),
+                            (http::header::CACHE_CONTROL, "public, max-age=300"),
+                        ],
+                        body,
+                    )
+                }
+            }),
+        );
     }
     // Any other path: the library's own JSON 404, from the first server's stack.
     if let Some(f) = fallback {
@@ -372,6 +447,49 @@ mod tests {
         let e =
             toml::from_str::<ProxiedServer>("name='x'\npath='/x'\ncommand='y'\nisolaton='shared'");
         assert!(e.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn an_assertion_is_one_identity_per_user_for_an_http_upstream_only() {
+        let key = |p: ProxiedServer| p.upstream(2).unwrap_err().key;
+        let with = |a: AssertionSettings| ProxiedServer {
+            assertion: Some(a),
+            ..ProxiedServer::http("h", "/h", "https://up.example.com/mcp")
+        };
+        let ok = with(AssertionSettings::default());
+        assert!(ok.upstream(0).is_ok());
+        let parsed: ProxiedServer = toml::from_str(
+            "name='h'\npath='/h'\nurl='https://up.example.com/mcp'\n\
+             [assertion]\naudience='https://crm'\nlifetime_seconds=120",
+        )
+        .unwrap();
+        assert_eq!(
+            parsed
+                .assertion
+                .as_ref()
+                .map(|a| (a.audience.as_deref(), a.lifetime_seconds)),
+            Some((Some("https://crm"), 120))
+        );
+        let mut both = ok.clone();
+        both.credential_upstream = Some("up".into());
+        assert_eq!(key(both), "proxy[2].assertion");
+        let mut shared = ok.clone();
+        shared.isolation = Isolation::Shared;
+        assert_eq!(key(shared), "proxy[2].isolation");
+        for lifetime in [0, 29, 3601] {
+            assert_eq!(
+                key(with(AssertionSettings {
+                    lifetime_seconds: lifetime,
+                    ..AssertionSettings::default()
+                })),
+                "proxy[2].assertion.lifetime_seconds"
+            );
+        }
+        let stdio = ProxiedServer {
+            assertion: Some(AssertionSettings::default()),
+            ..ProxiedServer::stdio("s", "/s", StdioCommand::new("srv", ["x"]))
+        };
+        assert_eq!(key(stdio), "proxy[2].assertion");
     }
 
     #[tokio::test]

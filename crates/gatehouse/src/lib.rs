@@ -3,6 +3,7 @@
 
 pub mod caller;
 pub mod http;
+pub mod jws;
 pub mod mcp;
 pub mod observe;
 pub mod policy;

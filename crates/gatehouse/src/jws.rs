@@ -1,4 +1,7 @@
-//! The issuer's signing key: generation, PEM loading, JWS signing/verification and its JWK.
+//! A JWS signing key: generation, PEM loading, signing and verification, and its public JWK.
+//! Used where Gatehouse itself mints a JWT — the development authorization server's tokens, the
+//! gateway's identity assertions to its upstreams — never to verify a client's token (that is
+//! [`crate::verify`], with the issuer's published keys).
 
 use std::fmt;
 use std::path::Path;
@@ -15,7 +18,33 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::config::SigningAlg;
+use serde::{Deserialize, Serialize};
+
+/// JWS algorithm of the tokens a [`SigningKey`] signs (RFC 7518 §3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (the default; small keys and signatures).
+    #[default]
+    ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, 2048-bit key.
+    RS256,
+}
+
+impl SigningAlg {
+    /// The JOSE `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a signing key could not be created or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +210,7 @@ impl SigningKey {
     }
 
     /// Signs a JWS signing input (RFC 7515 §5.1 step 8).
-    pub(crate) fn sign(&self, input: &[u8]) -> Vec<u8> {
+    pub fn sign(&self, input: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match &self.material {
             Material::Ec(k) => k
@@ -198,8 +227,25 @@ impl SigningKey {
         }
     }
 
+    /// A compact JWS of `claims` with header `alg`, `typ` and `kid`.
+    pub fn sign_jwt(&self, typ: &str, claims: &Value) -> String {
+        let header = json!({ "alg": self.alg.as_str(), "typ": typ, "kid": self.kid });
+        self.sign_jws(&header, claims)
+    }
+
+    /// A compact JWS of `claims` under `header` as given (tests forge odd headers with it).
+    pub fn sign_jws(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self.sign(input.as_bytes());
+        format!("{input}.{}", b64(&sig))
+    }
+
     /// Verifies a signature made by [`SigningKey::sign`].
-    pub(crate) fn verify(&self, input: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, input: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Ec(k) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, k.public_key())
                 .verify(input, signature)
@@ -211,8 +257,16 @@ impl SigningKey {
     }
 }
 
-pub(crate) fn b64(bytes: &[u8]) -> String {
+/// Base64url without padding (RFC 7515 §2), as JWS parts are encoded.
+pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// 128 random bits, base64url: a `jti`, a nonce.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system RNG");
+    b64(&bytes)
 }
 
 /// Returns the label and DER bytes of the first PEM block (RFC 7468).
