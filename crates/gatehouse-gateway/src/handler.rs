@@ -19,9 +19,10 @@ use rmcp::model::{
     GetPromptResponse, Implementation, ListPromptsRequest, ListPromptsResult,
     ListResourceTemplatesRequest, ListResourceTemplatesResult, ListResourcesRequest,
     ListResourcesResult, ListToolsRequest, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, ServerPeerInfo, ServerResult, SetLevelRequest, SetLevelRequestParams,
-    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, ResultType,
+    ServerCapabilities, ServerConfig, ServerPeerInfo, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer, ServiceError};
 use rmcp::{ErrorData, ServerHandler};
@@ -258,6 +259,10 @@ fn session_id(context: &RequestContext<RoleServer>) -> Option<String> {
         .map(str::to_owned)
 }
 
+// Results: the upstream speaks an older revision to the gateway and leaves `resultType` out,
+// which means "complete" there (SEP-2322); the gateway says so for a 2026-07-28 client (rmcp
+// strips it again for older ones).
+
 /// The upstream is down: the edge answers `503` + `Retry-After` (the JSON-RPC error is what a
 /// client gets where the status is already sent, on a stream).
 fn unavailable(context: &RequestContext<RoleServer>, retry_after: Duration) -> ErrorData {
@@ -288,7 +293,10 @@ impl ServerHandler for GatewayHandler {
             extensions: Default::default(),
         });
         match self.raw(context, req).await? {
-            ServerResult::ListToolsResult(r) => Ok(r),
+            ServerResult::ListToolsResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(r)
+            }
             _ => Err(unexpected()),
         }
     }
@@ -305,7 +313,10 @@ impl ServerHandler for GatewayHandler {
             )
             .await?
         {
-            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::CallToolResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(CallToolResponse::Complete(r))
+            }
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
             _ => Err(unexpected()),
@@ -323,7 +334,10 @@ impl ServerHandler for GatewayHandler {
             extensions: Default::default(),
         });
         match self.raw(context, req).await? {
-            ServerResult::ListPromptsResult(r) => Ok(r),
+            ServerResult::ListPromptsResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(r)
+            }
             _ => Err(unexpected()),
         }
     }
@@ -340,7 +354,10 @@ impl ServerHandler for GatewayHandler {
             )
             .await?
         {
-            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::GetPromptResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(GetPromptResponse::Complete(r))
+            }
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             _ => Err(unexpected()),
         }
@@ -357,7 +374,10 @@ impl ServerHandler for GatewayHandler {
             extensions: Default::default(),
         });
         match self.raw(context, req).await? {
-            ServerResult::ListResourcesResult(r) => Ok(r),
+            ServerResult::ListResourcesResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(r)
+            }
             _ => Err(unexpected()),
         }
     }
@@ -373,7 +393,10 @@ impl ServerHandler for GatewayHandler {
             extensions: Default::default(),
         });
         match self.raw(context, req).await? {
-            ServerResult::ListResourceTemplatesResult(r) => Ok(r),
+            ServerResult::ListResourceTemplatesResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(r)
+            }
             _ => Err(unexpected()),
         }
     }
@@ -390,7 +413,10 @@ impl ServerHandler for GatewayHandler {
             )
             .await?
         {
-            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+            ServerResult::ReadResourceResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(ReadResourceResponse::Complete(r))
+            }
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             _ => Err(unexpected()),
         }
@@ -408,7 +434,10 @@ impl ServerHandler for GatewayHandler {
             )
             .await?
         {
-            ServerResult::CompleteResult(r) => Ok(r),
+            ServerResult::CompleteResult(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(r)
+            }
             _ => Err(unexpected()),
         }
     }

@@ -479,3 +479,58 @@ async fn per_session_isolation_gives_each_session_its_process_and_stops_it_with_
     assert!(alive(pid_second));
     assert_eq!(session_pid(&app, "alice", &second).await, pid_second);
 }
+
+/// A 2026-07-28 request (SEP-2243 headers, per-request `_meta`).
+async fn post_2026(
+    app: &Router,
+    token: &str,
+    method: &str,
+    name: Option<&str>,
+    params: Value,
+) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let mut req = Request::post("/mcp")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(n) = name {
+        req = req.header("mcp-name", n);
+    }
+    let body = json!({"jsonrpc":"2.0","id":9,"method":method,"params":params});
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+// SEP-2322: a 2026-07-28 client gets `resultType` on every result, although the upstream (on an
+// older revision with the gateway) leaves it out; an older client gets none.
+#[tokio::test]
+async fn a_2026_07_28_client_gets_result_types_an_older_one_does_not() {
+    let (app, _) = gateway(UpstreamServer::stdio(fixture())).await;
+    let answer = post_2026(
+        &app,
+        "alice",
+        "tools/call",
+        Some("echo"),
+        json!({"name":"echo","arguments":{"text":"hi"}}),
+    )
+    .await;
+    assert_eq!(answer["result"]["resultType"], "complete", "{answer}");
+    assert_eq!(answer["result"]["content"][0]["text"], "hi", "{answer}");
+    let list = post_2026(&app, "alice", "tools/list", None, json!({})).await;
+    assert_eq!(list["result"]["resultType"], "complete", "{list}");
+    let (_, old) = post(&app, "alice", call("echo", json!({"text":"hi"}))).await;
+    assert!(old["result"].get("resultType").is_none(), "{old}");
+}
