@@ -9,6 +9,9 @@ Scenarios:
              tools/list → tools/call lookup_invoice.
   stepup     a token with invoices:read only → void_invoice → 403 insufficient_scope → the
              SDK's own step-up (SEP-2350 scope union) → a token with invoices:write → success.
+  fastmcp    through `gatehouse proxy` to a FastMCP stdio server (servers/fastmcp_server.py):
+             the policy's tools only (`forbidden` hidden, answered as a missing tool), `add`
+             with its structured result, `shout`, and `env_names` without the gateway's secret.
 
 Every HTTP exchange is recorded through httpx2 event hooks and the order is asserted (the
 client surfaces a bare 401 as an MCP error, so statuses are recorded here). No token is printed.
@@ -120,7 +123,10 @@ async def run(args: argparse.Namespace) -> None:
                 check("speaks 2026-07-28", client.protocol_version == "2026-07-28")
             listed = await client.list_tools()
             names = sorted(t.name for t in listed.tools)
-            check(f"tools/list → {', '.join(names)}", "lookup_invoice" in names and "void_invoice" in names)
+            if args.scenario == "fastmcp":
+                check(f"tools/list → {', '.join(names)} (forbidden hidden)", names == ["add", "env_names", "shout"])
+            else:
+                check(f"tools/list → {', '.join(names)}", "lookup_invoice" in names and "void_invoice" in names)
 
             # A 2026-07-28 client sends nothing before its first operation, so the discovery
             # sequence is checked after tools/list in both modes.
@@ -167,6 +173,23 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 sc = r.structured_content or {}
                 check(f"void_invoice after step-up → {json.dumps(sc)}", not r.is_error and "void" in json.dumps(sc).lower())
+            elif args.scenario == "fastmcp":
+                r = await client.call_tool("add", {"a": 2, "b": 40})
+                check(f"add(2, 40) → {r.structured_content} / {r.content[0].text}", not r.is_error and r.structured_content == {"result": 42})
+                r = await client.call_tool("shout", {"text": "through the gateway"})
+                check(f"shout → {r.content[0].text}", not r.is_error and r.content[0].text == "THROUGH THE GATEWAY")
+                r = await client.call_tool("env_names", {})
+                env = (r.structured_content or {}).get("result", [])
+                check(f"env_names → {' '.join(env)} (none of the gateway's)", "PATH" in env and not any(n.startswith(("INTEROP_", "GATEHOUSE", "RUST_LOG")) for n in env))
+
+                async def answer(name: str) -> str:
+                    try:
+                        return f"result {(await client.call_tool(name, {})).model_dump_json()}"
+                    except Exception as e:  # the protocol error, compared as text
+                        return f"{type(e).__name__}: {e}".replace(name, "<name>")
+
+                hidden, missing = await answer("forbidden"), await answer("no_such_tool")
+                check(f"hidden tool answered as a missing one: {hidden}", hidden == missing and "result" not in hidden)
             else:
                 raise AssertionError(f"unknown scenario {args.scenario}")
     except BaseException:

@@ -3,7 +3,11 @@
 // RFC 8707 `resource` = the proxy's own URL, which is the fixture server's canonical resource)
 // and adds `Authorization: Bearer …` to every request it forwards.
 //
-//   node lib/token-proxy.mjs --port P --upstream http://127.0.0.1:N --issuer ISS --client ID
+//   node lib/token-proxy.mjs --port P --upstream http://127.0.0.1:N --issuer ISS --client ID [--path /x/mcp…]
+//
+// With several `--path`s (one gateway serving several protected resources, each its own
+// audience) a token is obtained per path, resource = the proxy's origin + that path, and a
+// request gets the token of the path it addresses (the first path's for any other request).
 //
 // Everything else passes through unchanged, Host and Origin included: the DNS-rebinding
 // scenario's forged Host/Origin must reach Gatehouse's guard, which must answer 403 even though
@@ -22,12 +26,12 @@ const { values: args } = parseArgs({
     issuer: { type: 'string' },
     client: { type: 'string', default: 'billing-reader' },
     scope: { type: 'string', default: 'invoices:read' },
+    path: { type: 'string', multiple: true, default: ['/mcp'] },
   },
 });
 const upstream = new URL(args.upstream);
-const resource = `http://127.0.0.1:${args.port}/mcp`;
 
-async function obtainToken() {
+async function obtainToken(resource) {
   const meta = await (await fetch(`${args.issuer}/.well-known/oauth-authorization-server`)).json();
   const c = registered(args.client);
   const res = await fetch(meta.token_endpoint, {
@@ -43,7 +47,9 @@ async function obtainToken() {
   return body.access_token;
 }
 
-const token = await obtainToken();
+const tokens = new Map();
+for (const path of args.path) tokens.set(path, await obtainToken(`http://127.0.0.1:${args.port}${path}`));
+const tokenFor = (url) => tokens.get(new URL(url, 'http://x').pathname) ?? tokens.get(args.path[0]);
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded.
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
@@ -51,7 +57,7 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-auth
 const server = http.createServer((req, res) => {
   const headers = {};
   for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
-  headers.authorization = `Bearer ${token}`;
+  headers.authorization = `Bearer ${tokenFor(req.url)}`;
   const up = http.request(
     { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
     (upRes) => {
@@ -71,7 +77,7 @@ const server = http.createServer((req, res) => {
   req.pipe(up);
 });
 server.listen(Number(args.port), '127.0.0.1', () => {
-  console.log(`READY url=${resource}`);
+  console.log(`READY url=http://127.0.0.1:${args.port}${args.path[0]}`);
 });
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));

@@ -10,17 +10,30 @@
 //! to the client in the middle of a tool call (sampling, elicitation); sessions are bound to the
 //! principal that created them ([`gatehouse::http::SessionBindingConfig`]).
 //!
-//! Prints `READY url=http://ADDR/mcp` on stdout once it accepts connections.
+//! Two more modes serve the same fixtures as an *upstream* of `gatehouse proxy`, which is then
+//! the only authentication (interop's conformance differential: the suite directly against the
+//! upstream, then through the gateway):
+//!
+//! - `--stdio`: MCP over stdin/stdout, for the gateway to start as a child process;
+//! - `--dangerous-no-auth`: plain Streamable HTTP without any authentication, refused on any
+//!   address but loopback.
+//!
+//! Prints `READY url=http://ADDR/mcp` on stdout once it accepts connections (not in `--stdio`
+//! mode, where stdout is the protocol).
 
 mod fixtures;
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
 use gatehouse::http::SessionBindingConfig;
 use gatehouse::{Gatehouse, ResourceUrl};
+use rmcp::ServiceExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -33,11 +46,11 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// The canonical MCP URL clients use (the token-injecting proxy's URL).
-    #[arg(long)]
-    resource: String,
+    #[arg(long, required_unless_present_any = ["stdio", "dangerous_no_auth"])]
+    resource: Option<String>,
     /// Issuer of the JWT access tokens (JWKS discovered from its metadata).
-    #[arg(long)]
-    issuer: String,
+    #[arg(long, required_unless_present_any = ["stdio", "dangerous_no_auth"])]
+    issuer: Option<String>,
     /// Scope every request needs.
     #[arg(long, default_value = "invoices:read")]
     scope: Vec<String>,
@@ -47,6 +60,13 @@ struct Args {
     /// Extra accepted Origin values.
     #[arg(long)]
     allowed_origin: Vec<String>,
+    /// Serve over stdin/stdout without authentication (an upstream for `gatehouse proxy`).
+    #[arg(long, conflicts_with_all = ["resource", "issuer", "dangerous_no_auth"])]
+    stdio: bool,
+    /// Serve Streamable HTTP WITHOUT AUTHENTICATION, loopback only (an upstream for
+    /// `gatehouse proxy` in tests; never in production).
+    #[arg(long, conflicts_with_all = ["resource", "issuer"])]
+    dangerous_no_auth: bool,
 }
 
 #[tokio::main]
@@ -59,15 +79,25 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.stdio {
+        return stdio().await;
+    }
+    if args.dangerous_no_auth {
+        return no_auth(args.listen).await;
+    }
     let cancel = CancellationToken::new();
+    // clap requires both unless one of the modes above was chosen.
+    let (Some(resource), Some(issuer)) = (args.resource, args.issuer) else {
+        bail!("--resource and --issuer are required");
+    };
 
-    let resource = ResourceUrl::parse(&args.resource).context("--resource")?;
+    let resource = ResourceUrl::parse(&resource).context("--resource")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .context("--listen")?;
     let addr = listener.local_addr()?;
     let gatehouse = Gatehouse::builder(resource)
-        .jwt_issuer(args.issuer.clone())
+        .jwt_issuer(issuer)
         .route_scopes(args.scope.clone())
         .resource_name("Gatehouse conformance fixtures")
         .listen_addr(addr)
@@ -87,6 +117,49 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    cancel.cancel();
+    Ok(())
+}
+
+/// One MCP session over stdin/stdout; returns when the client closes stdin.
+async fn stdio() -> anyhow::Result<()> {
+    let running = fixtures::Fixtures::new()
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("stdio handshake")?;
+    running.waiting().await.context("stdio session")?;
+    Ok(())
+}
+
+/// Stateful Streamable HTTP (SSE responses, like the authenticated mode) with no
+/// authentication at all. Loopback only: anything that can connect can call every fixture.
+/// rmcp's own Host check (loopback names) stays on, so DNS rebinding is still refused.
+async fn no_auth(listen: SocketAddr) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() {
+        bail!("--dangerous-no-auth refuses to listen on {listen}: loopback addresses only");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .context("--listen")?;
+    let addr = listener.local_addr()?;
+    tracing::warn!(%addr, "--dangerous-no-auth: serving WITHOUT authentication (tests only)");
+    let cancel = CancellationToken::new();
+    let server = fixtures::Fixtures::new();
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(true)
+            .with_cancellation_token(cancel.child_token()),
+    );
+    let app = axum::Router::new().route_service("/mcp", service);
+    println!("READY url=http://{addr}/mcp");
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     cancel.cancel();
     Ok(())
 }
