@@ -525,6 +525,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
+            let (req, held) = crate::http::drain::hold(req);
             match shared.admit(req).await {
                 Ok((req, admitted)) => {
                     let slot = req
@@ -545,7 +546,13 @@ where
                     }
                     Ok(shared.after(resp, admitted))
                 }
-                Err(rejection) => Ok(shared.reject(&rejection)),
+                Err(rejection) => {
+                    let mut resp = shared.reject(&rejection);
+                    if let Some(held) = held {
+                        held.settle(&mut resp).await;
+                    }
+                    Ok(resp)
+                }
             }
         })
     }
