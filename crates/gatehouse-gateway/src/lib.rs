@@ -15,8 +15,9 @@
 //! session with the HTTP server, started on the user's first request and kept while it is used —
 //! never one per request. A child's environment is built from an allow-list plus values set in
 //! configuration; the gateway's own environment (and its secrets) never reach it. An HTTP
-//! upstream gets the gateway's own credential for it (from the configuration), at the URL the
-//! configuration names, with no redirects followed. The client's token — and any header the
+//! upstream gets the gateway's own credential for it (static, exchanged per user by RFC 8693, or a
+//! JWT the gateway signs per user: [`assertion`]), at the URL the configuration names, with no
+//! redirects followed. The client's token — and any header the
 //! client sent — never reaches an upstream: requests to it are built by the rmcp client, not
 //! relayed.
 //!

@@ -534,3 +534,47 @@ async fn a_2026_07_28_client_gets_result_types_an_older_one_does_not() {
     let (_, old) = post(&app, "alice", call("echo", json!({"text":"hi"}))).await;
     assert!(old["result"].get("resultType").is_none(), "{old}");
 }
+
+// Pagination passes through as the upstream pages: its cursors, its page boundaries, each page
+// filtered for the caller — a page can come back empty with a cursor, and the walk goes on to
+// the end (a gateway that drops or invents cursors makes clients loop or stop early).
+#[tokio::test]
+async fn tools_list_pages_keep_the_upstreams_cursors_with_hidden_tools_left_out() {
+    let mut command = fixture();
+    command.env.insert("FIXTURE_PAGE_SIZE".into(), "2".into());
+    let (app, _) = gateway(UpstreamServer::stdio(command)).await;
+    let walk = |token: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut cursors = Vec::new();
+            let mut names = Vec::new();
+            let mut params = json!({});
+            for _ in 0..10 {
+                let (status, body) = post(
+                    &app,
+                    token,
+                    json!({"jsonrpc":"2.0","id":4,"method":"tools/list","params":params}),
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+                for t in body["result"]["tools"].as_array().unwrap() {
+                    names.push(t["name"].as_str().unwrap().to_owned());
+                }
+                match body["result"]["nextCursor"].as_str() {
+                    Some(c) => {
+                        cursors.push(c.to_owned());
+                        params = json!({ "cursor": c });
+                    }
+                    None => return (cursors, names),
+                }
+            }
+            panic!("the walk did not end");
+        }
+    };
+    let (cursors, names) = walk("alice").await;
+    assert_eq!(cursors, ["2", "4", "6"], "the upstream's own cursors");
+    // Upstream pages: [admin_reset, echo] [exit, log] [progress, sample] [wait, whoami]; the
+    // policy hides admin_reset and the unnamed ones, so the third page is empty. (`exit` needs a
+    // scope alice lacks: listed, for step-up.)
+    assert_eq!(names, ["echo", "exit", "wait", "whoami"]);
+}

@@ -128,6 +128,34 @@ impl Fixture {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Fixture {
+    /// Pages of `FIXTURE_PAGE_SIZE` tools (default: one page), the cursor being the index of
+    /// the next tool: a gateway must pass cursors through as they are.
+    async fn list_tools(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        let mut all = self.tool_router.list_all();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        let size = std::env::var("FIXTURE_PAGE_SIZE")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(all.len())
+            .max(1);
+        let start = match request.and_then(|r| r.cursor) {
+            Some(c) => c
+                .parse::<usize>()
+                .map_err(|_| rmcp::ErrorData::invalid_params("bad cursor", None))?,
+            None => 0,
+        };
+        let end = (start + size).min(all.len());
+        let mut page = rmcp::model::ListToolsResult::with_all_items(
+            all.get(start..end).unwrap_or_default().to_vec(),
+        );
+        page.next_cursor = (end < all.len()).then(|| end.to_string());
+        Ok(page)
+    }
+
     #[allow(deprecated, reason = "logging is what the `log` tool exercises")]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
