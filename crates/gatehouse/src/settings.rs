@@ -26,7 +26,7 @@ use crate::upstream::{
 };
 use crate::verify::cache::CacheConfig;
 use crate::verify::introspection::{ClientAuthMethod, ClientSecret, IntrospectionConfig};
-use crate::verify::jwt::{JwtIssuerConfig, TypPolicy};
+use crate::verify::jwt::{AudiencePolicy, JwtIssuerConfig, TypPolicy};
 use crate::{DEFAULT_MAX_TOKEN_BYTES, Gatehouse};
 
 /// A setting that parsed but is not acceptable. `key` is the dotted path (`auth.issuers[0].jwks_uri`).
@@ -185,6 +185,10 @@ pub struct IssuerSettings {
     /// Accepted audiences. Default: the resource URL only.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// `includes` (default: `aud` names an accepted audience, possibly among others) or
+    /// `exact` (every `aud` is accepted: a token also good elsewhere is refused).
+    #[serde(default)]
+    pub audience_policy: AudiencePolicy,
     /// Allowed signature algorithms. Default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA.
     #[serde(default)]
     pub algorithms: Vec<String>,
@@ -235,6 +239,7 @@ impl IssuerSettings {
             issuer: issuer.into(),
             jwks_uri: None,
             audiences: vec![],
+            audience_policy: AudiencePolicy::default(),
             algorithms: vec![],
             accept_typ_jwt: false,
             accept_missing_typ: false,
@@ -256,6 +261,7 @@ impl IssuerSettings {
         if !self.audiences.is_empty() {
             out.audiences = self.audiences.clone();
         }
+        out.audience_policy = self.audience_policy;
         if let Some(uri) = &self.jwks_uri {
             out.jwks_uri =
                 Some(url::Url::parse(uri).map_err(|e| SettingsError::new(key("jwks_uri"), e))?);
@@ -325,6 +331,9 @@ pub struct IntrospectionSettings {
     /// Accepted audiences in responses. Default: the resource URL.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// `includes` (default) or `exact`, as for `[[auth.issuers]]`.
+    #[serde(default)]
+    pub audience_policy: AudiencePolicy,
     /// Accept `active` responses without `aud`. Default false: a token minted for no resource is
     /// not proof that it was minted for this one (MCP audience binding). Only for an
     /// authorization server that audience-restricts introspection itself.
@@ -375,6 +384,7 @@ impl IntrospectionSettings {
         if !self.audiences.is_empty() {
             out.audiences = self.audiences.clone();
         }
+        out.audience_policy = self.audience_policy;
         if self.fetch_timeout_seconds == 0 {
             return Err(SettingsError::new(
                 key("fetch_timeout_seconds"),
@@ -1049,6 +1059,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_audience_policy_is_read_and_reaches_the_verifier_config() {
+        let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
+        let default: IssuerSettings =
+            serde_json::from_value(serde_json::json!({"issuer": "https://a.example.com"})).unwrap();
+        assert_eq!(
+            default.to_config(0, &r).unwrap().audience_policy,
+            AudiencePolicy::Includes
+        );
+        let exact: IssuerSettings = serde_json::from_value(
+            serde_json::json!({"issuer": "https://a.example.com", "audience_policy": "exact"}),
+        )
+        .unwrap();
+        assert_eq!(
+            exact.to_config(0, &r).unwrap().audience_policy,
+            AudiencePolicy::Exact
+        );
+        assert!(
+            serde_json::from_value::<IssuerSettings>(
+                serde_json::json!({"issuer": "https://a.example.com", "audience_policy": "strict"})
+            )
+            .is_err()
+        );
+    }
+
     fn upstream(mode: UpstreamMode) -> UpstreamSettings {
         UpstreamSettings {
             name: "ledger".into(),
@@ -1172,6 +1207,7 @@ mod tests {
             client_secret_env: None,
             auth_method: default_auth_method(),
             audiences: vec![],
+            audience_policy: AudiencePolicy::default(),
             dangerous_accept_missing_audience: false,
             fetch_timeout_seconds: 5,
         });

@@ -76,6 +76,7 @@ async fn stack(tweak: impl FnOnce(&mut Settings)) -> Stack {
         client_secret_env: None,
         auth_method: "basic".into(),
         audiences: vec![],
+        audience_policy: Default::default(),
         dangerous_accept_missing_audience: false,
         fetch_timeout_seconds: 5,
     }];

@@ -22,8 +22,8 @@ use crate::caller::{AccessToken, Caller, Principal, TokenKind};
 use crate::verify::discovery::{DiscoveryError, discover};
 use crate::verify::fetch::{FetchConfig, FetchError, Fetcher, FormAuth};
 use crate::verify::jwt::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, audiences, collect_scopes, now_secs,
-    system_time_from_secs,
+    AudiencePolicy, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY, audiences, collect_scopes,
+    now_secs, system_time_from_secs,
 };
 use crate::verify::{BoxFuture, InvalidReason, TokenVerifier, UnavailableReason, VerifyError};
 
@@ -76,6 +76,9 @@ pub struct IntrospectionConfig {
     /// Accepted audiences: a response `aud` (string or array), when present, must contain one.
     /// Must not be empty.
     pub audiences: Vec<String>,
+    /// Whether a response `aud` may name other audiences too. Default
+    /// [`AudiencePolicy::Includes`].
+    pub audience_policy: AudiencePolicy,
     /// Accept `active` responses that carry no `aud`. Default: `false` — such a response is
     /// refused. RFC 7662 makes `aud` optional and leaves it to the AS to check that the token may
     /// be used here, but real servers answer `active: true` for tokens minted for no resource at
@@ -114,6 +117,7 @@ impl IntrospectionConfig {
             client_secret,
             auth_method: ClientAuthMethod::default(),
             audiences: vec![audience.into()],
+            audience_policy: AudiencePolicy::default(),
             dangerous_accept_missing_audience: false,
             leeway: DEFAULT_LEEWAY,
             missing_exp_ttl: Duration::from_secs(60),
@@ -153,6 +157,7 @@ pub struct IntrospectionVerifier {
     client_secret: ClientSecret,
     auth_method: ClientAuthMethod,
     audiences: Vec<String>,
+    audience_policy: AudiencePolicy,
     require_audience: bool,
     leeway: f64,
     missing_exp_ttl: Duration,
@@ -207,6 +212,7 @@ impl IntrospectionVerifier {
             client_secret: config.client_secret,
             auth_method: config.auth_method,
             audiences: config.audiences,
+            audience_policy: config.audience_policy,
             require_audience: !config.dangerous_accept_missing_audience,
             leeway: config.leeway.as_secs_f64(),
             missing_exp_ttl: config.missing_exp_ttl,
@@ -345,7 +351,10 @@ impl IntrospectionVerifier {
             None => Vec::new(),
             Some(v) => {
                 let auds = audiences(v).ok_or(InvalidReason::MissingClaim)?;
-                if !auds.iter().any(|a| self.audiences.contains(a)) {
+                if !self
+                    .audience_policy
+                    .admits(&auds, |a| self.audiences.iter().any(|x| x == a))
+                {
                     return Err(InvalidReason::AudienceMismatch.into());
                 }
                 auds
@@ -500,6 +509,26 @@ mod tests {
             request.body,
             "token=tok&token_type_hint=access_token&client_id=rs-client&client_secret=s3cret%3Ax"
         );
+    }
+
+    #[tokio::test]
+    async fn an_exact_audience_policy_refuses_responses_naming_other_audiences() {
+        let ts = server().await;
+        let mut exact = config(&ts);
+        exact.audience_policy = AudiencePolicy::Exact;
+        let exact = IntrospectionVerifier::new(exact).unwrap();
+        let includes = IntrospectionVerifier::new(config(&ts)).unwrap();
+        ts.set_introspection(
+            "both",
+            json!({"active": true, "aud": [AUD, "https://other"]}),
+        );
+        ts.set_introspection("ours", json!({"active": true, "aud": [AUD]}));
+        assert!(run(&includes, "both").await.is_ok());
+        assert_eq!(
+            run(&exact, "both").await.unwrap_err(),
+            VerifyError::Invalid(InvalidReason::AudienceMismatch)
+        );
+        assert!(run(&exact, "ours").await.is_ok());
     }
 
     #[tokio::test]

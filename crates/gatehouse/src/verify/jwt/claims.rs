@@ -55,6 +55,30 @@ pub(crate) fn collect_scopes<'a>(
     out
 }
 
+/// How a token's `aud` must relate to the accepted audiences.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudiencePolicy {
+    /// `aud` names an accepted audience, possibly among others (RFC 7519 §4.1.3; the default:
+    /// authorization servers routinely add their own userinfo or API audiences).
+    #[default]
+    Includes,
+    /// Every `aud` is an accepted audience: a token that is also good at another service is
+    /// refused, so a token one service received cannot be replayed here and vice versa. Breaks
+    /// providers that always add an audience of their own (Auth0 adds its userinfo URL).
+    Exact,
+}
+
+impl AudiencePolicy {
+    /// Whether `auds` (non-empty) passes, `accepted` telling an accepted audience.
+    pub(crate) fn admits(self, auds: &[String], accepted: impl Fn(&str) -> bool) -> bool {
+        match self {
+            Self::Includes => auds.iter().any(|a| accepted(a)),
+            Self::Exact => !auds.is_empty() && auds.iter().all(|a| accepted(a)),
+        }
+    }
+}
+
 /// `aud` as a list: a string, or an array of strings. `None` for any other type.
 pub(crate) fn audiences(v: &Value) -> Option<Vec<String>> {
     match v {

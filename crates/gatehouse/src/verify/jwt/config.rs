@@ -84,6 +84,8 @@ pub struct JwtIssuerConfig {
     /// resource URL of this server. Must not be empty. A token without `aud` or with `aud: []`
     /// is refused.
     pub audiences: Vec<String>,
+    /// Whether `aud` may name other audiences too. Default [`AudiencePolicy::Includes`].
+    pub audience_policy: super::AudiencePolicy,
     /// Allowed signature algorithms. Default: [`DEFAULT_ALGORITHMS`]. `none` cannot be
     /// expressed; `HS*` requires [`JwtIssuerConfig::dangerous_allow_hmac_secret`].
     pub algorithms: Vec<Algorithm>,
@@ -117,6 +119,7 @@ impl JwtIssuerConfig {
             issuer: issuer.into(),
             jwks_uri: None,
             audiences: vec![audience.into()],
+            audience_policy: super::AudiencePolicy::default(),
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             typ: TypPolicy::default(),
             leeway: DEFAULT_LEEWAY,

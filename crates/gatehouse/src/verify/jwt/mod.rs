@@ -39,6 +39,7 @@ use crate::verify::fetch::Fetcher;
 use crate::verify::jwks::JwksCache;
 use crate::verify::{BoxFuture, InvalidReason, TokenVerifier, VerifyError};
 
+pub use claims::AudiencePolicy;
 use claims::str_claim;
 pub(crate) use claims::{audiences, collect_scopes, now_secs, numeric_date, system_time_from_secs};
 use config::validate;
@@ -52,6 +53,7 @@ pub(crate) use jws::{ParsedJws, looks_like_jws, parse_jws};
 pub struct JwtVerifier {
     issuer: Arc<str>,
     audiences: HashSet<String>,
+    audience_policy: AudiencePolicy,
     algorithms: Vec<Algorithm>,
     typ: TypPolicy,
     leeway: f64,
@@ -160,6 +162,7 @@ impl JwtVerifier {
         Self {
             issuer: config.issuer.into(),
             audiences: config.audiences.into_iter().collect(),
+            audience_policy: config.audience_policy,
             algorithms: config.algorithms,
             typ: config.typ,
             leeway: config.leeway.as_secs_f64(),
@@ -274,7 +277,11 @@ impl JwtVerifier {
         if auds.is_empty() {
             return Err(InvalidReason::MissingClaim.into());
         }
-        if !auds.iter().any(|a| self.audiences.contains(a)) {
+        // E7, A22: minted for this resource (and, with `exact`, for nothing else).
+        if !self
+            .audience_policy
+            .admits(&auds, |a| self.audiences.contains(a))
+        {
             return Err(InvalidReason::AudienceMismatch.into());
         }
         let subject = match c.get("sub") {

@@ -354,6 +354,29 @@ async fn key_of_issuer_x_never_validates_a_token_claiming_y() {
 }
 
 #[tokio::test]
+async fn an_exact_audience_policy_refuses_tokens_good_elsewhere_too() {
+    let f = fixture_with(|c| c.audience_policy = AudiencePolicy::Exact).await;
+    let with_aud = |aud: Value| f.token().aud(aud).sign();
+    // Accepted by the default policy (audience_checks): here a token that also names another
+    // service could be replayed there, so it is refused.
+    expect(
+        &f.verifier,
+        &with_aud(json!(["https://other.example", AUD])),
+        invalid(InvalidReason::AudienceMismatch),
+    )
+    .await;
+    let c = check(&f.verifier, &with_aud(json!([AUD]))).await.unwrap();
+    assert_eq!(c.audiences, [AUD]);
+    check(&f.verifier, &with_aud(json!(AUD))).await.unwrap();
+    expect(
+        &f.verifier,
+        &with_aud(json!([])),
+        invalid(InvalidReason::MissingClaim),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn audience_checks() {
     // E7 / A22.
     let f = fixture().await;
