@@ -18,6 +18,7 @@ use crate::caller::{AccessToken, Caller};
 pub mod cache;
 pub mod chain;
 pub mod discovery;
+pub mod dpop;
 pub mod fetch;
 pub mod introspection;
 pub mod jwks;

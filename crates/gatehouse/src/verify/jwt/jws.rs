@@ -40,7 +40,8 @@ impl ParsedJws<'_> {
     }
 }
 
-fn is_b64url(s: &str) -> bool {
+/// Only base64url characters (RFC 7515 §2, no padding).
+pub(crate) fn is_b64url(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -88,6 +89,11 @@ pub(crate) fn parse_jws(token: &str) -> Result<ParsedJws<'_>, InvalidReason> {
         signing_input,
         signature,
     })
+}
+
+/// A base64url segment that decodes to a JSON object without duplicate member names.
+pub(crate) fn decode_unique_object(segment: &str) -> Option<Map<String, Value>> {
+    decode_json_object::<UniqueMap>(segment).map(|m| m.0)
 }
 
 /// A JSON object that refuses duplicate member names (RFC 7519 §4: a parser MUST reject them

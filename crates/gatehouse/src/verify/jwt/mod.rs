@@ -47,7 +47,7 @@ pub use config::{
     DEFAULT_ALGORITHMS, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, HmacSecret, JwtConfigError,
     JwtIssuerConfig, JwtSetupError, MAX_LEEWAY, TypPolicy,
 };
-pub(crate) use jws::{ParsedJws, looks_like_jws, parse_jws};
+pub(crate) use jws::{ParsedJws, decode_unique_object, is_b64url, looks_like_jws, parse_jws};
 
 /// Verifies JWT access tokens of one issuer.
 pub struct JwtVerifier {
