@@ -226,6 +226,11 @@ impl Caller {
         Self(Arc::new(principal))
     }
 
+    /// The thumbprint of the key the token is bound to (`cnf.jkt`, RFC 9449 §6), if any.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.0.claims.get("cnf")?.get("jkt")?.as_str()
+    }
+
     /// The caller with `change` applied to its principal (for [`crate::tenancy::CallerEnricher`]s).
     /// Copies the principal only when it is shared.
     pub fn map(mut self, change: impl FnOnce(&mut Principal)) -> Self {

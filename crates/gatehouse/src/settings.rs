@@ -25,6 +25,7 @@ use crate::upstream::{
     CredentialMode, StaticSecret, TokenEndpointClient, UpstreamConfig, Upstreams,
 };
 use crate::verify::cache::CacheConfig;
+use crate::verify::dpop::DpopMode;
 use crate::verify::introspection::{ClientAuthMethod, ClientSecret, IntrospectionConfig};
 use crate::verify::jwt::{AudiencePolicy, JwtIssuerConfig, TypPolicy};
 use crate::{DEFAULT_MAX_TOKEN_BYTES, Gatehouse};
@@ -189,6 +190,10 @@ pub struct IssuerSettings {
     /// `exact` (every `aud` is accepted: a token also good elsewhere is refused).
     #[serde(default)]
     pub audience_policy: AudiencePolicy,
+    /// DPoP-bound tokens (RFC 9449): `off` (default), `allowed` (beside Bearer tokens) or
+    /// `required`.
+    #[serde(default)]
+    pub dpop: DpopMode,
     /// Allowed signature algorithms. Default: RS256/384/512, PS256/384/512, ES256, ES384, EdDSA.
     #[serde(default)]
     pub algorithms: Vec<String>,
@@ -240,6 +245,7 @@ impl IssuerSettings {
             jwks_uri: None,
             audiences: vec![],
             audience_policy: AudiencePolicy::default(),
+            dpop: DpopMode::default(),
             algorithms: vec![],
             accept_typ_jwt: false,
             accept_missing_typ: false,
@@ -334,6 +340,10 @@ pub struct IntrospectionSettings {
     /// `includes` (default) or `exact`, as for `[[auth.issuers]]`.
     #[serde(default)]
     pub audience_policy: AudiencePolicy,
+    /// `off` (default), `allowed` or `required`, as for `[[auth.issuers]]` (the binding is the
+    /// response's `cnf.jkt`).
+    #[serde(default)]
+    pub dpop: DpopMode,
     /// Accept `active` responses without `aud`. Default false: a token minted for no resource is
     /// not proof that it was minted for this one (MCP audience binding). Only for an
     /// authorization server that audience-restricts introspection itself.
@@ -924,10 +934,14 @@ impl Settings {
             });
         }
         for (i, issuer) in auth.issuers.iter().enumerate() {
-            b = b.jwt_issuer_config(issuer.to_config(i, &resource)?);
+            b = b
+                .jwt_issuer_config(issuer.to_config(i, &resource)?)
+                .dpop(issuer.issuer.clone(), issuer.dpop);
         }
         for (i, section) in auth.introspection.iter().enumerate() {
-            b = b.introspection(section.to_config(i, &resource)?);
+            b = b
+                .introspection(section.to_config(i, &resource)?)
+                .dpop(section.issuer.clone(), section.dpop);
         }
 
         let p = &self.policy;
@@ -1208,6 +1222,7 @@ mod tests {
             auth_method: default_auth_method(),
             audiences: vec![],
             audience_policy: AudiencePolicy::default(),
+            dpop: Default::default(),
             dangerous_accept_missing_audience: false,
             fetch_timeout_seconds: 5,
         });

@@ -77,6 +77,7 @@ async fn stack(tweak: impl FnOnce(&mut Settings)) -> Stack {
         auth_method: "basic".into(),
         audiences: vec![],
         audience_policy: Default::default(),
+        dpop: Default::default(),
         dangerous_accept_missing_audience: false,
         fetch_timeout_seconds: 5,
     }];

@@ -53,6 +53,7 @@ pub(crate) fn with_introspection(config: &mut Config, issuer: &DevIssuer) {
         auth_method: "basic".into(),
         audiences: Vec::new(),
         audience_policy: Default::default(),
+        dpop: Default::default(),
         dangerous_accept_missing_audience: false,
         fetch_timeout_seconds: 5,
     }];

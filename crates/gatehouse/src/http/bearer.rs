@@ -79,6 +79,27 @@ pub fn extract_bearer(
     query: Option<&str>,
     max_token_bytes: usize,
 ) -> Result<AccessToken, BearerError> {
+    extract_token(headers, query, max_token_bytes, false).map(|(token, _)| token)
+}
+
+/// The scheme an access token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP`, with a `DPoP` proof header (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// [`extract_bearer`], also taking the `DPoP` scheme when `dpop` is true (the token syntax is
+/// the same, RFC 9449 §7.1). Without `dpop`, a `DPoP` credential is another scheme: no
+/// credentials.
+pub fn extract_token(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    max_token_bytes: usize,
+    dpop: bool,
+) -> Result<(AccessToken, TokenScheme), BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(BearerError::Missing);
@@ -95,10 +116,14 @@ pub fn extract_bearer(
         Some(i) => (&raw[..i], &raw[i..]),
         None => (raw, &[][..]),
     };
-    if !scheme.eq_ignore_ascii_case(SCHEME.as_bytes()) {
+    let scheme = if scheme.eq_ignore_ascii_case(SCHEME.as_bytes()) {
+        TokenScheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case(b"DPoP") {
+        TokenScheme::Dpop
+    } else {
         // RFC 6750 §3.1: an unsupported authentication method is treated as no credentials.
         return Err(BearerError::Missing);
-    }
+    };
     // `credentials = "Bearer" 1*SP b64token`.
     let token = trim_leading_spaces(rest);
     if token.is_empty() {
@@ -115,7 +140,7 @@ pub fn extract_bearer(
     }
     // `is_b64token` admitted ASCII only, so this conversion cannot fail.
     let token = std::str::from_utf8(token).map_err(|_| MalformedReason::BadCharacters)?;
-    Ok(AccessToken::new(token))
+    Ok((AccessToken::new(token), scheme))
 }
 
 /// True when a `application/x-www-form-urlencoded` body (or a query string) has an

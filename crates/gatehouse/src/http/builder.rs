@@ -32,6 +32,7 @@ use crate::tenancy::{CallerEnricher, Enrichers, Tenancy};
 use crate::verify::TokenVerifier;
 use crate::verify::cache::{Authenticator, CacheConfig};
 use crate::verify::chain::{ChainConfig, ChainError, VerifierChain};
+use crate::verify::dpop::{DpopConfig, DpopMode, DpopVerifier};
 use crate::verify::introspection::{ClientSecret, IntrospectionConfig};
 use crate::verify::jwt::JwtIssuerConfig;
 
@@ -128,6 +129,8 @@ pub struct GatehouseBuilder {
     observers: Vec<Arc<dyn Observer>>,
     rate_limiter: Option<Arc<dyn RateLimiter>>,
     upstreams: Option<crate::upstream::Upstreams>,
+    dpop_modes: std::collections::HashMap<String, DpopMode>,
+    dpop_config: DpopConfig,
     limits: RequestLimits,
     cancel: CancellationToken,
 }
@@ -173,6 +176,8 @@ impl GatehouseBuilder {
             scopes_supported: None,
             guard: GuardConfig::default(),
             cors: None,
+            dpop_modes: Default::default(),
+            dpop_config: DpopConfig::default(),
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
@@ -366,6 +371,22 @@ impl GatehouseBuilder {
     /// per-client and per-tenant quotas after authentication. Refusals are `429` + `Retry-After`. Default: none.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.rate_limiter = Some(limiter);
+        self
+    }
+
+    /// DPoP for `issuer`'s tokens (RFC 9449): `Allowed` takes bound tokens with their proofs
+    /// beside Bearer tokens, `Required` only them. Default `Off` for every issuer: the `DPoP`
+    /// scheme is not accepted and a bound token sent as Bearer is refused. Turning it on for one
+    /// issuer adds `DPoP` challenges to `401`s and the DPoP fields to the metadata document.
+    pub fn dpop(mut self, issuer: impl Into<String>, mode: DpopMode) -> Self {
+        self.dpop_modes.insert(issuer.into(), mode);
+        self
+    }
+
+    /// How DPoP proofs are checked (algorithms, `iat` window, replay cache size). Default
+    /// [`DpopConfig::default`].
+    pub fn dpop_config(mut self, config: DpopConfig) -> Self {
+        self.dpop_config = config;
         self
     }
 
@@ -644,6 +665,7 @@ impl GatehouseBuilder {
             policy.route_scopes().clone()
         };
 
+        let dpop_on = self.dpop_modes.values().any(|m| *m != DpopMode::Off);
         let metadata = MetadataDocument::new(
             ProtectedResourceMetadata {
                 resource: self.resource.as_str().to_owned(),
@@ -655,6 +677,18 @@ impl GatehouseBuilder {
                 bearer_methods_supported: vec!["header".to_owned()],
                 resource_name: self.resource_name.filter(|s| !s.is_empty()),
                 resource_documentation: self.resource_documentation.filter(|s| !s.is_empty()),
+                // RFC 9449 §5.1 (RFC 9728 §2): the proof algorithms, and whether every token
+                // must be bound (every issuer requires DPoP).
+                dpop_signing_alg_values_supported: dpop_on.then(|| {
+                    self.dpop_config
+                        .algorithms
+                        .iter()
+                        .map(|a| format!("{a:?}"))
+                        .collect()
+                }),
+                dpop_bound_access_tokens_required: (dpop_on
+                    && self.dpop_modes.values().all(|m| *m == DpopMode::Required))
+                .then_some(true),
             },
             self.metadata_max_age,
         );
@@ -667,11 +701,21 @@ impl GatehouseBuilder {
                 .extend(c.allowed_origins.iter().cloned());
         }
         let guard = HostGuard::new(&self.resource, &guard_config)?;
-        let challenges = Challenges::new(
+        let mut challenges = Challenges::new(
             &self.resource,
             &challenge_scopes,
             self.unavailable_retry_after,
         )?;
+        let dpop = if dpop_on {
+            challenges = challenges.with_dpop(&self.dpop_config.algorithms)?;
+            Some(crate::http::dpop::DpopEdge {
+                verifier: DpopVerifier::new(self.dpop_config.clone()),
+                modes: self.dpop_modes.clone(),
+                resource: self.resource.as_str().to_owned(),
+            })
+        } else {
+            None
+        };
         let all_tool_scopes = policy.all_scopes();
 
         let observer: Arc<dyn Observer> = Arc::new(Observers::new(self.observers));
@@ -699,6 +743,7 @@ impl GatehouseBuilder {
             needs_peer,
             warned_no_peer: Default::default(),
             upstreams: self.upstreams,
+            dpop,
         });
         Ok(Gatehouse {
             resource: self.resource,

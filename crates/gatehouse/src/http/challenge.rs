@@ -40,6 +40,7 @@ use crate::caller::ScopeSet;
 use crate::http::bearer::{BearerError, MalformedReason};
 use crate::policy::PolicyError;
 use crate::resource::ResourceUrl;
+use crate::verify::dpop::DpopError;
 use crate::verify::{InvalidReason, UnavailableReason, VerifyError};
 
 /// The scope that must never be advertised (SEP-2207).
@@ -59,6 +60,9 @@ pub enum Rejection {
     Malformed(MalformedReason),
     /// The token was decided and refused.
     InvalidToken(InvalidReason),
+    /// A DPoP-bound token came with a missing or bad proof (RFC 9449 §7.1): `401` with a
+    /// `DPoP error="invalid_dpop_proof"` challenge.
+    InvalidDpopProof(DpopError),
     /// The token could not be decided right now.
     Unavailable(UnavailableReason),
     /// The token lacks scopes; `required` is everything the operation needs.
@@ -130,6 +134,7 @@ impl Rejection {
             Rejection::MissingCredentials => "request.no_credentials",
             Rejection::Malformed(r) => r.code(),
             Rejection::InvalidToken(r) => r.code(),
+            Rejection::InvalidDpopProof(e) => e.code(),
             Rejection::Unavailable(r) => r.code(),
             Rejection::InsufficientScope { .. } => "policy.insufficient_scope",
             Rejection::MalformedHost => "guard.malformed_host",
@@ -156,7 +161,9 @@ impl Rejection {
     /// The HTTP status this rejection is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Rejection::MissingCredentials | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Rejection::MissingCredentials
+            | Rejection::InvalidToken(_)
+            | Rejection::InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
             Rejection::Malformed(_) | Rejection::MalformedHost | Rejection::BodyUnreadable => {
                 StatusCode::BAD_REQUEST
             }
@@ -220,6 +227,8 @@ const BODY_INVALID_REQUEST: &[u8] =
     br#"{"error":"invalid_request","error_description":"The request is malformed"}"#;
 const BODY_INVALID_TOKEN: &[u8] =
     br#"{"error":"invalid_token","error_description":"The access token is invalid"}"#;
+const BODY_INVALID_DPOP_PROOF: &[u8] =
+    br#"{"error":"invalid_dpop_proof","error_description":"The DPoP proof is invalid"}"#;
 const BODY_INSUFFICIENT_SCOPE: &[u8] = br#"{"error":"insufficient_scope","error_description":"The access token does not grant the required scope"}"#;
 const BODY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The access token cannot be verified right now"}"#;
 const BODY_BAD_HOST: &[u8] = br#"{"error":"bad_request","error_description":"Bad Host header"}"#;
@@ -258,6 +267,7 @@ const BODY_RATE_LIMITED: &[u8] =
 
 const DESC_INVALID_REQUEST: &str = "The request is malformed";
 const DESC_INVALID_TOKEN: &str = "The access token is invalid";
+const DESC_INVALID_DPOP_PROOF: &str = "The DPoP proof is invalid";
 const DESC_INSUFFICIENT_SCOPE: &str = "The access token does not grant the required scope";
 
 /// Challenge header values that do not vary per request, computed once at build time (they are
@@ -270,6 +280,9 @@ pub struct Challenges {
     invalid_request: HeaderValue,
     invalid_token: HeaderValue,
     unavailable_retry_after: HeaderValue,
+    /// With DPoP on: `DPoP algs="…"`, sent beside each `Bearer` challenge of a `401`, and the
+    /// proof error challenge (RFC 9449 §7.1).
+    dpop: Option<(HeaderValue, HeaderValue)>,
 }
 
 /// A challenge could not be built (a value that cannot travel in a header).
@@ -298,7 +311,26 @@ impl Challenges {
             invalid_token: header(Some(("invalid_token", DESC_INVALID_TOKEN)))?,
             unavailable_retry_after: HeaderValue::from(retry_after_secs(unavailable_retry_after)),
             resource_metadata_param,
+            dpop: None,
         })
+    }
+
+    /// Also challenges for DPoP (RFC 9449 §7.1), naming the proof algorithms `algs`.
+    pub fn with_dpop(
+        mut self,
+        algs: &[jsonwebtoken::Algorithm],
+    ) -> Result<Self, ChallengeBuildError> {
+        let algs: Vec<String> = algs.iter().map(|a| format!("{a:?}")).collect();
+        let algs = format!("algs={}", quote(&algs.join(" ")));
+        let plain =
+            HeaderValue::try_from(format!("DPoP {algs}")).map_err(|_| ChallengeBuildError)?;
+        let invalid = HeaderValue::try_from(format!(
+            "DPoP error=\"invalid_dpop_proof\", error_description={}, {algs}",
+            quote(DESC_INVALID_DPOP_PROOF)
+        ))
+        .map_err(|_| ChallengeBuildError)?;
+        self.dpop = Some((plain, invalid));
+        Ok(self)
     }
 
     /// The challenge sent with `401` when no credentials were presented.
@@ -323,6 +355,12 @@ impl Challenges {
             Rejection::InvalidToken(_) => {
                 builder = builder.header(WWW_AUTHENTICATE, self.invalid_token.clone());
                 BODY_INVALID_TOKEN
+            }
+            Rejection::InvalidDpopProof(_) => {
+                if let Some((_, invalid)) = &self.dpop {
+                    builder = builder.header(WWW_AUTHENTICATE, invalid.clone());
+                }
+                BODY_INVALID_DPOP_PROOF
             }
             Rejection::Unavailable(_) => {
                 builder = builder.header(RETRY_AFTER, self.unavailable_retry_after.clone());
@@ -391,6 +429,13 @@ impl Challenges {
             Rejection::Refused(status) if status.is_server_error() => BODY_SERVER_ERROR,
             Rejection::Refused(_) => BODY_REFUSED,
         };
+        // RFC 9449 §7.1: where DPoP is accepted, every 401 challenges for it too (a client
+        // learns the scheme and the algorithms from the first refusal).
+        if let (Some((plain, _)), Rejection::MissingCredentials | Rejection::InvalidToken(_)) =
+            (&self.dpop, rejection)
+        {
+            builder = builder.header(WWW_AUTHENTICATE, plain.clone());
+        }
         builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             // Refusals depend on the credentials; no shared cache may keep them.
@@ -413,6 +458,7 @@ fn log(rejection: &Rejection) {
             tracing::debug!(reason, status, "request refused")
         }
         Rejection::Malformed(_)
+        | Rejection::InvalidDpopProof(_)
         | Rejection::InsufficientScope { .. }
         | Rejection::MalformedHost
         | Rejection::HostNotAllowed
@@ -573,6 +619,14 @@ mod tests {
                 )),
                 None,
                 r#"{"error":"invalid_token","error_description":"The access token is invalid"}"#,
+            ),
+            // Only reachable with DPoP on (then with its challenge: tests/dpop.rs).
+            (
+                Rejection::InvalidDpopProof(DpopError::Replay),
+                401,
+                None,
+                None,
+                r#"{"error":"invalid_dpop_proof","error_description":"The DPoP proof is invalid"}"#,
             ),
             (
                 Rejection::Unavailable(UnavailableReason::KeysUnavailable),

@@ -3,7 +3,7 @@
 //! Order on every request (each step refuses through [`Challenges::render`]):
 //!
 //! 1. Host/Origin guard ([`HostGuard`]) → `400`/`421`/`403`;
-//! 2. bearer extraction ([`extract_bearer`]; plus, for form bodies, the "token sent two ways"
+//! 2. bearer extraction ([`extract_token`]: `Bearer`, and `DPoP` where an issuer takes it; plus, for form bodies, the "token sent two ways"
 //!    check of OA21 §5.1) → `401` / `400`;
 //! 3. [`Authenticator::authenticate_metered`] → `401 invalid_token` / `503`: the cache, then
 //!    what can be decided with the keys held, then the authorization server — only this last
@@ -48,7 +48,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::caller::{AccessToken, Caller, ScopeSet};
-use crate::http::bearer::{MalformedReason, extract_bearer, has_access_token_param};
+use crate::http::bearer::{MalformedReason, extract_token, has_access_token_param};
 use crate::http::challenge::{Challenges, Rejection};
 use crate::http::guard::HostGuard;
 use crate::http::session::SessionBindings;
@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     /// Credentials for the APIs tools call ([`crate::upstream`]); tools reach them through the
     /// `UpstreamAccess` the edge puts beside the `Caller`.
     pub(crate) upstreams: Option<crate::upstream::Upstreams>,
+    /// DPoP, when an issuer takes it ([`crate::http::dpop`]).
+    pub(crate) dpop: Option<crate::http::dpop::DpopEdge>,
 }
 
 /// What the response path needs to remember about an admitted request (session binding only).
@@ -107,7 +109,12 @@ impl Shared {
         self.guard.check(&req)?;
         // No per-address limit before this point: a request without a token always gets its
         // challenge (discovery, A14), and a malformed one its 400; neither costs verification.
-        let token = extract_bearer(req.headers(), req.uri().query(), self.max_token_bytes)?;
+        let (token, scheme) = extract_token(
+            req.headers(),
+            req.uri().query(),
+            self.max_token_bytes,
+            self.dpop.is_some(),
+        )?;
         if is_form(req.headers()) {
             // OA21 §5.1 / RFC 6750 §2: a header token plus a form-body `access_token` is a token
             // sent two ways (E4). Only form bodies can carry one, so only they are read.
@@ -124,6 +131,19 @@ impl Shared {
             .as_ref()
             .and_then(|_| self.guard.client_ip(&req));
         let caller = self.authenticate(client, &token).await?;
+        // RFC 9449 §7: how the token came (scheme, proof) is checked on every request, after
+        // the verified-token cache.
+        match &self.dpop {
+            Some(dpop) => dpop.check(req.headers(), req.method(), &token, scheme, &caller)?,
+            // Without DPoP a bound token still cannot be used as Bearer (§7.2): that would turn
+            // a stolen bound token into a usable one.
+            None if caller.dpop_jkt().is_some() => {
+                return Err(Rejection::InvalidToken(
+                    crate::verify::InvalidReason::BoundTokenAsBearer,
+                ));
+            }
+            None => {}
+        }
         self.observer.authenticated(&caller);
         if let Some(limiter) = &self.rate_limiter {
             limiter.check_caller(&caller).await.map_err(rate_limited)?;

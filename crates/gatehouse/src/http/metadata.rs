@@ -40,6 +40,12 @@ pub struct ProtectedResourceMetadata {
     /// URL of developer documentation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_documentation: Option<String>,
+    /// DPoP proof algorithms accepted (RFC 9728 §2, RFC 9449 §5.1); absent without DPoP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// `true` when every token must be DPoP-bound; absent otherwise (its default is false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens_required: Option<bool>,
 }
 
 /// The serialized document and its response headers, ready to serve.
@@ -97,6 +103,8 @@ mod tests {
                 bearer_methods_supported: vec!["header".into()],
                 resource_name: name.map(str::to_owned),
                 resource_documentation: None,
+                dpop_signing_alg_values_supported: None,
+                dpop_bound_access_tokens_required: None,
             },
             Duration::from_secs(600),
         )

@@ -14,6 +14,7 @@ pub mod bearer;
 mod builder;
 pub mod challenge;
 pub mod cors;
+mod dpop;
 mod drain;
 pub mod guard;
 pub mod layer;

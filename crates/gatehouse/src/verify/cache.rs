@@ -133,6 +133,11 @@ fn is_definitive(reason: InvalidReason) -> bool {
         | InvalidReason::NotYetValid
         | InvalidReason::IssuedInFuture
         | InvalidReason::TooLarge => false,
+        // About how the token was presented (scheme, proof), not the token: the edge decides
+        // them on every request, after the cache.
+        InvalidReason::BoundTokenAsBearer
+        | InvalidReason::DpopRequired
+        | InvalidReason::NotDpopBound => false,
     }
 }
 

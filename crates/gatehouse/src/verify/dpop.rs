@@ -59,9 +59,25 @@ impl Default for DpopConfig {
     }
 }
 
+/// Whether an issuer's tokens may, or must, be DPoP-bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    /// The `DPoP` scheme is refused; a bound token is refused too (it cannot come as Bearer).
+    #[default]
+    Off,
+    /// Bearer tokens, and DPoP-bound tokens with their proofs.
+    Allowed,
+    /// DPoP-bound tokens with their proofs only.
+    Required,
+}
+
 /// Why a proof was refused (for logs; the client sees `invalid_dpop_proof`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DpopError {
+    /// The `DPoP` scheme without a `DPoP` header (or with several).
+    #[error("proof missing")]
+    Missing,
     /// Not a compact JWS of JSON objects, duplicate members, too large.
     #[error("malformed proof")]
     Malformed,
@@ -118,6 +134,27 @@ pub struct ProofTarget<'a> {
 pub struct DpopVerifier {
     config: DpopConfig,
     seen: moka::sync::Cache<String, ()>,
+}
+
+impl DpopError {
+    /// Stable reason code for logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Missing => "dpop.missing",
+            Self::Malformed => "dpop.malformed",
+            Self::WrongType => "dpop.typ",
+            Self::Algorithm => "dpop.algorithm",
+            Self::Key => "dpop.key",
+            Self::Signature => "dpop.signature",
+            Self::MissingClaim => "dpop.claim_missing",
+            Self::Method => "dpop.htm",
+            Self::Uri => "dpop.htu",
+            Self::Time => "dpop.iat",
+            Self::TokenHash => "dpop.ath",
+            Self::Binding => "dpop.binding",
+            Self::Replay => "dpop.replay",
+        }
+    }
 }
 
 impl std::fmt::Debug for DpopVerifier {

@@ -123,6 +123,17 @@ pub enum InvalidReason {
     /// Token larger than the configured cap.
     #[error("token too large")]
     TooLarge,
+    /// A DPoP-bound token (`cnf.jkt`) sent as `Bearer` (RFC 9449 §7.2: it must come with a
+    /// proof).
+    #[error("DPoP-bound token sent as Bearer")]
+    BoundTokenAsBearer,
+    /// A `Bearer` token from an issuer configured with `dpop = "required"`.
+    #[error("DPoP required")]
+    DpopRequired,
+    /// A token sent with the `DPoP` scheme that is not DPoP-bound, or from an issuer that does
+    /// not take DPoP.
+    #[error("token not DPoP-bound")]
+    NotDpopBound,
 }
 
 impl InvalidReason {
@@ -144,6 +155,9 @@ impl InvalidReason {
             InvalidReason::IssuerMismatch => "invalid.issuer_mismatch",
             InvalidReason::Inactive => "invalid.inactive",
             InvalidReason::TooLarge => "invalid.too_large",
+            InvalidReason::BoundTokenAsBearer => "invalid.dpop_bound_as_bearer",
+            InvalidReason::DpopRequired => "invalid.dpop_required",
+            InvalidReason::NotDpopBound => "invalid.not_dpop_bound",
         }
     }
 }
