@@ -675,10 +675,9 @@ async fn cors_exposes_challenge_and_answers_preflight() {
         .to_str()
         .unwrap()
         .to_ascii_lowercase();
-    assert!(
-        exposed.contains("www-authenticate") && exposed.contains("mcp-session-id"),
-        "{exposed}"
-    );
+    for h in ["www-authenticate", "mcp-session-id", "mcp-protocol-version"] {
+        assert!(exposed.contains(h), "{h} in {exposed}");
+    }
 
     let r = Request::options("/mcp")
         .header("host", HOST)
@@ -704,6 +703,7 @@ async fn cors_exposes_challenge_and_answers_preflight() {
         "mcp-method",
         "mcp-name",
         "last-event-id",
+        "dpop",
     ] {
         assert!(allowed.contains(h), "{h} in {allowed}");
     }

@@ -67,8 +67,10 @@ pub struct Cors {
     mcp: CorsLayer,
 }
 
-const MCP_REQUEST_HEADERS: [&str; 7] = [
+const MCP_REQUEST_HEADERS: [&str; 8] = [
     "authorization",
+    // RFC 9449: a browser client's proof travels in its own header.
+    "dpop",
     "content-type",
     "mcp-protocol-version",
     "mcp-session-id",
@@ -117,6 +119,8 @@ impl Cors {
                 http::header::WWW_AUTHENTICATE,
                 HeaderName::from_static("mcp-session-id"),
                 http::header::RETRY_AFTER,
+                // A browser client reads the revision the server answered with.
+                HeaderName::from_static("mcp-protocol-version"),
             ])
             .max_age(config.max_age);
         Ok(Self { metadata, mcp })
