@@ -252,9 +252,30 @@ fn token_inner(
     let client = issuer
         .authenticate_client(&creds.id, &creds.secret)
         .ok_or_else(|| OAuthError::new("invalid_client", "client authentication failed"))?;
+    // RFC 9449 §5: a proof binds the token to the client's key; a bad one is refused.
+    let mut proofs = headers.get_all("dpop").iter();
+    let dpop_jkt = match (proofs.next(), proofs.next()) {
+        (None, _) => None,
+        (Some(p), None) => Some(
+            p.to_str()
+                .ok()
+                .and_then(|p| issuer.dpop_key(p).ok())
+                .ok_or_else(|| {
+                    OAuthError::new("invalid_dpop_proof", "the DPoP proof is invalid")
+                })?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                "invalid_dpop_proof",
+                "one DPoP proof at most",
+            ));
+        }
+    };
     let body = match form.get("grant_type") {
         None => return Err(OAuthError::new("invalid_request", "grant_type is required")),
-        Some("client_credentials") => client_credentials(issuer, client, &form)?,
+        Some("client_credentials") => {
+            client_credentials(issuer, client, &form, dpop_jkt.as_deref())?
+        }
         // Supported exactly when advertised in the metadata.
         Some(TOKEN_EXCHANGE_GRANT) if issuer.supports_token_exchange() => {
             token_exchange(issuer, client, &form)?
@@ -273,6 +294,7 @@ fn client_credentials(
     issuer: &DevIssuer,
     client: &DevClient,
     form: &Form,
+    dpop_jkt: Option<&str>,
 ) -> Result<Value, OAuthError> {
     // One token has one audience here; several resources would need several tokens.
     if form.resources.len() > 1 {
@@ -282,10 +304,11 @@ fn client_credentials(
         ));
     }
     let resource = form.resources.first().map(String::as_str);
-    let issued = issuer.issue_for(client, form.get("scope"), resource)?;
+    let issued = issuer.issue_for(client, form.get("scope"), resource, dpop_jkt)?;
     Ok(json!({
         "access_token": issued.access_token,
-        "token_type": "Bearer",
+        // RFC 9449 §5: a bound token's type is DPoP.
+        "token_type": if dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }))

@@ -116,6 +116,9 @@ struct Inner {
     /// Whether any client has a token exchange policy (then, and only then, the grant is
     /// supported and advertised).
     exchange_enabled: bool,
+    /// Proofs at the token endpoint (RFC 9449 §5): a client that sends one gets a token bound
+    /// to its key.
+    dpop: gatehouse::verify::dpop::DpopVerifier,
 }
 
 impl fmt::Debug for DevIssuer {
@@ -225,6 +228,7 @@ impl DevIssuer {
                 tenant_claim: config.tenant_claim,
                 key,
                 scopes_supported: scopes.into_iter().collect(),
+                dpop: gatehouse::verify::dpop::DpopVerifier::new(Default::default()),
             }),
         })
     }
@@ -296,6 +300,14 @@ impl DevIssuer {
             "grant_types_supported": grants,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": self.inner.scopes_supported,
+            // RFC 9449 §5.1.
+            "dpop_signing_alg_values_supported": self
+                .inner
+                .dpop
+                .algorithms()
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>(),
         });
         if let Some(ep) = self.introspection_endpoint() {
             let obj = m.as_object_mut().expect("object");
@@ -326,8 +338,24 @@ impl DevIssuer {
             return Err(TokenError::InvalidScope);
         }
         let requested = (!scopes.is_empty()).then(|| scopes.join(" "));
-        self.issue_for(client, requested.as_deref(), Some(resource))
+        self.issue_for(client, requested.as_deref(), Some(resource), None)
             .map(|t| t.access_token)
+    }
+
+    /// Checks a DPoP proof sent to the token endpoint (RFC 9449 §4.3, no access token) and
+    /// returns the thumbprint of its key, to bind the token to.
+    pub(crate) fn dpop_key(
+        &self,
+        proof: &str,
+    ) -> Result<String, gatehouse::verify::dpop::DpopError> {
+        let endpoint = self.token_endpoint();
+        let target = gatehouse::verify::dpop::ProofTarget {
+            method: "POST",
+            uri: &endpoint,
+            access_token: None,
+            bound_jkt: None,
+        };
+        self.inner.dpop.verify(proof, &target)
     }
 
     /// Issues a token to an already authenticated client. `scope` is the raw RFC 6749 §3.3
@@ -337,6 +365,7 @@ impl DevIssuer {
         client: &DevClient,
         scope: Option<&str>,
         resource: Option<&str>,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedToken, TokenError> {
         // RFC 8707 §2: the resource is required here because the audience is what lets the
         // resource server reject tokens minted for someone else.
@@ -356,6 +385,10 @@ impl DevIssuer {
         let mut claims = self.base_claims(sub, resource, &client.id, &scope, now, now + ttl);
         if let Some(t) = &client.tenant {
             claims.insert(self.inner.tenant_claim.clone(), json!(t));
+        }
+        if let Some(jkt) = dpop_jkt {
+            // RFC 9449 §6.1: bound to the key that signed the client's proof.
+            claims.insert("cnf".into(), json!({ "jkt": jkt }));
         }
         let access_token = self.sign_access_token(claims);
         tracing::info!(client_id = %client.id, %scope, aud = %resource, "issued access token");
@@ -737,7 +770,7 @@ mod tests {
     fn issued_token_debug_is_redacted() {
         let iss = test_issuer();
         let client = iss.inner.clients.get("c").unwrap();
-        let t = iss.issue_for(client, None, Some("http://r")).unwrap();
+        let t = iss.issue_for(client, None, Some("http://r"), None).unwrap();
         assert!(!format!("{t:?}").contains(&t.access_token));
     }
 

@@ -722,3 +722,79 @@ fn config_loads_from_toml_and_debug_hides_secrets() {
     let bad: Result<DevIssuerConfig, _> = toml::from_str("unknown_key = 1");
     assert!(bad.is_err(), "unknown keys are refused");
 }
+
+/// A DPoP proof for the token endpoint by `key` (RFC 9449 §4.2), with `htu` as given.
+fn dpop_proof(key: &gatehouse::jws::SigningKey, htu: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    key.sign_jws(
+        &serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()}),
+        &serde_json::json!({"jti": gatehouse::jws::random_id(), "htm": "POST", "htu": htu, "iat": now}),
+    )
+}
+
+// RFC 9449 §5, §6.1: a proof at the token endpoint binds the token to its key (`cnf.jkt`,
+// `token_type` DPoP); a bad proof is `invalid_dpop_proof`; without one, nothing changes.
+#[tokio::test]
+async fn a_dpop_proof_at_the_token_endpoint_binds_the_token_to_its_key() {
+    let iss = issuer();
+    let app = router(iss.clone());
+    let key = gatehouse::jws::SigningKey::generate(SigningAlg::ES256).unwrap();
+    let jkt =
+        gatehouse::verify::dpop::jwk_thumbprint(key.public_jwk().as_object().unwrap()).unwrap();
+    let body = format!("grant_type=client_credentials&resource={RESOURCE}");
+    let with_proof = |proof: String| {
+        let mut req = form_req("/token", &body, Some(basic("agent", "s3cret")));
+        req.headers_mut().insert("dpop", proof.parse().unwrap());
+        req
+    };
+    let r = send(
+        app.clone(),
+        with_proof(dpop_proof(&key, &iss.token_endpoint())),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["token_type"], "DPoP");
+    let token = r.json["access_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["jkt"], jkt);
+
+    // A proof for another endpoint, and garbage: refused, nothing issued.
+    for proof in [
+        dpop_proof(&key, "http://127.0.0.1:9400/elsewhere"),
+        "garbage".to_owned(),
+    ] {
+        let r = send(app.clone(), with_proof(proof)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(r.json["error"], "invalid_dpop_proof");
+        assert!(r.json.get("access_token").is_none());
+    }
+    // Without a proof: a Bearer token, unbound.
+    let r = send(
+        app.clone(),
+        form_req("/token", &body, Some(basic("agent", "s3cret"))),
+    )
+    .await;
+    assert_eq!(r.json["token_type"], "Bearer");
+    let meta = send(
+        app,
+        Request::get("/.well-known/oauth-authorization-server")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        meta.json["dpop_signing_alg_values_supported"]
+            .as_array()
+            .is_some_and(|a| a.contains(&Value::from("ES256"))),
+        "{}",
+        meta.json
+    );
+}
