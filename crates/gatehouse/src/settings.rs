@@ -25,7 +25,7 @@ use crate::upstream::{
     CredentialMode, StaticSecret, TokenEndpointClient, UpstreamConfig, Upstreams,
 };
 use crate::verify::cache::CacheConfig;
-use crate::verify::dpop::DpopMode;
+use crate::verify::dpop::{DpopConfig, DpopMode, NonceConfig};
 use crate::verify::introspection::{ClientAuthMethod, ClientSecret, IntrospectionConfig};
 use crate::verify::jwt::{AudiencePolicy, JwtIssuerConfig, TypPolicy};
 use crate::{DEFAULT_MAX_TOKEN_BYTES, Gatehouse};
@@ -172,6 +172,69 @@ pub struct AuthSettings {
     pub introspection: Vec<IntrospectionSettings>,
     /// Verified-token cache.
     pub cache: CacheSettings,
+    /// How DPoP proofs are checked, for issuers with `dpop` on (`[auth.dpop]`).
+    pub dpop: DpopSettings,
+}
+
+/// `[auth.dpop]`: DPoP proof checks (RFC 9449) for the issuers that take DPoP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopSettings {
+    /// Oldest proof `iat` accepted, in seconds. Default 60.
+    pub proof_max_age_seconds: u64,
+    /// Server nonces (RFC 9449 §9): a secret, from a file or an environment variable, the same
+    /// on every replica (nonces are sealed with a key derived from it, so any replica checks
+    /// any replica's). Default: none, no nonces.
+    pub nonce_secret_file: Option<PathBuf>,
+    /// … or from the environment variable of this name.
+    pub nonce_secret_env: Option<String>,
+    /// How long a nonce stays good, in seconds. Default 300.
+    pub nonce_lifetime_seconds: u64,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        Self {
+            proof_max_age_seconds: 60,
+            nonce_secret_file: None,
+            nonce_secret_env: None,
+            nonce_lifetime_seconds: 300,
+        }
+    }
+}
+
+impl DpopSettings {
+    fn to_config(&self) -> Result<DpopConfig, SettingsError> {
+        if self.proof_max_age_seconds == 0 || self.proof_max_age_seconds > 600 {
+            return Err(SettingsError::new(
+                "auth.dpop.proof_max_age_seconds",
+                "must be between 1 and 600",
+            ));
+        }
+        let nonce = if self.nonce_secret_file.is_some() || self.nonce_secret_env.is_some() {
+            let secret = read_secret(
+                "auth.dpop.nonce_secret",
+                &self.nonce_secret_file,
+                &self.nonce_secret_env,
+            )?;
+            if secret.len() < 32 {
+                return Err(SettingsError::new(
+                    "auth.dpop.nonce_secret_file",
+                    "the secret must be at least 32 characters",
+                ));
+            }
+            let mut n = NonceConfig::from_secret(secret.as_bytes());
+            n.lifetime = Duration::from_secs(self.nonce_lifetime_seconds.max(1));
+            Some(n)
+        } else {
+            None
+        };
+        Ok(DpopConfig {
+            max_age: Duration::from_secs(self.proof_max_age_seconds),
+            nonce,
+            ..DpopConfig::default()
+        })
+    }
 }
 
 /// One `[[auth.issuers]]` entry.
@@ -894,6 +957,7 @@ impl Settings {
             .trusted_proxies(s.trusted_proxies.clone())
             .max_token_bytes(s.max_token_bytes)
             .max_body_bytes(s.max_body_bytes)
+            .dpop_config(auth.dpop.to_config()?)
             .cache(CacheConfig {
                 max_entries: auth.cache.max_entries,
                 max_ttl: Duration::from_secs(auth.cache.max_ttl_seconds),
@@ -1071,6 +1135,44 @@ mod tests {
                 format!("auth.issuers[3].{field}")
             );
         }
+    }
+
+    #[test]
+    fn dpop_settings_are_checked_and_reach_the_verifier_config() {
+        let d = DpopSettings::default().to_config().unwrap();
+        assert!(d.nonce.is_none());
+        assert_eq!(d.max_age, Duration::from_secs(60));
+        for age in [0, 601] {
+            let e = DpopSettings {
+                proof_max_age_seconds: age,
+                ..DpopSettings::default()
+            }
+            .to_config()
+            .unwrap_err();
+            assert_eq!(e.key, "auth.dpop.proof_max_age_seconds");
+        }
+        let var = "GATEHOUSE_TEST_DPOP_NONCE_SECRET_UNSET";
+        let e = DpopSettings {
+            nonce_secret_env: Some(var.into()),
+            ..DpopSettings::default()
+        }
+        .to_config()
+        .unwrap_err();
+        assert_eq!(e.key, "auth.dpop.nonce_secret_env");
+        let dir = std::env::temp_dir().join(format!("gh-dpop-{}", std::process::id()));
+        std::fs::write(&dir, "short").unwrap();
+        let short = DpopSettings {
+            nonce_secret_file: Some(dir.clone()),
+            ..DpopSettings::default()
+        };
+        assert_eq!(
+            short.to_config().unwrap_err().key,
+            "auth.dpop.nonce_secret_file"
+        );
+        std::fs::write(&dir, "x".repeat(40)).unwrap();
+        let c = short.to_config().unwrap();
+        assert_eq!(c.nonce.map(|n| n.lifetime), Some(Duration::from_secs(300)));
+        let _ = std::fs::remove_file(&dir);
     }
 
     #[test]

@@ -47,6 +47,10 @@ impl Drop for Stack {
 }
 
 async fn stack(mode: DpopMode) -> Stack {
+    stack_with(mode, |_| {}).await
+}
+
+async fn stack_with(mode: DpopMode, tweak: impl FnOnce(&mut Settings)) -> Stack {
     let issuer = TestAuthServer::builder().audience(RESOURCE).start().await;
     let secret = std::env::temp_dir().join(format!(
         "gatehouse-dpop-{}-{}",
@@ -72,6 +76,7 @@ async fn stack(mode: DpopMode) -> Stack {
         dangerous_accept_missing_audience: false,
         fetch_timeout_seconds: 5,
     }];
+    tweak(&mut settings);
     let gatehouse = settings
         .builder(SocketAddr::from(([0, 0, 0, 0], 8443)))
         .unwrap()
@@ -101,6 +106,10 @@ impl Client {
 
     /// A proof for `POST` to `htu` carrying `token`'s hash.
     fn proof_for(&self, htm: &str, htu: &str, token: &str) -> String {
+        self.proof_with(htm, htu, token, None)
+    }
+
+    fn proof_with(&self, htm: &str, htu: &str, token: &str, nonce: Option<&str>) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -109,9 +118,14 @@ impl Client {
             &aws_lc_rs::digest::SHA256,
             token.as_bytes(),
         ));
+        let mut claims =
+            json!({"jti": random_id(), "htm": htm, "htu": htu, "iat": now, "ath": ath});
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
         self.0.sign_jws(
             &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.0.public_jwk()}),
-            &json!({"jti": random_id(), "htm": htm, "htu": htu, "iat": now, "ath": ath}),
+            &claims,
         )
     }
 
@@ -123,6 +137,7 @@ impl Client {
 struct Reply {
     status: StatusCode,
     challenges: Vec<String>,
+    nonce: Option<String>,
     body: Value,
 }
 
@@ -160,10 +175,15 @@ impl Stack {
             .iter()
             .map(|v| v.to_str().unwrap().to_owned())
             .collect();
+        let nonce = resp
+            .headers()
+            .get("dpop-nonce")
+            .map(|v| v.to_str().unwrap().to_owned());
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         Reply {
             status,
             challenges,
+            nonce,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
     }
@@ -358,4 +378,43 @@ async fn off_by_default_changes_nothing_for_bearer_clients() {
     assert_eq!(r.body["error"], "invalid_token");
     let m = s.metadata().await;
     assert!(m.get("dpop_signing_alg_values_supported").is_none(), "{m}");
+}
+
+// RFC 9449 §9: with a nonce secret, a proof without the server's nonce is answered
+// `use_dpop_nonce` with a fresh one, and the retry carrying it passes.
+#[tokio::test]
+async fn a_nonce_is_asked_for_then_accepted() {
+    let secret = std::env::temp_dir().join(format!("gatehouse-dpop-nonce-{}", std::process::id()));
+    std::fs::write(&secret, "a nonce secret of at least thirty-two characters").unwrap();
+    let file = secret.clone();
+    let s = stack_with(DpopMode::Required, move |settings| {
+        settings.auth.dpop.nonce_secret_file = Some(file);
+    })
+    .await;
+    let client = Client::new();
+    let token = s.bound_token(&client);
+    let first = s.call(dpop(&token), &[client.proof(&token)]).await;
+    assert_eq!(first.status, 401);
+    assert_eq!(first.body["error"], "use_dpop_nonce");
+    assert!(
+        first.challenges[0].starts_with("DPoP error=\"use_dpop_nonce\""),
+        "{:?}",
+        first.challenges
+    );
+    let nonce = first.nonce.expect("a DPoP-Nonce to retry with");
+    let retry = s
+        .call(
+            dpop(&token),
+            &[client.proof_with("POST", RESOURCE, &token, Some(&nonce))],
+        )
+        .await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    let forged = s
+        .call(
+            dpop(&token),
+            &[client.proof_with("POST", RESOURCE, &token, Some("Zm9yZ2Vk"))],
+        )
+        .await;
+    assert_eq!(forged.body["error"], "use_dpop_nonce");
+    let _ = std::fs::remove_file(&secret);
 }

@@ -63,6 +63,9 @@ pub enum Rejection {
     /// A DPoP-bound token came with a missing or bad proof (RFC 9449 §7.1): `401` with a
     /// `DPoP error="invalid_dpop_proof"` challenge.
     InvalidDpopProof(DpopError),
+    /// The proof lacks a current server nonce (RFC 9449 §9): `401`, `use_dpop_nonce`, and this
+    /// fresh nonce in `DPoP-Nonce` for the retry.
+    UseDpopNonce(String),
     /// The token could not be decided right now.
     Unavailable(UnavailableReason),
     /// The token lacks scopes; `required` is everything the operation needs.
@@ -135,6 +138,7 @@ impl Rejection {
             Rejection::Malformed(r) => r.code(),
             Rejection::InvalidToken(r) => r.code(),
             Rejection::InvalidDpopProof(e) => e.code(),
+            Rejection::UseDpopNonce(_) => "dpop.use_nonce",
             Rejection::Unavailable(r) => r.code(),
             Rejection::InsufficientScope { .. } => "policy.insufficient_scope",
             Rejection::MalformedHost => "guard.malformed_host",
@@ -163,7 +167,8 @@ impl Rejection {
         match self {
             Rejection::MissingCredentials
             | Rejection::InvalidToken(_)
-            | Rejection::InvalidDpopProof(_) => StatusCode::UNAUTHORIZED,
+            | Rejection::InvalidDpopProof(_)
+            | Rejection::UseDpopNonce(_) => StatusCode::UNAUTHORIZED,
             Rejection::Malformed(_) | Rejection::MalformedHost | Rejection::BodyUnreadable => {
                 StatusCode::BAD_REQUEST
             }
@@ -229,6 +234,9 @@ const BODY_INVALID_TOKEN: &[u8] =
     br#"{"error":"invalid_token","error_description":"The access token is invalid"}"#;
 const BODY_INVALID_DPOP_PROOF: &[u8] =
     br#"{"error":"invalid_dpop_proof","error_description":"The DPoP proof is invalid"}"#;
+/// RFC 9449 §8.1.
+const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+const BODY_USE_DPOP_NONCE: &[u8] = br#"{"error":"use_dpop_nonce","error_description":"The DPoP proof must carry the server's nonce"}"#;
 const BODY_INSUFFICIENT_SCOPE: &[u8] = br#"{"error":"insufficient_scope","error_description":"The access token does not grant the required scope"}"#;
 const BODY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable","error_description":"The access token cannot be verified right now"}"#;
 const BODY_BAD_HOST: &[u8] = br#"{"error":"bad_request","error_description":"Bad Host header"}"#;
@@ -268,6 +276,7 @@ const BODY_RATE_LIMITED: &[u8] =
 const DESC_INVALID_REQUEST: &str = "The request is malformed";
 const DESC_INVALID_TOKEN: &str = "The access token is invalid";
 const DESC_INVALID_DPOP_PROOF: &str = "The DPoP proof is invalid";
+const DESC_USE_DPOP_NONCE: &str = "The DPoP proof must carry the server's nonce";
 const DESC_INSUFFICIENT_SCOPE: &str = "The access token does not grant the required scope";
 
 /// Challenge header values that do not vary per request, computed once at build time (they are
@@ -282,7 +291,7 @@ pub struct Challenges {
     unavailable_retry_after: HeaderValue,
     /// With DPoP on: `DPoP algs="…"`, sent beside each `Bearer` challenge of a `401`, and the
     /// proof error challenge (RFC 9449 §7.1).
-    dpop: Option<(HeaderValue, HeaderValue)>,
+    dpop: Option<(HeaderValue, HeaderValue, HeaderValue)>,
 }
 
 /// A challenge could not be built (a value that cannot travel in a header).
@@ -329,7 +338,12 @@ impl Challenges {
             quote(DESC_INVALID_DPOP_PROOF)
         ))
         .map_err(|_| ChallengeBuildError)?;
-        self.dpop = Some((plain, invalid));
+        let use_nonce = HeaderValue::try_from(format!(
+            "DPoP error=\"use_dpop_nonce\", error_description={}, {algs}",
+            quote(DESC_USE_DPOP_NONCE)
+        ))
+        .map_err(|_| ChallengeBuildError)?;
+        self.dpop = Some((plain, invalid, use_nonce));
         Ok(self)
     }
 
@@ -357,10 +371,20 @@ impl Challenges {
                 BODY_INVALID_TOKEN
             }
             Rejection::InvalidDpopProof(_) => {
-                if let Some((_, invalid)) = &self.dpop {
+                if let Some((_, invalid, _)) = &self.dpop {
                     builder = builder.header(WWW_AUTHENTICATE, invalid.clone());
                 }
                 BODY_INVALID_DPOP_PROOF
+            }
+            Rejection::UseDpopNonce(nonce) => {
+                if let Some((_, _, use_nonce)) = &self.dpop {
+                    builder = builder.header(WWW_AUTHENTICATE, use_nonce.clone());
+                }
+                // A base64url nonce of ours is always a valid header value.
+                if let Ok(v) = HeaderValue::try_from(nonce.as_str()) {
+                    builder = builder.header(DPOP_NONCE, v);
+                }
+                BODY_USE_DPOP_NONCE
             }
             Rejection::Unavailable(_) => {
                 builder = builder.header(RETRY_AFTER, self.unavailable_retry_after.clone());
@@ -431,7 +455,7 @@ impl Challenges {
         };
         // RFC 9449 §7.1: where DPoP is accepted, every 401 challenges for it too (a client
         // learns the scheme and the algorithms from the first refusal).
-        if let (Some((plain, _)), Rejection::MissingCredentials | Rejection::InvalidToken(_)) =
+        if let (Some((plain, _, _)), Rejection::MissingCredentials | Rejection::InvalidToken(_)) =
             (&self.dpop, rejection)
         {
             builder = builder.header(WWW_AUTHENTICATE, plain.clone());
@@ -459,6 +483,7 @@ fn log(rejection: &Rejection) {
         }
         Rejection::Malformed(_)
         | Rejection::InvalidDpopProof(_)
+        | Rejection::UseDpopNonce(_)
         | Rejection::InsufficientScope { .. }
         | Rejection::MalformedHost
         | Rejection::HostNotAllowed

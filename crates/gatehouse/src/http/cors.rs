@@ -121,6 +121,8 @@ impl Cors {
                 http::header::RETRY_AFTER,
                 // A browser client reads the revision the server answered with.
                 HeaderName::from_static("mcp-protocol-version"),
+                // … and the DPoP nonce to retry with (RFC 9449 §9).
+                HeaderName::from_static("dpop-nonce"),
             ])
             .max_age(config.max_age);
         Ok(Self { metadata, mcp })

@@ -75,7 +75,13 @@ impl DpopEdge {
                 self.verifier
                     .verify(proof, &target)
                     .map(drop)
-                    .map_err(Rejection::InvalidDpopProof)
+                    .map_err(|e| match e {
+                        // §9: the client retries with this one.
+                        DpopError::UseNonce => {
+                            Rejection::UseDpopNonce(self.verifier.issue_nonce().unwrap_or_default())
+                        }
+                        e => Rejection::InvalidDpopProof(e),
+                    })
             }
         }
     }

@@ -11,6 +11,11 @@
 //! 11, §7.1); the key's thumbprint the one the token is bound to (§7.1, RFC 7638); and last, the
 //! `jti` not seen before within the window (§11.1), in a cache bounded in memory per replica.
 //!
+//! With a nonce key configured ([`NonceConfig`], RFC 9449 §9), proofs must also carry a
+//! server nonce: an AES-256-GCM encryption of the time it was issued under that key, so any
+//! replica holding the key can check any replica's nonce — no shared store. A missing, forged or
+//! stale nonce is answered `use_dpop_nonce` with a fresh one.
+//!
 //! Errors say which check failed, for logs; clients get one fixed `invalid_dpop_proof`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,6 +28,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use crate::verify::jwt::{decode_unique_object, is_b64url};
+
+/// Binds nonces to their use, so the same key could seal something else without confusion.
+const NONCE_AAD: &[u8] = b"gatehouse dpop nonce v1";
 
 /// Longest proof read: a P-521 or RSA-4096 proof with its key is well under it.
 pub const MAX_PROOF_BYTES: usize = 8 * 1024;
@@ -40,6 +48,38 @@ pub struct DpopConfig {
     /// first, which a replay inside the window could then pass (size it to the request rate ×
     /// the window).
     pub replay_capacity: u64,
+    /// Server nonces (RFC 9449 §9): none by default.
+    pub nonce: Option<NonceConfig>,
+}
+
+/// Server-provided DPoP nonces.
+#[derive(Clone)]
+pub struct NonceConfig {
+    /// The AES-256-GCM key nonces are sealed with; the same on every replica.
+    pub key: [u8; 32],
+    /// How long a nonce stays good. Default 300 s.
+    pub lifetime: Duration,
+}
+
+impl NonceConfig {
+    /// Nonces sealed with a key derived from `secret` (SHA-256 of it: any secret string of
+    /// enough entropy will do), good for five minutes.
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest(&SHA256, secret).as_ref());
+        Self {
+            key,
+            lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+impl std::fmt::Debug for NonceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NonceConfig")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for DpopConfig {
@@ -55,6 +95,7 @@ impl Default for DpopConfig {
             max_age: Duration::from_secs(60),
             leeway: Duration::from_secs(5),
             replay_capacity: 100_000,
+            nonce: None,
         }
     }
 }
@@ -114,6 +155,10 @@ pub enum DpopError {
     /// This `jti` was seen within the window.
     #[error("proof replayed")]
     Replay,
+    /// Nonces are required and the proof has none, a forged one or a stale one (§9): the client
+    /// retries with the fresh nonce it is given.
+    #[error("proof nonce missing or stale")]
+    UseNonce,
 }
 
 /// The request a proof must match.
@@ -134,6 +179,7 @@ pub struct ProofTarget<'a> {
 pub struct DpopVerifier {
     config: DpopConfig,
     seen: moka::sync::Cache<String, ()>,
+    nonce_key: Option<aws_lc_rs::aead::RandomizedNonceKey>,
 }
 
 impl DpopError {
@@ -153,6 +199,7 @@ impl DpopError {
             Self::TokenHash => "dpop.ath",
             Self::Binding => "dpop.binding",
             Self::Replay => "dpop.replay",
+            Self::UseNonce => "dpop.use_nonce",
         }
     }
 }
@@ -173,7 +220,69 @@ impl DpopVerifier {
             // A `jti` older than the window cannot pass the `iat` check again.
             .time_to_live(config.max_age + config.leeway)
             .build();
-        Self { config, seen }
+        let nonce_key = config.nonce.as_ref().and_then(|n| {
+            aws_lc_rs::aead::RandomizedNonceKey::new(&aws_lc_rs::aead::AES_256_GCM, &n.key).ok()
+        });
+        Self {
+            config,
+            seen,
+            nonce_key,
+        }
+    }
+
+    /// Whether proofs must carry a server nonce.
+    pub fn requires_nonce(&self) -> bool {
+        self.nonce_key.is_some()
+    }
+
+    /// A fresh nonce (`None` without a nonce key): base64url of the AEAD nonce, then the sealed
+    /// issue time and its tag.
+    pub fn issue_nonce(&self) -> Option<String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        self.nonce_at(now)
+    }
+
+    fn nonce_at(&self, now: u64) -> Option<String> {
+        let key = self.nonce_key.as_ref()?;
+        let mut sealed = now.to_be_bytes().to_vec();
+        let nonce = key
+            .seal_in_place_append_tag(aws_lc_rs::aead::Aad::from(NONCE_AAD), &mut sealed)
+            .ok()?;
+        let mut out = nonce.as_ref().to_vec();
+        out.extend_from_slice(&sealed);
+        Some(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Whether `nonce` is one of ours and still good at `now`.
+    fn nonce_good(&self, nonce: &str, now: u64) -> bool {
+        let (Some(key), Some(n)) = (self.nonce_key.as_ref(), self.config.nonce.as_ref()) else {
+            return true;
+        };
+        let Ok(mut bytes) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        if bytes.len() != 12 + 8 + 16 {
+            return false;
+        }
+        let mut sealed = bytes.split_off(12);
+        let Ok(aead_nonce) = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(&bytes) else {
+            return false;
+        };
+        let Ok(plain) = key.open_in_place(
+            aead_nonce,
+            aws_lc_rs::aead::Aad::from(NONCE_AAD),
+            &mut sealed,
+        ) else {
+            return false;
+        };
+        let Ok(issued) = <[u8; 8]>::try_from(&plain[..]).map(u64::from_be_bytes) else {
+            return false;
+        };
+        issued <= now + self.config.leeway.as_secs()
+            && now.saturating_sub(issued) <= n.lifetime.as_secs()
     }
 
     /// The algorithms proofs may use (for `WWW-Authenticate: DPoP algs=…` and the metadata).
@@ -262,6 +371,9 @@ impl DpopVerifier {
             if !constant_time_eq(ath.as_bytes(), expected.as_bytes()) {
                 return Err(DpopError::TokenHash);
             }
+        }
+        if self.nonce_key.is_some() && !text("nonce").is_some_and(|n| self.nonce_good(n, now)) {
+            return Err(DpopError::UseNonce);
         }
         let thumbprint = jwk_thumbprint(jwk).ok_or(DpopError::Key)?;
         if let Some(bound) = target.bound_jkt
@@ -627,6 +739,46 @@ mod tests {
         assert_eq!(v.verify_at(&late, &target(None), NOW), Err(DpopError::Time));
         let on_time = c.proof(|_, cl| cl["jti"] = json!("fresh"));
         assert!(v.verify_at(&on_time, &target(None), NOW).is_ok());
+    }
+
+    #[test]
+    fn with_a_nonce_key_proofs_need_a_fresh_nonce_from_any_replica() {
+        let config = || DpopConfig {
+            nonce: Some(NonceConfig::from_secret(
+                b"a shared secret of enough entropy",
+            )),
+            ..DpopConfig::default()
+        };
+        let (a, b) = (DpopVerifier::new(config()), DpopVerifier::new(config()));
+        let other = DpopVerifier::new(DpopConfig {
+            nonce: Some(NonceConfig::from_secret(b"another secret")),
+            ..DpopConfig::default()
+        });
+        let c = Client::new(SigningAlg::ES256);
+        let from_a = a.nonce_at(NOW).unwrap();
+        assert_ne!(from_a, a.nonce_at(NOW).unwrap(), "every nonce is new");
+        let with = |nonce: &str| {
+            let nonce = nonce.to_owned();
+            c.proof(move |_, cl| cl["nonce"] = json!(nonce))
+        };
+        // Replica b takes replica a's nonce: no shared store.
+        assert!(b.verify_at(&with(&from_a), &target(None), NOW + 10).is_ok());
+        let cases = [
+            ("no nonce", c.proof(|_, _| {})),
+            ("stale", with(&a.nonce_at(NOW - 301).unwrap())),
+            ("from the future", with(&a.nonce_at(NOW + 60).unwrap())),
+            ("another key's", with(&other.nonce_at(NOW).unwrap())),
+            ("garbage", with("bm90LWEtbm9uY2U")),
+        ];
+        for (name, proof) in cases {
+            assert_eq!(
+                b.verify_at(&proof, &target(None), NOW),
+                Err(DpopError::UseNonce),
+                "{name}"
+            );
+        }
+        // Without a nonce key nothing is asked.
+        assert_eq!(verifier().nonce_at(NOW), None);
     }
 
     #[test]
