@@ -22,6 +22,7 @@
 //! mode, where stdout is the protocol).
 
 mod fixtures;
+mod mrtr;
 
 use std::io::Write;
 use std::net::SocketAddr;
