@@ -11,14 +11,13 @@
 #   next/active          the newest release (npm alias conformance-next), default set
 #   next/2026-07-28      the newest release, --requirements 2026-07-28: the 37 required
 #                        scenarios (scored: exit status) plus the 13 pending/extension ones the
-#                        revision names (not scored by the suite; conformance-extra.mjs requires
-#                        every one but the unsupported ones below to pass)
+#                        revision names (tasks-*, json-schema-2020-12, http-*; not scored by the
+#                        suite, so conformance-extra.mjs requires every one of them to pass)
 #   next/all             the newest release, --suite all (every server scenario, 65): the
 #                        pending and draft ones beyond the two sets above
 #
 # Not supported by the fixture (the suite records them; conformance-extra.mjs asserts they are
 # exactly these and nothing else):
-#   tasks-* (SEP-2663 extension) — see the fixture's docs; the suite marks them "extension".
 #   sep-2640-skills-* (SEP-2640 skills extension): the fixture declares no skills, so every
 #     check is SKIPPED — counted as untested, not as passed.
 #   tasks-status-notifications: the suite itself skips it (pending the subscriptions/listen

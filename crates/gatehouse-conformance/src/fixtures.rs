@@ -29,7 +29,9 @@ use rmcp::model::{
     ServerConfig, ServerNotification, SetLevelRequestParams, SubscribeRequestParams,
     SubscriptionFilter, Tool, ToolListChangedNotification, UnsubscribeRequestParams,
 };
+use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
 use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSendError};
+use rmcp::task_manager::TaskManager;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_router};
 use serde::Deserialize;
 use serde_json::json;
@@ -55,6 +57,8 @@ pub(crate) struct Shared {
     /// List-change announcements, fanned out to every open `subscriptions/listen` stream
     /// (SEP-2575); each stream's sink drops what its filter did not ask for.
     changes: broadcast::Sender<ServerNotification>,
+    /// The SEP-2663 tasks (`tasks.rs`).
+    pub(crate) tasks: TaskManager,
 }
 
 /// A 1×1 red PNG.
@@ -144,7 +148,7 @@ pub(crate) struct MessageArg {
 
 impl Fixtures {
     pub(crate) fn new() -> Self {
-        let mut router = Self::tool_router() + Self::mrtr_router();
+        let mut router = Self::tool_router() + Self::mrtr_router() + Self::tasks_router();
         router.add_route(ToolRoute::new_dyn(json_schema_tool(), |_ctx| {
             Box::pin(async { Ok(text("JSON Schema 2020-12 tool called").into()) })
         }));
@@ -169,6 +173,7 @@ impl Fixtures {
                 subscriptions: Mutex::new(HashSet::new()),
                 seal: StateSeal::new(),
                 changes,
+                tasks: TaskManager::new(),
             }),
         }
     }
@@ -614,6 +619,7 @@ impl ServerHandler for Fixtures {
                 .enable_resources_subscribe()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -669,6 +675,34 @@ impl ServerHandler for Fixtures {
         Ok(CompleteResult::new(
             CompletionInfo::with_all_values(values).map_err(internal)?,
         ))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.shared.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared
+            .tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared.tasks.cancel_task(&request.task_id)
     }
 
     fn accepted_subscription_filter(

@@ -23,6 +23,7 @@
 
 mod fixtures;
 mod mrtr;
+mod tasks;
 
 use std::io::Write;
 use std::net::SocketAddr;
