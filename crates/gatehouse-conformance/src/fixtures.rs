@@ -4,6 +4,22 @@
 //! Every fixture goes through the Gatehouse layer first: the suite only reaches them with the
 //! token the proxy injects.
 //!
+//! They cover the 0.1.16 suite and the newest release (0.2.0-alpha.12): its default set, all 37
+//! scenarios `--requirements 2026-07-28` requires and the 13 pending/extension ones it runs
+//! besides. For protocol 2026-07-28 (per-request `_meta`, no session):
+//! - SEP-2322 input-required tools and prompt: [`crate::mrtr`];
+//! - SEP-2663 tasks: [`crate::tasks`];
+//! - SEP-2575 diagnostics: `test_missing_capability` (`-32021` unless the request declares
+//!   sampling), `test_streaming_elicitation` (an input-required result, never a request on the
+//!   response stream), `test_logging_tool` (logs only when `_meta` sets a `logLevel`),
+//!   `subscriptions/listen` with `test_trigger_tool_change` / `test_trigger_prompt_change`
+//!   announcing list changes to every open stream;
+//! - SEP-2243: `test_mcp_param_header`, whose `x-mcp-header` argument rmcp's transport checks
+//!   against the `Mcp-Param-Region` header; SEP-2106: the full 2020-12 schema tool.
+//!
+//! Not served: the SEP-2640 skills extension (no skills declared: the suite skips those
+//! scenarios) and SSE resumption (`server-sse-polling`: no `test_reconnection`, no event store).
+//!
 //! Sampling, elicitation and logging are deprecated from protocol 2026-07-28 on (SEP-2577) but
 //! are what the 2025-06-18 / 2025-11-25 scenarios test, hence `allow(deprecated)` for the module.
 #![allow(deprecated)]
