@@ -4,6 +4,22 @@
 //! Every fixture goes through the Gatehouse layer first: the suite only reaches them with the
 //! token the proxy injects.
 //!
+//! They cover the 0.1.16 suite and the newest release (0.2.0-alpha.12): its default set, all 37
+//! scenarios `--requirements 2026-07-28` requires and the 13 pending/extension ones it runs
+//! besides. For protocol 2026-07-28 (per-request `_meta`, no session):
+//! - SEP-2322 input-required tools and prompt: [`crate::mrtr`];
+//! - SEP-2663 tasks: [`crate::tasks`];
+//! - SEP-2575 diagnostics: `test_missing_capability` (`-32021` unless the request declares
+//!   sampling), `test_streaming_elicitation` (an input-required result, never a request on the
+//!   response stream), `test_logging_tool` (logs only when `_meta` sets a `logLevel`),
+//!   `subscriptions/listen` with `test_trigger_tool_change` / `test_trigger_prompt_change`
+//!   announcing list changes to every open stream;
+//! - SEP-2243: `test_mcp_param_header`, whose `x-mcp-header` argument rmcp's transport checks
+//!   against the `Mcp-Param-Region` header; SEP-2106: the full 2020-12 schema tool.
+//!
+//! Not served: the SEP-2640 skills extension (no skills declared: the suite skips those
+//! scenarios) and SSE resumption (`server-sse-polling`: no `test_reconnection`, no event store).
+//!
 //! Sampling, elicitation and logging are deprecated from protocol 2026-07-28 on (SEP-2577) but
 //! are what the 2025-06-18 / 2025-11-25 scenarios test, hence `allow(deprecated)` for the module.
 #![allow(deprecated)]
@@ -15,28 +31,50 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rmcp::handler::server::router::tool::{ToolRoute, ToolRouter};
+use rmcp::handler::server::tool::InputResponses as InputResponsesPart;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities,
-    CompleteRequestParams, CompleteResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument,
-    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptListChangedNotification, PromptMessage,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
     RequestMetaObject, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
-    ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    ServerConfig, ServerNotification, SetLevelRequestParams, SubscribeRequestParams,
+    SubscriptionFilter, Tool, ToolListChangedNotification, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::model::{CancelTaskParams, GetTaskParams, GetTaskResult, UpdateTaskParams};
+use rmcp::service::{RequestContext, SubscriptionContext, SubscriptionSendError};
+use rmcp::task_manager::TaskManager;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_router};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::mrtr::{self, StateSeal};
 
 /// The conformance fixtures. Cheap to clone; one per MCP session.
 #[derive(Clone)]
 pub(crate) struct Fixtures {
     // Built once (a per-request rebuild costs ~9 % throughput; test-peers.md).
     tool_router: Arc<ToolRouter<Fixtures>>,
-    subscriptions: Arc<Mutex<HashSet<String>>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What every session of one server shares. On 2026-07-28 each request may be served by a
+/// fresh handler (no session), so anything that spans requests lives here.
+pub(crate) struct Shared {
+    /// Legacy `resources/subscribe` URIs.
+    subscriptions: Mutex<HashSet<String>>,
+    /// Seals the input-required fixtures' `requestState`.
+    pub(crate) seal: StateSeal,
+    /// List-change announcements, fanned out to every open `subscriptions/listen` stream
+    /// (SEP-2575); each stream's sink drops what its filter did not ask for.
+    changes: broadcast::Sender<ServerNotification>,
+    /// The SEP-2663 tasks (`tasks.rs`).
+    pub(crate) tasks: TaskManager,
 }
 
 /// A 1×1 red PNG.
@@ -44,6 +82,10 @@ const RED_PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUl
 
 /// Name of the JSON Schema 2020-12 fixture tool (scenario `json-schema-2020-12`).
 const JSON_SCHEMA_TOOL: &str = "json_schema_2020_12_tool";
+
+/// Name of the SEP-2243 fixture tool whose `region` argument is mirrored in the
+/// `Mcp-Param-Region` header (scenario `http-custom-header-server-validation`).
+const HEADER_TOOL: &str = "test_mcp_param_header";
 
 /// A minimal valid WAV file: RIFF header, 8 kHz mono 8-bit PCM, 8 samples of silence.
 fn tiny_wav() -> Vec<u8> {
@@ -67,7 +109,9 @@ fn tiny_wav() -> Vec<u8> {
 
 /// Builds an rmcp model value from its JSON form (many model structs are `#[non_exhaustive]`;
 /// the JSON is exactly what the scenario descriptions specify).
-fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ErrorData> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ErrorData> {
     serde_json::from_value(value).map_err(internal)
 }
 
@@ -77,7 +121,7 @@ fn internal(e: impl std::fmt::Display) -> ErrorData {
 }
 
 /// A successful tool result: one text block.
-fn text(text: impl Into<String>) -> CallToolResult {
+pub(crate) fn text(text: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(text)])
 }
 
@@ -120,14 +164,39 @@ pub(crate) struct MessageArg {
 
 impl Fixtures {
     pub(crate) fn new() -> Self {
-        let mut router = Self::tool_router();
+        let mut router = Self::tool_router() + Self::mrtr_router() + Self::tasks_router();
         router.add_route(ToolRoute::new_dyn(json_schema_tool(), |_ctx| {
             Box::pin(async { Ok(text("JSON Schema 2020-12 tool called").into()) })
         }));
+        router.add_route(ToolRoute::new_dyn(header_tool(), |ctx| {
+            let region = ctx
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get("region"))
+                .and_then(|r| r.as_str())
+                .map(str::to_owned);
+            Box::pin(async move {
+                let region =
+                    region.ok_or_else(|| ErrorData::invalid_params("region is required", None))?;
+                Ok(text(format!("region: {region}")).into())
+            })
+        }));
+        // Capacity: announcements are rare (the trigger fixtures); a lagging stream skips some.
+        let (changes, _) = broadcast::channel(16);
         Self {
             tool_router: Arc::new(router),
-            subscriptions: Arc::new(Mutex::new(HashSet::new())),
+            shared: Arc::new(Shared {
+                subscriptions: Mutex::new(HashSet::new()),
+                seal: StateSeal::new(),
+                changes,
+                tasks: TaskManager::new(),
+            }),
         }
+    }
+
+    /// Announces `change` to every open `subscriptions/listen` stream (none open: dropped).
+    fn announce(&self, change: ServerNotification) {
+        let _ = self.shared.changes.send(change);
     }
 
     /// Sends `elicitation/create` for a form of `properties` (a flat object, as elicitation
@@ -155,31 +224,76 @@ impl Fixtures {
     }
 }
 
-/// The `json-schema-2020-12` fixture: its input schema must reach clients verbatim.
+/// The `json-schema-2020-12` fixture: its input schema must reach clients verbatim — the
+/// 2020-12 keywords of SEP-1613 (`$schema`, `$defs`, `additionalProperties`) and the broader
+/// vocabulary SEP-2106 permits (`$anchor`, `allOf`/`anyOf`, `if`/`then`/`else`).
 fn json_schema_tool() -> Tool {
     let schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "addressDef",
                 "type": "object",
                 "properties": { "street": { "type": "string" }, "city": { "type": "string" } }
             }
         },
         "properties": {
             "name": { "type": "string" },
-            "address": { "$ref": "#/$defs/address" }
+            "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" }
         },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": {
+            "properties": { "contactMethod": { "const": "phone" } },
+            "required": ["contactMethod"]
+        },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
         "additionalProperties": false
     });
-    let serde_json::Value::Object(schema) = schema else {
-        unreachable!("a JSON object literal")
-    };
     Tool::new(
         JSON_SCHEMA_TOOL,
         "Tool with JSON Schema 2020-12 features",
-        Arc::new(schema),
+        Arc::new(object(schema)),
     )
+}
+
+/// The SEP-2243 fixture: `region` carries `x-mcp-header`, so a 2026-07-28 client mirrors it in
+/// `Mcp-Param-Region` and rmcp's transport refuses (`-32020`, HTTP 400) a request whose header
+/// is missing, badly Base64-encoded or differs from the body.
+fn header_tool() -> Tool {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "region": { "type": "string", "description": "Region to echo", "x-mcp-header": "Region" }
+        },
+        "required": ["region"]
+    });
+    Tool::new(
+        HEADER_TOOL,
+        "Echoes its region argument, mirrored in the Mcp-Param-Region header",
+        Arc::new(object(schema)),
+    )
+}
+
+/// The map of a JSON object literal.
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(map) = value else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
+/// Whether the request is on protocol 2026-07-28 or later (per-request `_meta` or the
+/// session's negotiated version): there server-to-client requests travel as input-required
+/// results, never as independent requests on the response stream (SEP-2322, SEP-2575).
+fn mrtr_era(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
 
 #[tool_router]
@@ -287,6 +401,113 @@ impl Fixtures {
             }
         }
         Ok(text("Tool with progress executed successfully"))
+    }
+
+    #[tool(
+        name = "test_missing_capability",
+        description = "Needs the sampling capability: -32021 for a request that did not declare it (SEP-2575)"
+    )]
+    async fn test_missing_capability(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if context
+            .client_capabilities()
+            .is_some_and(|c| c.sampling.is_some())
+        {
+            return Ok(text("The client declared sampling"));
+        }
+        let required: ClientCapabilities = from_json(json!({ "sampling": {} }))?;
+        Err(ErrorData::missing_required_client_capability(required))
+    }
+
+    #[tool(
+        name = "test_streaming_elicitation",
+        description = "Asks for a confirmation: an input-required result on 2026-07-28, elicitation/create before"
+    )]
+    async fn test_streaming_elicitation(
+        &self,
+        context: RequestContext<RoleServer>,
+        InputResponsesPart(answers): InputResponsesPart,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(refusal) = undeclared(&context.peer, "elicitation", |c| c.elicitation.is_some())
+            .filter(|_| !mrtr_era(&context))
+        {
+            return Ok(refusal.into());
+        }
+        if !mrtr_era(&context) {
+            let properties = json!({ "confirmed": { "type": "boolean" } });
+            return Self::elicit(
+                &context.peer,
+                "Continue?",
+                properties,
+                &["confirmed"],
+                "Answer",
+            )
+            .await
+            .map(Into::into);
+        }
+        if context
+            .client_capabilities()
+            .is_none_or(|c| c.elicitation.is_none())
+        {
+            let required: ClientCapabilities = from_json(json!({ "elicitation": {} }))?;
+            return Err(ErrorData::missing_required_client_capability(required));
+        }
+        match mrtr::answer(answers.as_ref(), "confirm")? {
+            None => {
+                let request = mrtr::elicit("Continue?", "confirmed", "boolean")?;
+                Ok(mrtr::ask([("confirm", request)], None).into())
+            }
+            Some(a) => Ok(text(format!(
+                "Answer: {}",
+                mrtr::elicited(a, "confirmed")?.unwrap_or(serde_json::Value::Null)
+            ))
+            .into()),
+        }
+    }
+
+    #[tool(
+        name = "test_logging_tool",
+        description = "Logs one info message, only when the request asked for logs (_meta logLevel, SEP-2575)"
+    )]
+    async fn test_logging_tool(
+        &self,
+        peer: Peer<RoleServer>,
+        meta: RequestMetaObject,
+    ) -> Result<CallToolResult, ErrorData> {
+        // No logLevel: the client did not ask for logs, so none may be sent.
+        if let Some(level) = meta.log_level()
+            && matches!(level, LoggingLevel::Debug | LoggingLevel::Info)
+        {
+            let param = from_json(
+                json!({ "level": "info", "logger": "conformance", "data": "test_logging_tool ran" }),
+            )?;
+            peer.notify_logging_message(param).await.map_err(internal)?;
+        }
+        Ok(text("Logging tool executed"))
+    }
+
+    #[tool(
+        name = "test_trigger_tool_change",
+        description = "Announces a tool-list change to every open subscriptions/listen stream"
+    )]
+    async fn test_trigger_tool_change(&self) -> CallToolResult {
+        self.announce(ServerNotification::ToolListChangedNotification(
+            ToolListChangedNotification::default(),
+        ));
+        text("Tool list change announced")
+    }
+
+    #[tool(
+        name = "test_trigger_prompt_change",
+        description = "Announces a prompt-list change to every open subscriptions/listen stream"
+    )]
+    async fn test_trigger_prompt_change(&self) -> CallToolResult {
+        self.announce(ServerNotification::PromptListChangedNotification(
+            PromptListChangedNotification::default(),
+        ));
+        text("Prompt list change announced")
     }
 
     #[tool(
@@ -409,9 +630,12 @@ impl ServerHandler for Fixtures {
                 .enable_logging()
                 .enable_completions()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_resources()
                 .enable_resources_subscribe()
                 .enable_tools()
+                .enable_tool_list_changed()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -462,9 +686,66 @@ impl ServerHandler for Fixtures {
             .filter(|v| v.starts_with(&prefix))
             .map(|v| (*v).to_owned())
             .collect();
-        from_json(json!({
-            "completion": { "values": values, "total": values.len(), "hasMore": false }
-        }))
+        // The constructor sets `resultType: "complete"` (required on 2026-07-28, SEP-2322;
+        // rmcp strips it for older peers).
+        Ok(CompleteResult::new(
+            CompletionInfo::with_all_values(values).map_err(internal)?,
+        ))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.shared.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared
+            .tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared.tasks.cancel_task(&request.task_id)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // Everything asked for; rmcp narrows it to what get_info advertises.
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.shared.changes.subscribe();
+        loop {
+            let change = tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                change = changes.recv() => change,
+            };
+            match change {
+                // The sink tags it with the subscription id and drops what the filter excludes.
+                Ok(n) => match context.sink().send(n).await {
+                    Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_)) => {}
+                    Err(_) => return Ok(()),
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
     }
 
     async fn list_resources(
@@ -537,7 +818,8 @@ impl ServerHandler for Fixtures {
         request: SubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscriptions
+        self.shared
+            .subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(request.uri);
@@ -548,7 +830,8 @@ impl ServerHandler for Fixtures {
         request: UnsubscribeRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscriptions
+        self.shared
+            .subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&request.uri);
@@ -589,6 +872,11 @@ impl ServerHandler for Fixtures {
                 Some("A prompt with an image"),
                 None,
             ),
+            Prompt::new(
+                mrtr::PROMPT,
+                Some("Asks for its context through an input-required result (SEP-2322)"),
+                None,
+            ),
         ]))
     }
 
@@ -597,6 +885,9 @@ impl ServerHandler for Fixtures {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name == mrtr::PROMPT {
+            return mrtr::input_required_prompt(request.input_responses.as_ref());
+        }
         let args = request.arguments.unwrap_or_default();
         let arg = |name: &str| -> Result<String, ErrorData> {
             args.get(name)

@@ -22,6 +22,8 @@
 //! mode, where stdout is the protocol).
 
 mod fixtures;
+mod mrtr;
+mod tasks;
 
 use std::io::Write;
 use std::net::SocketAddr;
