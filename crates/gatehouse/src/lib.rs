@@ -7,6 +7,7 @@ pub mod jws;
 pub mod mcp;
 pub mod observe;
 pub mod policy;
+pub mod presets;
 pub mod resource;
 pub mod settings;
 pub mod tenancy;

@@ -19,6 +19,7 @@ use crate::caller::ScopeSet;
 use crate::http::{CorsConfig, GatehouseBuilder, RequestLimits, SessionBindingConfig};
 use crate::policy::rate_limit::{GovernorRateLimiter, RateLimitConfig, RateLimiter, RateQuota};
 use crate::policy::{ScopeHierarchy, ToolListMode};
+use crate::presets::IdpPreset;
 use crate::resource::{ParseOptions, ResourceUrl};
 use crate::tenancy::Tenancy;
 use crate::upstream::{
@@ -243,6 +244,10 @@ impl DpopSettings {
 pub struct IssuerSettings {
     /// The issuer identifier, compared byte-for-byte with `iss` and with the discovery document.
     pub issuer: String,
+    /// `entra`, `auth0`, `keycloak`, `okta`, `cognito` or `zitadel`: that provider's token
+    /// shape and key location ([`crate::presets`]), its issuer form checked at start.
+    #[serde(default)]
+    pub preset: Option<IdpPreset>,
     /// JWKS URL. Default: discovered from RFC 8414 / OpenID Connect metadata of `issuer`.
     #[serde(default)]
     pub jwks_uri: Option<String>,
@@ -305,6 +310,7 @@ impl IssuerSettings {
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
+            preset: None,
             jwks_uri: None,
             audiences: vec![],
             audience_policy: AudiencePolicy::default(),
@@ -369,6 +375,11 @@ impl IssuerSettings {
             if v == 0 {
                 return Err(SettingsError::new(key(field), "must be at least 1"));
             }
+        }
+        if let Some(preset) = self.preset {
+            preset
+                .apply(&mut out)
+                .map_err(|e| SettingsError::new(key("preset"), e))?;
         }
         out.jwks.min_refresh_interval = Duration::from_secs(self.jwks_refresh_cooldown_seconds);
         out.jwks.max_staleness = Duration::from_secs(self.jwks_max_staleness_seconds);
@@ -1135,6 +1146,35 @@ mod tests {
                 format!("auth.issuers[3].{field}")
             );
         }
+    }
+
+    #[test]
+    fn a_preset_is_read_and_a_wrong_issuer_form_names_the_key() {
+        let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
+        let okta: IssuerSettings = serde_json::from_value(serde_json::json!({
+            "issuer": "https://acme.okta.com/oauth2/default", "preset": "okta"
+        }))
+        .unwrap();
+        let c = okta.to_config(0, &r).unwrap();
+        assert!(c.typ.accept_missing);
+        assert_eq!(
+            c.jwks_uri.unwrap().as_str(),
+            "https://acme.okta.com/oauth2/default/v1/keys"
+        );
+        let org: IssuerSettings = serde_json::from_value(serde_json::json!({
+            "issuer": "https://acme.okta.com", "preset": "okta"
+        }))
+        .unwrap();
+        assert_eq!(
+            org.to_config(2, &r).unwrap_err().key,
+            "auth.issuers[2].preset"
+        );
+        assert!(
+            serde_json::from_value::<IssuerSettings>(serde_json::json!({
+                "issuer": "https://a", "preset": "ping"
+            }))
+            .is_err()
+        );
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub struct JwtIssuerConfig {
     pub audiences: Vec<String>,
     /// Whether `aud` may name other audiences too. Default [`AudiencePolicy::Includes`].
     pub audience_policy: super::AudiencePolicy,
+    /// For an issuer whose access tokens carry no `aud` (AWS Cognito): a token without `aud`
+    /// is checked by its `client_id` against `audiences` instead (the app clients allowed).
+    /// Weaker than an audience — a client ID names who asked, not for which resource — so it is
+    /// `dangerous_` and warned about. Default false: no `aud`, no access.
+    pub dangerous_audience_from_client_id: bool,
+    /// Claims that must be present with exactly this string value (Cognito's
+    /// `token_use = "access"`, which tells its access tokens from its ID tokens).
+    pub required_claims: Vec<(String, String)>,
     /// Allowed signature algorithms. Default: [`DEFAULT_ALGORITHMS`]. `none` cannot be
     /// expressed; `HS*` requires [`JwtIssuerConfig::dangerous_allow_hmac_secret`].
     pub algorithms: Vec<Algorithm>,
@@ -120,6 +128,8 @@ impl JwtIssuerConfig {
             jwks_uri: None,
             audiences: vec![audience.into()],
             audience_policy: super::AudiencePolicy::default(),
+            dangerous_audience_from_client_id: false,
+            required_claims: Vec::new(),
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             typ: TypPolicy::default(),
             leeway: DEFAULT_LEEWAY,

@@ -54,6 +54,8 @@ pub struct JwtVerifier {
     issuer: Arc<str>,
     audiences: HashSet<String>,
     audience_policy: AudiencePolicy,
+    audience_from_client_id: bool,
+    required_claims: Vec<(String, String)>,
     algorithms: Vec<Algorithm>,
     typ: TypPolicy,
     leeway: f64,
@@ -145,6 +147,13 @@ impl JwtVerifier {
     }
 
     fn assemble(config: JwtIssuerConfig, jwks: Option<JwksCache>) -> Self {
+        if config.dangerous_audience_from_client_id {
+            tracing::warn!(
+                issuer = %config.issuer,
+                "dangerous_audience_from_client_id: tokens without aud are accepted for their \
+                 client_id; a client ID does not say which resource a token is for"
+            );
+        }
         if config.typ.accept_jwt || config.typ.accept_missing {
             tracing::warn!(
                 issuer = %config.issuer,
@@ -163,6 +172,8 @@ impl JwtVerifier {
             issuer: config.issuer.into(),
             audiences: config.audiences.into_iter().collect(),
             audience_policy: config.audience_policy,
+            audience_from_client_id: config.dangerous_audience_from_client_id,
+            required_claims: config.required_claims,
             algorithms: config.algorithms,
             typ: config.typ,
             leeway: config.leeway.as_secs_f64(),
@@ -270,10 +281,21 @@ impl JwtVerifier {
                 return Err(InvalidReason::IssuedInFuture.into());
             }
         }
-        let auds = c
-            .get("aud")
-            .and_then(audiences)
-            .ok_or(InvalidReason::MissingClaim)?;
+        let auds = match c.get("aud") {
+            Some(v) => audiences(v).ok_or(InvalidReason::MissingClaim)?,
+            // Only where configured (Cognito): the client the token was issued to stands in.
+            None if self.audience_from_client_id => c
+                .get("client_id")
+                .and_then(Value::as_str)
+                .map(|id| vec![id.to_owned()])
+                .ok_or(InvalidReason::MissingClaim)?,
+            None => return Err(InvalidReason::MissingClaim.into()),
+        };
+        for (name, value) in &self.required_claims {
+            if c.get(name).and_then(Value::as_str) != Some(value.as_str()) {
+                return Err(InvalidReason::MissingClaim.into());
+            }
+        }
         if auds.is_empty() {
             return Err(InvalidReason::MissingClaim.into());
         }
