@@ -13,6 +13,10 @@ export const CLIENTS = [
   { id: 'billing-agent', secret: 'agent-secret', scopes: SCOPES, tenant: 'acme', grantTypes: ['client_credentials'] },
   // Another tenant with the same scopes: sees its own invoices only.
   { id: 'globex-agent', secret: 'globex-secret', scopes: SCOPES, tenant: 'globex', grantTypes: ['client_credentials'] },
+  // DPoP only (RFC 9449): registered with `dpop_bound_access_tokens`, so oidc-provider refuses
+  // its token requests without a proof and every token it gets is bound to its key (cnf.jkt).
+  // A client of its own: the Bearer clients above must keep getting Bearer tokens.
+  { id: 'billing-dpop', secret: 'dpop-secret', scopes: ['invoices:read'], tenant: 'acme', grantTypes: ['client_credentials'], dpop: true },
   // The resource server itself, for introspection (no grant: it never obtains tokens).
   { id: 'billing-rs', secret: 'rs-secret', scopes: [], grantTypes: [] },
 ];

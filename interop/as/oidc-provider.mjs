@@ -1,6 +1,6 @@
 // oidc-provider (a certified OpenID provider) configured as the authorization server of the
 // Gatehouse billing server: client credentials, RFC 8707 resource indicators, RFC 7662
-// introspection and RFC 7009 revocation.
+// introspection, RFC 7009 revocation and RFC 9449 DPoP-bound tokens.
 //
 //   node as/oidc-provider.mjs --format jwt|opaque --resource URL [--resource URL…] [--port N]
 //
@@ -55,6 +55,7 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
     // oidc-provider refuses an empty `scope` in client metadata: omit it instead.
     ...(c.scopes.length ? { scope: c.scopes.join(' ') } : {}),
+    ...(c.dpop ? { dpop_bound_access_tokens: true } : {}),
   })),
   ttl: { ClientCredentials: 600 },
   scopes: ['openid', ...SCOPES],
@@ -68,6 +69,11 @@ const provider = new Provider(issuer, {
       allowedPolicy: async (_ctx, client) => client.clientId === 'billing-rs',
     },
     revocation: { enabled: true },
+    // RFC 9449 at the token endpoint: a request with a `DPoP` proof gets a token bound to the
+    // proof's key (`cnf.jkt` in the JWT, token_type DPoP). On by default in this version; named
+    // here because the DPoP scenarios depend on it. No AS nonces (`nonceSecret`): the nonce
+    // round trip under test is Gatehouse's.
+    dPoP: { enabled: true },
     resourceIndicators: {
       enabled: true,
       // No default resource: a request without `resource` yields an audience-less token.
