@@ -53,7 +53,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::mrtr::{self, StateSeal};
+use crate::rounds::{self, StateSeal, from_json};
 
 /// The conformance fixtures. Cheap to clone; one per MCP session.
 #[derive(Clone)]
@@ -105,14 +105,6 @@ fn tiny_wav() -> Vec<u8> {
     w.extend_from_slice(&(samples.len() as u32).to_le_bytes());
     w.extend_from_slice(&samples);
     w
-}
-
-/// Builds an rmcp model value from its JSON form (many model structs are `#[non_exhaustive]`;
-/// the JSON is exactly what the scenario descriptions specify).
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-) -> Result<T, ErrorData> {
-    serde_json::from_value(value).map_err(internal)
 }
 
 /// A JSON-RPC internal error carrying `e`'s text.
@@ -454,14 +446,14 @@ impl Fixtures {
             let required: ClientCapabilities = from_json(json!({ "elicitation": {} }))?;
             return Err(ErrorData::missing_required_client_capability(required));
         }
-        match mrtr::answer(answers.as_ref(), "confirm")? {
+        match rounds::answer(answers.as_ref(), "confirm")? {
             None => {
-                let request = mrtr::elicit("Continue?", "confirmed", "boolean")?;
-                Ok(mrtr::ask([("confirm", request)], None).into())
+                let request = rounds::elicit("Continue?", "confirmed", "boolean")?;
+                Ok(rounds::ask([("confirm", request)], None).into())
             }
             Some(a) => Ok(text(format!(
                 "Answer: {}",
-                mrtr::elicited(a, "confirmed")?.unwrap_or(serde_json::Value::Null)
+                rounds::elicited(a, "confirmed")?.unwrap_or(serde_json::Value::Null)
             ))
             .into()),
         }
@@ -873,7 +865,7 @@ impl ServerHandler for Fixtures {
                 None,
             ),
             Prompt::new(
-                mrtr::PROMPT,
+                rounds::PROMPT,
                 Some("Asks for its context through an input-required result (SEP-2322)"),
                 None,
             ),
@@ -885,8 +877,8 @@ impl ServerHandler for Fixtures {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        if request.name == mrtr::PROMPT {
-            return mrtr::input_required_prompt(request.input_responses.as_ref());
+        if request.name == rounds::PROMPT {
+            return rounds::input_required_prompt(request.input_responses.as_ref());
         }
         let args = request.arguments.unwrap_or_default();
         let arg = |name: &str| -> Result<String, ErrorData> {

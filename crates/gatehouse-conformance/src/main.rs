@@ -23,6 +23,7 @@
 
 mod fixtures;
 mod mrtr;
+mod rounds;
 mod tasks;
 
 use std::io::Write;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::fixtures::{Fixtures, text};
-use crate::mrtr;
+use crate::rounds;
 
 /// Whether this request declared the tasks extension.
 fn declared(context: &RequestContext<RoleServer>) -> bool {
@@ -57,7 +57,7 @@ fn answered(value: &Value, field: &str) -> Result<Value, TaskExit> {
     let Value::Object(answer) = value else {
         return Err(ErrorData::invalid_params("inputResponses: malformed response", None).into());
     };
-    Ok(mrtr::elicited(answer, field)?.unwrap_or(Value::Null))
+    Ok(rounds::elicited(answer, field)?.unwrap_or(Value::Null))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -159,7 +159,7 @@ impl Fixtures {
         if !declared(&context) {
             return Err(tasks_required());
         }
-        let request = mrtr::elicit(&format!("Delete {}?", a.filename), "confirm", "boolean")?;
+        let request = rounds::elicit(&format!("Delete {}?", a.filename), "confirm", "boolean")?;
         Ok(spawn(&self.shared.tasks, move |ctx| async move {
             let answer = ctx.request_input("confirm_delete", request).await?;
             let verdict = if answered(&answer, "confirm")? == Value::Bool(true) {
@@ -182,8 +182,8 @@ impl Fixtures {
         if !declared(&context) {
             return Err(tasks_required());
         }
-        let first = mrtr::elicit("First name?", "name", "string")?;
-        let second = mrtr::elicit("Second name?", "name", "string")?;
+        let first = rounds::elicit("First name?", "name", "string")?;
+        let second = rounds::elicit("Second name?", "name", "string")?;
         Ok(spawn(&self.shared.tasks, move |ctx| async move {
             let (a, b) = tokio::join!(
                 ctx.request_input("first", first),
@@ -210,12 +210,12 @@ impl Fixtures {
             return Err(tasks_required());
         }
         // Round 1 (SEP-2322, before any task exists): ask for the name.
-        let Some(a) = mrtr::answer(answers.as_ref(), "user_name")? else {
-            let request = mrtr::elicit("What is your name?", "name", "string")?;
-            return Ok(mrtr::ask([("user_name", request)], None).into());
+        let Some(a) = rounds::answer(answers.as_ref(), "user_name")? else {
+            let request = rounds::elicit("What is your name?", "name", "string")?;
+            return Ok(rounds::ask([("user_name", request)], None).into());
         };
         // Round 2: the gathered name goes into the task, whose result shows it.
-        let name = match mrtr::elicited(a, "name")? {
+        let name = match rounds::elicited(a, "name")? {
             Some(Value::String(n)) => n,
             _ => return Err(ErrorData::invalid_params("name must be a string", None)),
         };
