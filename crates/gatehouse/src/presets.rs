@@ -13,9 +13,11 @@
 //! | `cognito` | `https://cognito-idp.{region}.amazonaws.com/{pool-id}` | no `typ`; no `aud`: `client_id` checked against `audiences` (`dangerous_audience_from_client_id`, warned) | `token_use` must be `access`; keys at `/.well-known/jwks.json` |
 //! | `zitadel` | `https://{instance}` | `typ: JWT` | keys at `/oauth/v2/keys` |
 //!
-//! Not covered: Entra multi-tenant issuers (`common`, `organizations`: the issuer is a template
-//! per token), Entra v1 and v2 tokens under one entry (configure two entries), role claims
-//! nested in objects (Keycloak `realm_access.roles`, ZITADEL's project roles).
+//! Entra multi-tenant apps: the issuer template `https://login.microsoftonline.com/{tenantid}/v2.0`
+//! with `tenants = [...]` becomes one issuer per listed tenant (settings), each checked as
+//! above; any tenant is never accepted by default. Not covered: Entra v1 and v2 tokens under one
+//! entry (configure two entries), role claims nested in objects (Keycloak `realm_access.roles`,
+//! ZITADEL's project roles).
 
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
@@ -74,11 +76,17 @@ impl IdpPreset {
                 };
                 if !is_guid(tenant) {
                     return Err(format!(
-                        "Entra tenant {tenant:?} is not a tenant ID: multi-tenant issuers \
-                         (common, organizations, consumers) are not supported; name one tenant"
+                        "Entra tenant {tenant:?} is not a tenant ID: for a multi-tenant app use \
+                         the issuer template https://login.microsoftonline.com/{{tenantid}}/v2.0 \
+                         with tenants = [the tenant IDs allowed]"
                     ));
                 }
                 config.typ.accept_jwt = true;
+                // The token's tenant must be the issuer's (defence in depth for multi-tenant
+                // apps, whose tenants share one key set).
+                config
+                    .required_claims
+                    .push(("tid".into(), tenant.to_string()));
                 // App-only tokens carry their permissions in `roles`, not `scp`.
                 push_claim(config, "roles");
                 // Entra's keys carry no `alg`; its tokens are RS256.
@@ -261,6 +269,19 @@ mod tests {
                 .await
                 .unwrap_err(),
             VerifyError::Invalid(InvalidReason::ForbiddenHeader)
+        );
+        // A token of another tenant under this tenant's issuer (shared keys) is refused.
+        assert_eq!(
+            check(
+                &v,
+                entra()
+                    .claim("tid", "66666666-7777-8888-9999-000000000000")
+                    .claim("scp", "invoices.read")
+                    .sign()
+            )
+            .await
+            .unwrap_err(),
+            VerifyError::Invalid(InvalidReason::MissingClaim)
         );
         // Without the preset the same token is refused (typ JWT, RFC 9068 strictness).
         let mut plain = JwtIssuerConfig::new(iss.clone(), AUD);

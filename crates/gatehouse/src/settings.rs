@@ -248,6 +248,11 @@ pub struct IssuerSettings {
     /// shape and key location ([`crate::presets`]), its issuer form checked at start.
     #[serde(default)]
     pub preset: Option<IdpPreset>,
+    /// Entra multi-tenant apps: with the issuer template
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`, the tenant IDs whose tokens are
+    /// accepted (each becomes an issuer of its own). Any tenant is never the default.
+    #[serde(default)]
+    pub tenants: Vec<String>,
     /// JWKS URL. Default: discovered from RFC 8414 / OpenID Connect metadata of `issuer`.
     #[serde(default)]
     pub jwks_uri: Option<String>,
@@ -311,6 +316,7 @@ impl IssuerSettings {
         Self {
             issuer: issuer.into(),
             preset: None,
+            tenants: vec![],
             jwks_uri: None,
             audiences: vec![],
             audience_policy: AudiencePolicy::default(),
@@ -324,6 +330,44 @@ impl IssuerSettings {
             fetch_timeout_seconds: default_fetch_timeout(),
             jwks_max_staleness_seconds: default_max_staleness(),
         }
+    }
+
+    /// The issuers this entry stands for: itself, or — for an Entra issuer template — one per
+    /// listed tenant, each with its tenant's issuer and a `tid` that must match it.
+    fn expand(&self, index: usize) -> Result<Vec<IssuerSettings>, SettingsError> {
+        const TEMPLATE: &str = "{tenantid}";
+        let key = |field: &str| format!("auth.issuers[{index}].{field}");
+        if !self.issuer.contains(TEMPLATE) {
+            if !self.tenants.is_empty() {
+                return Err(SettingsError::new(
+                    key("tenants"),
+                    "only for an issuer template with {tenantid}",
+                ));
+            }
+            return Ok(vec![self.clone()]);
+        }
+        if self.preset != Some(IdpPreset::Entra) {
+            return Err(SettingsError::new(
+                key("issuer"),
+                "an issuer template ({tenantid}) needs preset = \"entra\"",
+            ));
+        }
+        if self.tenants.is_empty() {
+            return Err(SettingsError::new(
+                key("tenants"),
+                "list the tenant IDs whose tokens are accepted: a multi-tenant app accepts no \
+                 tenant by default",
+            ));
+        }
+        Ok(self
+            .tenants
+            .iter()
+            .map(|tid| IssuerSettings {
+                issuer: self.issuer.replace(TEMPLATE, tid),
+                tenants: vec![],
+                ..self.clone()
+            })
+            .collect())
     }
 
     fn to_config(
@@ -1008,10 +1052,12 @@ impl Settings {
                 ..SessionBindingConfig::default()
             });
         }
-        for (i, issuer) in auth.issuers.iter().enumerate() {
-            b = b
-                .jwt_issuer_config(issuer.to_config(i, &resource)?)
-                .dpop(issuer.issuer.clone(), issuer.dpop);
+        for (i, entry) in auth.issuers.iter().enumerate() {
+            for issuer in entry.expand(i)? {
+                b = b
+                    .jwt_issuer_config(issuer.to_config(i, &resource)?)
+                    .dpop(issuer.issuer.clone(), issuer.dpop);
+            }
         }
         for (i, section) in auth.introspection.iter().enumerate() {
             b = b
@@ -1174,6 +1220,57 @@ mod tests {
                 "issuer": "https://a", "preset": "ping"
             }))
             .is_err()
+        );
+    }
+
+    #[test]
+    fn an_entra_issuer_template_becomes_one_issuer_per_listed_tenant() {
+        let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
+        let (a, b) = (
+            "11111111-2222-3333-4444-555555555555",
+            "66666666-7777-8888-9999-000000000000",
+        );
+        let multi: IssuerSettings = serde_json::from_value(serde_json::json!({
+            "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
+            "preset": "entra",
+            "tenants": [a, b],
+        }))
+        .unwrap();
+        let expanded = multi.expand(1).unwrap();
+        let issuers: Vec<&str> = expanded.iter().map(|i| i.issuer.as_str()).collect();
+        assert_eq!(
+            issuers,
+            [
+                format!("https://login.microsoftonline.com/{a}/v2.0"),
+                format!("https://login.microsoftonline.com/{b}/v2.0")
+            ]
+        );
+        // Each is checked as a single-tenant Entra issuer, its tokens' `tid` its own.
+        let c = expanded[1].to_config(1, &r).unwrap();
+        assert_eq!(c.required_claims, [("tid".to_owned(), b.to_owned())]);
+        let key = |v: serde_json::Value| {
+            serde_json::from_value::<IssuerSettings>(v)
+                .unwrap()
+                .expand(1)
+                .unwrap_err()
+                .key
+        };
+        assert_eq!(
+            key(serde_json::json!({
+                "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0", "preset": "entra"
+            })),
+            "auth.issuers[1].tenants",
+            "no tenant listed: none accepted, refused at start"
+        );
+        assert_eq!(
+            key(serde_json::json!({
+                "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0", "tenants": [a]
+            })),
+            "auth.issuers[1].issuer"
+        );
+        assert_eq!(
+            key(serde_json::json!({"issuer": "https://a.example.com", "tenants": [a]})),
+            "auth.issuers[1].tenants"
         );
     }
 
