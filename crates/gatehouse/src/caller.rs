@@ -215,8 +215,10 @@ pub struct Principal {
     pub expires_at: SystemTime,
     /// How the token was verified.
     pub kind: TokenKind,
-    /// All claims of the token (or of the introspection response), for application-specific
-    /// decisions. Never contains the token itself.
+    /// Claims of the token (or of the introspection response) for application-specific
+    /// decisions: once verified, only `act`, `cnf` and those named by
+    /// [`GatehouseBuilder::keep_claims`](crate::GatehouseBuilder::keep_claims) (`[auth.cache]
+    /// keep_claims`) remain, so cached entries stay small. Never contains the token itself.
     pub claims: Map<String, Value>,
 }
 

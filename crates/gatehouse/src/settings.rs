@@ -661,12 +661,15 @@ impl UpstreamSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSettings {
-    /// Maximum number of verified tokens kept. Default 10000 (about 2 KB each when full; a token
-    /// that falls out is only verified again).
+    /// Maximum number of verified tokens kept. Default 10000 (a token that falls out is only
+    /// verified again).
     pub max_entries: u64,
     /// Longest time a verification result is reused, in seconds, even if the token lives
     /// longer. For introspected tokens (at most 60 s) this is the revocation window. Default 300.
     pub max_ttl_seconds: u64,
+    /// Claims tools read beyond the caller's fields; every other claim is dropped from the
+    /// verified caller (entries stay small). Default: none.
+    pub keep_claims: Vec<String>,
 }
 
 impl Default for CacheSettings {
@@ -674,6 +677,7 @@ impl Default for CacheSettings {
         Self {
             max_entries: CacheConfig::default().max_entries,
             max_ttl_seconds: 300,
+            keep_claims: Vec::new(),
         }
     }
 }
@@ -1017,6 +1021,7 @@ impl Settings {
                 max_entries: auth.cache.max_entries,
                 max_ttl: Duration::from_secs(auth.cache.max_ttl_seconds),
                 max_ttl_introspected: Duration::from_secs(auth.cache.max_ttl_seconds.min(60)),
+                keep_claims: auth.cache.keep_claims.clone(),
                 ..CacheConfig::default()
             })
             .request_limits(RequestLimits {

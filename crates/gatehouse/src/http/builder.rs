@@ -248,6 +248,14 @@ impl GatehouseBuilder {
         self
     }
 
+    /// Claims your tools read from [`Caller::claims`](crate::Principal::claims) beyond the
+    /// caller's own fields: only these (and `act`, `cnf`) are kept on a verified caller, so each
+    /// cached entry stays small. Default: none.
+    pub fn keep_claims(mut self, claims: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.cache.keep_claims = claims.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Issuer identifiers advertised in `authorization_servers`. Default: every JWT issuer and
     /// introspection issuer, each once. Set it only to advertise something else (for example a
     /// custom verifier's issuer). https, or http on a loopback host.

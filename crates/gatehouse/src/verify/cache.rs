@@ -53,7 +53,16 @@ pub struct CacheConfig {
     pub negative_max_entries: u64,
     /// How long a refusal is remembered. Default: 10 s.
     pub negative_ttl: Duration,
+    /// Claims kept on each verified caller beside its fields (subject, client, issuer, tenant,
+    /// scopes, audiences, expiry) and the claims Gatehouse reads itself (`act`, `cnf`): every
+    /// other claim is dropped before the caller is cached or handed on, so an entry stays
+    /// small (issue 18). Tools that read another claim name it here. Default: none.
+    pub keep_claims: Vec<String>,
 }
+
+/// Claims Gatehouse itself reads from a verified caller: `act` ([`Caller::actor`]), `cnf`
+/// ([`Caller::dpop_jkt`]).
+const LIBRARY_CLAIMS: [&str; 2] = ["act", "cnf"];
 
 impl Default for CacheConfig {
     fn default() -> Self {
@@ -63,6 +72,7 @@ impl Default for CacheConfig {
             max_ttl_introspected: Duration::from_secs(60),
             negative_max_entries: 1_000,
             negative_ttl: Duration::from_secs(10),
+            keep_claims: Vec::new(),
         }
     }
 }
@@ -169,6 +179,8 @@ pub struct Authenticator {
     enricher: Option<Arc<dyn CallerEnricher>>,
     /// Told how long each cache miss took to verify.
     observer: Option<Arc<dyn Observer>>,
+    /// Claims a cached caller keeps ([`CacheConfig::keep_claims`] and [`LIBRARY_CLAIMS`]).
+    keep_claims: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -202,6 +214,11 @@ impl Authenticator {
             counters: Counters::default(),
             enricher: None,
             observer: None,
+            keep_claims: LIBRARY_CLAIMS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .chain(config.keep_claims.iter().cloned())
+                .collect(),
         }
     }
 
@@ -296,6 +313,14 @@ impl Authenticator {
             // By value: a second reference would make `Caller::map` copy the whole principal.
             result = result.map(|caller| e.enrich(caller));
         }
+        // After enrichment (the tenant may come from a claim), before caching: the first
+        // request sees the same caller as the cached ones.
+        result = result.map(|caller| {
+            caller.map(|p| {
+                p.claims
+                    .retain(|k, _| self.keep_claims.iter().any(|c| c == k));
+            })
+        });
         match &result {
             Ok(caller) if caller.expires_at > SystemTime::now() => {
                 self.positive.insert(key, caller.clone());
@@ -385,6 +410,41 @@ mod tests {
             calls: AtomicU64::new(0),
         });
         (Authenticator::new(s.clone(), config), s)
+    }
+
+    // Issue 18: a cached caller keeps its fields, `act`, `cnf` and the configured claims only —
+    // the same on the miss that verified it and on every hit after.
+    #[tokio::test]
+    async fn cached_callers_keep_only_the_claims_that_are_read() {
+        let mut full = caller(TokenKind::Jwt, Duration::from_secs(60));
+        full = full.map(|p| {
+            for (k, v) in [
+                ("act", serde_json::json!({"sub": "gateway"})),
+                ("cnf", serde_json::json!({"jkt": "abc"})),
+                ("email", serde_json::json!("ann@example.com")),
+                ("groups", serde_json::json!(["a", "b", "c"])),
+                ("amr", serde_json::json!(["pwd", "mfa"])),
+            ] {
+                p.claims.insert(k.into(), v);
+            }
+        });
+        let (a, s) = auth(
+            vec![Ok(full)],
+            CacheConfig {
+                keep_claims: vec!["email".into()],
+                ..CacheConfig::default()
+            },
+        );
+        let token = AccessToken::new("t");
+        let first = a.authenticate(&token).await.unwrap();
+        let again = a.authenticate(&token).await.unwrap();
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1, "the second was a hit");
+        for c in [&first, &again] {
+            let kept: Vec<&str> = c.claims.keys().map(String::as_str).collect();
+            assert_eq!(kept, ["act", "cnf", "email"]);
+            assert_eq!(c.actor(), Some("gateway"));
+            assert_eq!(c.dpop_jkt(), Some("abc"));
+        }
     }
 
     // The per-address limit's hook: `may_reach` is asked only on a miss that needs the
