@@ -175,22 +175,12 @@ impl GatewayHandler {
                 tracing::warn!(error = %e, "no upstream connection");
                 let retry_after = match e {
                     PoolError::Backoff { retry_after } => retry_after,
-                    PoolError::Refused => {
-                        // The client's token was fine; re-authenticating would not help.
-                        report_dependency_failure(&context.extensions, DependencyFailure::Refused);
-                        return Err(ErrorData::internal_error(
-                            "upstream refused the gateway",
-                            None,
-                        ));
-                    }
+                    // The upstream refused the gateway's credential or assertion.
+                    PoolError::Refused => return Err(refused(context)),
+                    // The authorization server would not let the gateway act for this user
+                    // there.
                     PoolError::Credential(e) if matches!(*e, UpstreamError::Refused { .. }) => {
-                        // The authorization server would not let the gateway act for this
-                        // user there: the upstream is out of reach, not the client's token.
-                        report_dependency_failure(&context.extensions, DependencyFailure::Refused);
-                        return Err(ErrorData::internal_error(
-                            "upstream refused the gateway",
-                            None,
-                        ));
+                        return Err(refused(context));
                     }
                     PoolError::Credential(_) | PoolError::Start(_) => Duration::from_secs(1),
                 };
@@ -211,7 +201,11 @@ impl GatewayHandler {
         let (caller, up) = self.upstream(&context).await?;
         let relay = up.relay().clone();
         let result = tokio::select! {
-            r = relay.call(up.peer(), request, Downstream::of(&context)) => r,
+            r = relay.call(
+                up.peer(),
+                request,
+                Downstream::of(&context, relay.relays_requests()),
+            ) => r,
             () = context.ct.cancelled() => {
                 return Err(ErrorData::internal_error("request cancelled", None));
             }
@@ -225,11 +219,7 @@ impl GatewayHandler {
             Err(e) if e.auth_challenge().is_some() => {
                 tracing::warn!(error = %e, "the upstream refused the gateway's credential");
                 self.pool.discard(&caller, self.session(), &up).await;
-                report_dependency_failure(&context.extensions, DependencyFailure::Refused);
-                Err(ErrorData::internal_error(
-                    "upstream refused the gateway",
-                    None,
-                ))
+                Err(refused(&context))
             }
             Err(e @ (ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
                 tracing::warn!(pid = ?up.pid(), error = %e, "upstream connection is gone");
@@ -271,6 +261,13 @@ fn unavailable(context: &RequestContext<RoleServer>, retry_after: Duration) -> E
         DependencyFailure::Unavailable { retry_after },
     );
     ErrorData::internal_error("upstream unavailable", None)
+}
+
+/// The upstream is out of the gateway's reach for this user: the edge answers `502`, never the
+/// client's `401` — its token was fine, and re-authenticating would not help.
+fn refused(context: &RequestContext<RoleServer>) -> ErrorData {
+    report_dependency_failure(&context.extensions, DependencyFailure::Refused);
+    ErrorData::internal_error("upstream refused the gateway", None)
 }
 
 fn unexpected() -> ErrorData {

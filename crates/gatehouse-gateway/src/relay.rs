@@ -61,13 +61,16 @@ pub(crate) struct Downstream {
 }
 
 impl Downstream {
-    pub(crate) fn of(context: &RequestContext<RoleServer>) -> Self {
+    /// The request `context` serves. What the client declared and its revision are read only
+    /// where the relay may ask it something (`asks`): on the default stateless path they would
+    /// be copied on every call for nothing.
+    pub(crate) fn of(context: &RequestContext<RoleServer>, asks: bool) -> Self {
         Self {
             peer: context.peer.clone(),
             request_id: context.id.clone(),
             progress: context.meta.get_progress_token(),
-            capabilities: context.client_capabilities(),
-            protocol: context.protocol_version(),
+            capabilities: asks.then(|| context.client_capabilities()).flatten(),
+            protocol: asks.then(|| context.protocol_version()).flatten(),
             cancelled: context.ct.clone(),
         }
     }

@@ -289,9 +289,18 @@ pub struct Challenges {
     invalid_request: HeaderValue,
     invalid_token: HeaderValue,
     unavailable_retry_after: HeaderValue,
-    /// With DPoP on: `DPoP algs="…"`, sent beside each `Bearer` challenge of a `401`, and the
-    /// proof error challenge (RFC 9449 §7.1).
-    dpop: Option<(HeaderValue, HeaderValue, HeaderValue)>,
+    /// With DPoP on (RFC 9449 §7.1).
+    dpop: Option<DpopChallenges>,
+}
+
+#[derive(Debug, Clone)]
+struct DpopChallenges {
+    /// `DPoP algs="…"`, sent beside each `Bearer` challenge of a `401`.
+    plain: HeaderValue,
+    /// `error="invalid_dpop_proof"`.
+    invalid_proof: HeaderValue,
+    /// `error="use_dpop_nonce"` (§9).
+    use_nonce: HeaderValue,
 }
 
 /// A challenge could not be built (a value that cannot travel in a header).
@@ -331,19 +340,19 @@ impl Challenges {
     ) -> Result<Self, ChallengeBuildError> {
         let algs: Vec<String> = algs.iter().map(|a| format!("{a:?}")).collect();
         let algs = format!("algs={}", quote(&algs.join(" ")));
-        let plain =
-            HeaderValue::try_from(format!("DPoP {algs}")).map_err(|_| ChallengeBuildError)?;
-        let invalid = HeaderValue::try_from(format!(
-            "DPoP error=\"invalid_dpop_proof\", error_description={}, {algs}",
-            quote(DESC_INVALID_DPOP_PROOF)
-        ))
-        .map_err(|_| ChallengeBuildError)?;
-        let use_nonce = HeaderValue::try_from(format!(
-            "DPoP error=\"use_dpop_nonce\", error_description={}, {algs}",
-            quote(DESC_USE_DPOP_NONCE)
-        ))
-        .map_err(|_| ChallengeBuildError)?;
-        self.dpop = Some((plain, invalid, use_nonce));
+        let header = |s: String| HeaderValue::try_from(s).map_err(|_| ChallengeBuildError);
+        let error = |code: &str, description: &str| {
+            header(format!(
+                "DPoP error={}, error_description={}, {algs}",
+                quote(code),
+                quote(description)
+            ))
+        };
+        self.dpop = Some(DpopChallenges {
+            plain: header(format!("DPoP {algs}"))?,
+            invalid_proof: error("invalid_dpop_proof", DESC_INVALID_DPOP_PROOF)?,
+            use_nonce: error("use_dpop_nonce", DESC_USE_DPOP_NONCE)?,
+        });
         Ok(self)
     }
 
@@ -371,14 +380,14 @@ impl Challenges {
                 BODY_INVALID_TOKEN
             }
             Rejection::InvalidDpopProof(_) => {
-                if let Some((_, invalid, _)) = &self.dpop {
-                    builder = builder.header(WWW_AUTHENTICATE, invalid.clone());
+                if let Some(d) = &self.dpop {
+                    builder = builder.header(WWW_AUTHENTICATE, d.invalid_proof.clone());
                 }
                 BODY_INVALID_DPOP_PROOF
             }
             Rejection::UseDpopNonce(nonce) => {
-                if let Some((_, _, use_nonce)) = &self.dpop {
-                    builder = builder.header(WWW_AUTHENTICATE, use_nonce.clone());
+                if let Some(d) = &self.dpop {
+                    builder = builder.header(WWW_AUTHENTICATE, d.use_nonce.clone());
                 }
                 // A base64url nonce of ours is always a valid header value.
                 if let Ok(v) = HeaderValue::try_from(nonce.as_str()) {
@@ -455,10 +464,10 @@ impl Challenges {
         };
         // RFC 9449 §7.1: where DPoP is accepted, every 401 challenges for it too (a client
         // learns the scheme and the algorithms from the first refusal).
-        if let (Some((plain, _, _)), Rejection::MissingCredentials | Rejection::InvalidToken(_)) =
+        if let (Some(d), Rejection::MissingCredentials | Rejection::InvalidToken(_)) =
             (&self.dpop, rejection)
         {
-            builder = builder.header(WWW_AUTHENTICATE, plain.clone());
+            builder = builder.header(WWW_AUTHENTICATE, d.plain.clone());
         }
         builder
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))

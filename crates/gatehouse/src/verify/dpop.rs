@@ -230,11 +230,6 @@ impl DpopVerifier {
         }
     }
 
-    /// Whether proofs must carry a server nonce.
-    pub fn requires_nonce(&self) -> bool {
-        self.nonce_key.is_some()
-    }
-
     /// A fresh nonce (`None` without a nonce key): base64url of the AEAD nonce, then the sealed
     /// issue time and its tag.
     pub fn issue_nonce(&self) -> Option<String> {
