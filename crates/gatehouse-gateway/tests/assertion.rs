@@ -12,44 +12,16 @@ use std::sync::{Arc, Mutex};
 
 use gatehouse::settings::{IssuerSettings, PolicySettings, Settings};
 use gatehouse::verify::jwt::JwtIssuerConfig;
-use gatehouse::{Caller, Gatehouse, ResourceUrl};
+use gatehouse::{Gatehouse, ResourceUrl};
 use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig};
 use gatehouse_gateway::{AssertionSettings, ProxiedServer};
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The upstream: `whoami` reports the caller its own Gatehouse verified.
-#[derive(Clone)]
-struct Upstream {
-    tool_router: ToolRouter<Self>,
-}
+mod common;
 
-#[tool_router]
-impl Upstream {
-    #[tool(description = "The verified caller")]
-    fn whoami(&self, caller: Caller) -> String {
-        json!({
-            "iss": caller.issuer.as_ref(),
-            "sub": caller.subject,
-            "client": caller.client_id,
-            "tenant": caller.tenant,
-            "scopes": caller.scopes.to_space_separated(),
-            "aud": caller.audiences,
-        })
-        .to_string()
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Upstream {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
+use common::{WhoAmI, recording};
 
 /// Serves an upstream at `listener` that trusts assertions from `gateway_base`, recording
 /// every bearer token it is shown.
@@ -73,23 +45,7 @@ async fn upstream(
         .start()
         .await
         .expect("the upstream loads the gateway's keys");
-    let router = protected
-        .mount(|| Upstream {
-            tool_router: Upstream::tool_router(),
-        })
-        .layer(axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let seen = seen.clone();
-                async move {
-                    if let Some(v) = req.headers().get("authorization") {
-                        seen.lock()
-                            .unwrap()
-                            .push(v.to_str().unwrap_or("").to_owned());
-                    }
-                    next.run(req).await
-                }
-            },
-        ));
+    let router = recording(protected.mount(WhoAmI::new), seen);
     let stop = cancel.clone();
     tokio::spawn(gatehouse::serve(listener, router, async move {
         stop.cancelled().await

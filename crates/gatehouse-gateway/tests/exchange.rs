@@ -11,42 +11,16 @@ use std::sync::{Arc, Mutex};
 use gatehouse::settings::{
     IssuerSettings, PolicySettings, Settings, UpstreamMode, UpstreamSettings,
 };
-use gatehouse::{Caller, Gatehouse, ResourceUrl};
+use gatehouse::{Gatehouse, ResourceUrl};
 use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig};
 use gatehouse_gateway::ProxiedServer;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The upstream: `whoami` reports the caller its own Gatehouse verified.
-#[derive(Clone)]
-struct Upstream {
-    tool_router: ToolRouter<Self>,
-}
+mod common;
 
-#[tool_router]
-impl Upstream {
-    #[tool(description = "The verified caller")]
-    fn whoami(&self, caller: Caller) -> String {
-        json!({
-            "sub": caller.subject,
-            "actor": caller.actor(),
-            "client": caller.client_id,
-            "aud": caller.audiences,
-        })
-        .to_string()
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Upstream {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
+use common::{WhoAmI, recording};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_upstream_gets_a_token_for_its_own_audience_naming_the_user() {
@@ -91,25 +65,7 @@ async fn the_upstream_gets_a_token_for_its_own_audience_naming_the_user() {
         .start()
         .await
         .unwrap();
-    let record = seen_tokens.clone();
-    let up_router = upstream
-        .mount(|| Upstream {
-            tool_router: Upstream::tool_router(),
-        })
-        .layer(axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let record = record.clone();
-                async move {
-                    if let Some(v) = req.headers().get("authorization") {
-                        record
-                            .lock()
-                            .unwrap()
-                            .push(v.to_str().unwrap_or("").to_owned());
-                    }
-                    next.run(req).await
-                }
-            },
-        ));
+    let up_router = recording(upstream.mount(WhoAmI::new), seen_tokens.clone());
     let stop = cancel.clone();
     tokio::spawn(gatehouse::serve(up_listener, up_router, async move {
         stop.cancelled().await

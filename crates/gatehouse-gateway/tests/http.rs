@@ -8,16 +8,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use gatehouse::policy::UnnamedTools;
-use gatehouse::verify::{BoxFuture, InvalidReason};
-use gatehouse::{
-    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
-    VerifyError,
-};
+use gatehouse::{AccessToken, Gatehouse, ResourceUrl, TokenVerifier};
 use gatehouse_gateway::{GatewayHandler, HttpTarget, Secret, UpstreamServer};
 use http::Request;
 use http_body_util::BodyExt;
@@ -33,6 +29,15 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const RESOURCE: &str = "https://gw.example.com/mcp";
+
+mod common;
+
+fn users() -> common::Users {
+    common::Users::new(
+        RESOURCE,
+        &[("alice-token", "alice", "mcp"), ("bob-token", "bob", "mcp")],
+    )
+}
 const UPSTREAM_KEY: &str = "upstream-api-key-7";
 
 /// The upstream: `seen` answers with the MCP session id and the request's headers.
@@ -124,30 +129,6 @@ fn serve_revocable(
     })
 }
 
-struct Users;
-
-impl TokenVerifier for Users {
-    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
-        let sub = match token.expose() {
-            "alice-token" => "alice",
-            "bob-token" => "bob",
-            _ => return Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) }),
-        };
-        let caller = Caller::new(Principal {
-            issuer: "https://auth.example.com".into(),
-            subject: Some(sub.into()),
-            client_id: Some("app".into()),
-            scopes: ScopeSet::from_space_separated("mcp"),
-            audiences: vec![RESOURCE.into()],
-            tenant: None,
-            expires_at: SystemTime::now() + Duration::from_secs(600),
-            kind: TokenKind::Jwt,
-            claims: Default::default(),
-        });
-        Box::pin(async move { Ok(caller) })
-    }
-}
-
 fn target(url: &str, key: &str) -> UpstreamServer {
     UpstreamServer::http(HttpTarget {
         url: url.into(),
@@ -168,7 +149,7 @@ async fn gateway_and_handler(upstream: UpstreamServer) -> (Router, GatewayHandle
     let h = handler.clone();
     let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
         .authorization_servers(["https://auth.example.com"])
-        .verifier(Arc::new(Users))
+        .verifier(Arc::new(users()))
         .tool_scopes("seen", Vec::<String>::new())
         .unnamed_tools(UnnamedTools::Deny)
         .build()
@@ -303,7 +284,7 @@ async fn a_failing_upstream_is_retried_with_backoff() {
         (status, &headers["retry-after"]),
         (503, &http::HeaderValue::from_static("1"))
     );
-    let alice = Users
+    let alice = users()
         .verify(&AccessToken::new("alice-token"))
         .await
         .unwrap();
@@ -314,7 +295,10 @@ async fn a_failing_upstream_is_retried_with_backoff() {
         other => panic!("expected a backoff, got {other:?}"),
     }
     // Other principals are not held back by alice's failures.
-    let bob = Users.verify(&AccessToken::new("bob-token")).await.unwrap();
+    let bob = users()
+        .verify(&AccessToken::new("bob-token"))
+        .await
+        .unwrap();
     assert!(matches!(
         handler.pool().get(&bob).await,
         Err(gatehouse_gateway::PoolError::Start(_))

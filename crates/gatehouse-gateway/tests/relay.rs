@@ -15,14 +15,10 @@
 )]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use gatehouse::policy::UnnamedTools;
-use gatehouse::verify::{BoxFuture, InvalidReason};
-use gatehouse::{
-    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
-    VerifyError,
-};
+use gatehouse::{Gatehouse, ResourceUrl};
 use gatehouse_gateway::{GatewayHandler, Isolation, StdioCommand, UpstreamServer};
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
@@ -41,30 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Tokens `alice` and `bob`, scope `mcp`, audience whatever resource is asked about.
-struct Users(String);
-
-impl TokenVerifier for Users {
-    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
-        let sub = match token.expose() {
-            "alice" => "alice",
-            "bob" => "bob",
-            _ => return Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) }),
-        };
-        let caller = Caller::new(Principal {
-            issuer: "https://auth.example.com".into(),
-            subject: Some(sub.into()),
-            client_id: Some("app".into()),
-            scopes: ScopeSet::from_space_separated("mcp"),
-            audiences: vec![self.0.clone()],
-            tenant: None,
-            expires_at: SystemTime::now() + Duration::from_secs(600),
-            kind: TokenKind::Jwt,
-            claims: Default::default(),
-        });
-        Box::pin(async move { Ok(caller) })
-    }
-}
+mod common;
 
 struct Served {
     url: String,
@@ -93,7 +66,10 @@ async fn serve(isolation: Isolation, sessions: bool) -> Served {
         .expect("upstream starts");
     let mut builder = Gatehouse::builder(ResourceUrl::parse(&url).unwrap())
         .authorization_servers(["https://auth.example.com"])
-        .verifier(Arc::new(Users(url.clone())))
+        .verifier(Arc::new(common::Users::new(
+            url.clone(),
+            &[("alice", "alice", "mcp"), ("bob", "bob", "mcp")],
+        )))
         .route_scopes(["mcp"])
         .unnamed_tools(UnnamedTools::Allow)
         .listen_addr(addr);
@@ -216,6 +192,12 @@ async fn call(c: &Connected, tool: &str, args: Value) -> (ProgressToken, String)
     (token, text)
 }
 
+/// Calls the fixture's `sample` tool: what the upstream declared and got, as JSON.
+async fn sample(c: &Connected) -> Value {
+    let (_, text) = call(c, "sample", json!({})).await;
+    serde_json::from_str(&text).unwrap()
+}
+
 #[tokio::test]
 async fn progress_reaches_the_request_that_asked_with_its_token_in_order_before_the_answer() {
     let gw = serve(Isolation::PerPrincipal, true).await;
@@ -238,8 +220,7 @@ async fn progress_reaches_the_request_that_asked_with_its_token_in_order_before_
 async fn sampling_goes_to_the_client_whose_call_asked_and_its_answer_back() {
     let gw = serve(Isolation::PerPrincipal, true).await;
     let alice = connect(&gw.url, "alice", true, "pong from alice's client").await;
-    let (_, text) = call(&alice, "sample", json!({})).await;
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let v = sample(&alice).await;
     assert_eq!(
         v["declared"], true,
         "the gateway declares sampling upstream"
@@ -267,8 +248,7 @@ async fn sampling_never_reaches_another_users_client() {
             .await
     });
     let alice = connect(&gw.url, "alice", false, "").await;
-    let (_, text) = call(&alice, "sample", json!({})).await;
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let v = sample(&alice).await;
     let message = v["outcome"]["error"]["message"]
         .as_str()
         .unwrap_or_default();
@@ -285,8 +265,7 @@ async fn sampling_never_reaches_another_users_client() {
 async fn without_sessions_sampling_is_neither_declared_nor_relayed() {
     let gw = serve(Isolation::PerPrincipal, false).await;
     let alice = connect(&gw.url, "alice", true, "unused").await;
-    let (_, text) = call(&alice, "sample", json!({})).await;
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let v = sample(&alice).await;
     assert_eq!(v["declared"], false, "{v}");
     assert_eq!(
         v["outcome"]["error"]["message"],
@@ -300,8 +279,7 @@ async fn without_sessions_sampling_is_neither_declared_nor_relayed() {
 async fn a_shared_upstream_relays_no_requests() {
     let gw = serve(Isolation::Shared, true).await;
     let alice = connect(&gw.url, "alice", true, "unused").await;
-    let (_, text) = call(&alice, "sample", json!({})).await;
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let v = sample(&alice).await;
     assert_eq!(v["declared"], false, "{v}");
     assert_eq!(
         v["outcome"]["error"]["message"],

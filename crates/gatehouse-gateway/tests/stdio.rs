@@ -8,16 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use gatehouse::policy::UnnamedTools;
-use gatehouse::verify::{BoxFuture, InvalidReason};
-use gatehouse::{
-    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
-    VerifyError,
-};
+use gatehouse::{Gatehouse, ResourceUrl};
 use gatehouse_gateway::{GatewayHandler, Isolation, StdioCommand, UpstreamServer};
 use http::Request;
 use http_body_util::BodyExt;
@@ -26,31 +22,14 @@ use tower::ServiceExt;
 
 const RESOURCE: &str = "https://gw.example.com/mcp";
 
-/// Tokens `alice`, `bob` (scope `mcp`) and `alice-admin` (also `admin`).
-struct Users;
+mod common;
 
-impl TokenVerifier for Users {
-    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
-        let (sub, scopes) = match token.expose() {
-            "alice" => ("alice", "mcp"),
-            "bob" => ("bob", "mcp"),
-            "alice-admin" => ("alice", "mcp admin"),
-            _ => return Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) }),
-        };
-        let caller = Caller::new(Principal {
-            issuer: "https://auth.example.com".into(),
-            subject: Some(sub.into()),
-            client_id: Some("app".into()),
-            scopes: ScopeSet::from_space_separated(scopes),
-            audiences: vec![RESOURCE.into()],
-            tenant: None,
-            expires_at: SystemTime::now() + Duration::from_secs(600),
-            kind: TokenKind::Jwt,
-            claims: Default::default(),
-        });
-        Box::pin(async move { Ok(caller) })
-    }
-}
+/// `alice`, `bob` (scope `mcp`) and `alice-admin` (also `admin`).
+const TOKENS: &[(&str, &str, &str)] = &[
+    ("alice", "alice", "mcp"),
+    ("bob", "bob", "mcp"),
+    ("alice-admin", "alice", "mcp admin"),
+];
 
 fn fixture() -> StdioCommand {
     let mut c = StdioCommand::new(
@@ -65,7 +44,7 @@ fn fixture() -> StdioCommand {
 fn protection() -> gatehouse::GatehouseBuilder {
     Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
         .authorization_servers(["https://auth.example.com"])
-        .verifier(Arc::new(Users))
+        .verifier(Arc::new(common::Users::new(RESOURCE, TOKENS)))
         .route_scopes(["mcp"])
         .tool_scopes("whoami", Vec::<String>::new())
 }

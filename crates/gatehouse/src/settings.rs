@@ -477,6 +477,25 @@ fn default_auth_method() -> String {
 }
 
 impl IntrospectionSettings {
+    /// An entry for `issuer`'s endpoint (discovered), authenticating as `client_id` with
+    /// `client_secret_basic`, every other option at its default (what a file with only these
+    /// keys and a secret gives). Set the secret's file or variable before use.
+    pub fn new(issuer: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            endpoint: None,
+            client_id: client_id.into(),
+            client_secret_file: None,
+            client_secret_env: None,
+            auth_method: default_auth_method(),
+            audiences: vec![],
+            audience_policy: AudiencePolicy::default(),
+            dpop: DpopMode::default(),
+            dangerous_accept_missing_audience: false,
+            fetch_timeout_seconds: default_fetch_timeout(),
+        }
+    }
+
     fn to_config(
         &self,
         index: usize,
@@ -1200,6 +1219,21 @@ mod tests {
     }
 
     #[test]
+    fn introspection_settings_new_gives_what_a_minimal_file_gives() {
+        let parsed: IntrospectionSettings = serde_json::from_value(serde_json::json!({
+            "issuer": "https://a.example.com", "client_id": "rs"
+        }))
+        .unwrap();
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!(
+                "{:?}",
+                IntrospectionSettings::new("https://a.example.com", "rs")
+            )
+        );
+    }
+
+    #[test]
     fn a_preset_is_read_and_a_wrong_issuer_form_names_the_key() {
         let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
         let okta: IssuerSettings = serde_json::from_value(serde_json::json!({
@@ -1457,19 +1491,9 @@ mod tests {
         });
         assert_eq!(key(s), "rate_limits");
         let mut s = Settings::default();
-        s.auth.introspection.push(IntrospectionSettings {
-            issuer: "https://auth.example.com".into(),
-            endpoint: None,
-            client_id: "rs".into(),
-            client_secret_file: None,
-            client_secret_env: None,
-            auth_method: default_auth_method(),
-            audiences: vec![],
-            audience_policy: AudiencePolicy::default(),
-            dpop: Default::default(),
-            dangerous_accept_missing_audience: false,
-            fetch_timeout_seconds: 5,
-        });
+        s.auth
+            .introspection
+            .push(IntrospectionSettings::new("https://auth.example.com", "rs"));
         assert_eq!(key(s), "auth.introspection[0].client_secret_file");
         let mut s = with_issuer();
         s.server.replica_id = Some("a".into());

@@ -63,19 +63,11 @@ async fn stack_with(mode: DpopMode, tweak: impl FnOnce(&mut Settings)) -> Stack 
     let mut jwt = IssuerSettings::new(issuer.issuer());
     jwt.dpop = mode;
     settings.auth.issuers = vec![jwt];
-    settings.auth.introspection = vec![IntrospectionSettings {
-        issuer: issuer.issuer().into(),
-        endpoint: None,
-        client_id: DEFAULT_INTROSPECTION_CLIENT_ID.into(),
-        client_secret_file: Some(secret.clone()),
-        client_secret_env: None,
-        auth_method: "basic".into(),
-        audiences: vec![],
-        audience_policy: Default::default(),
-        dpop: mode,
-        dangerous_accept_missing_audience: false,
-        fetch_timeout_seconds: 5,
-    }];
+    let mut introspection =
+        IntrospectionSettings::new(issuer.issuer(), DEFAULT_INTROSPECTION_CLIENT_ID);
+    introspection.client_secret_file = Some(secret.clone());
+    introspection.dpop = mode;
+    settings.auth.introspection = vec![introspection];
     tweak(&mut settings);
     let gatehouse = settings
         .builder(SocketAddr::from(([0, 0, 0, 0], 8443)))

@@ -68,19 +68,10 @@ async fn stack(tweak: impl FnOnce(&mut Settings)) -> Stack {
     let mut settings = Settings::default();
     settings.server.resource = Some(RESOURCE.into());
     settings.auth.issuers = vec![IssuerSettings::new(issuer.issuer())];
-    settings.auth.introspection = vec![IntrospectionSettings {
-        issuer: issuer.issuer().into(),
-        endpoint: None,
-        client_id: DEFAULT_INTROSPECTION_CLIENT_ID.into(),
-        client_secret_file: Some(secret.0.clone()),
-        client_secret_env: None,
-        auth_method: "basic".into(),
-        audiences: vec![],
-        audience_policy: Default::default(),
-        dpop: Default::default(),
-        dangerous_accept_missing_audience: false,
-        fetch_timeout_seconds: 5,
-    }];
+    let mut introspection =
+        IntrospectionSettings::new(issuer.issuer(), DEFAULT_INTROSPECTION_CLIENT_ID);
+    introspection.client_secret_file = Some(secret.0.clone());
+    settings.auth.introspection = vec![introspection];
     tweak(&mut settings);
     let gatehouse = settings
         .builder(SocketAddr::from(([0, 0, 0, 0], 8443)))

@@ -44,19 +44,10 @@ pub(crate) fn with_introspection(config: &mut Config, issuer: &DevIssuer) {
     let db = PathBuf::from(config.database.url.trim_start_matches("sqlite://"));
     let file = db.with_file_name("introspection-secret");
     std::fs::write(&file, INTROSPECTION_CLIENT.1).unwrap();
-    config.auth.introspection = vec![gatehouse::settings::IntrospectionSettings {
-        issuer: issuer.issuer().to_owned(),
-        endpoint: None,
-        client_id: INTROSPECTION_CLIENT.0.to_owned(),
-        client_secret_file: Some(file),
-        client_secret_env: None,
-        auth_method: "basic".into(),
-        audiences: Vec::new(),
-        audience_policy: Default::default(),
-        dpop: Default::default(),
-        dangerous_accept_missing_audience: false,
-        fetch_timeout_seconds: 5,
-    }];
+    let mut introspection =
+        gatehouse::settings::IntrospectionSettings::new(issuer.issuer(), INTROSPECTION_CLIENT.0);
+    introspection.client_secret_file = Some(file);
+    config.auth.introspection = vec![introspection];
 }
 
 pub(crate) struct Stack {

@@ -86,3 +86,67 @@ impl DpopEdge {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::caller::{Principal, ScopeSet, TokenKind};
+    use crate::verify::dpop::{DpopConfig, DpopVerifier};
+
+    fn bound(issuer: &str) -> Caller {
+        let mut claims = serde_json::Map::new();
+        claims.insert("cnf".into(), serde_json::json!({"jkt": "thumbprint"}));
+        Caller::new(Principal {
+            issuer: issuer.into(),
+            subject: Some("u".into()),
+            client_id: None,
+            scopes: ScopeSet::new(),
+            audiences: vec![],
+            tenant: None,
+            expires_at: SystemTime::now() + Duration::from_secs(60),
+            kind: TokenKind::Jwt,
+            claims,
+        })
+    }
+
+    fn edge() -> DpopEdge {
+        DpopEdge {
+            verifier: DpopVerifier::new(DpopConfig::default()),
+            modes: [("https://on.example".to_owned(), DpopMode::Allowed)].into(),
+            resource: "https://mcp.example.com/mcp".into(),
+        }
+    }
+
+    // Refusals the end-to-end tests (tests/dpop.rs) cannot reach through an HTTP client.
+    #[test]
+    fn unreadable_proofs_and_issuers_without_dpop_are_refused() {
+        let token = AccessToken::new("t");
+        let mut headers = HeaderMap::new();
+        headers.insert(DPOP, HeaderValue::from_bytes(b"proof\xff").unwrap());
+        assert_eq!(
+            edge().check(
+                &headers,
+                &Method::POST,
+                &token,
+                TokenScheme::Dpop,
+                &bound("https://on.example")
+            ),
+            Err(Rejection::InvalidDpopProof(DpopError::Malformed))
+        );
+        // A bound token of an issuer with DPoP off, where another issuer has it on.
+        assert_eq!(
+            edge().check(
+                &headers,
+                &Method::POST,
+                &token,
+                TokenScheme::Dpop,
+                &bound("https://off.example")
+            ),
+            Err(Rejection::InvalidToken(InvalidReason::NotDpopBound))
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! Shared by the gateway's integration tests: test users for the gateway's edge, and an
+//! upstream MCP server that reports the caller its own Gatehouse verified, with a layer that
+//! records every bearer token it is shown.
+//!
+//! Each test binary includes this file with `mod common;` and uses part of it.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use gatehouse::verify::{BoxFuture, InvalidReason};
+use gatehouse::{AccessToken, Caller, Principal, ScopeSet, TokenKind, TokenVerifier, VerifyError};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use serde_json::json;
+
+/// Tokens of `https://auth.example.com` for `audience`: each `(token, subject, scopes)`, client
+/// `app`; any other token is refused as malformed.
+pub(crate) struct Users {
+    audience: String,
+    tokens: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl Users {
+    pub(crate) fn new(
+        audience: impl Into<String>,
+        tokens: &'static [(&'static str, &'static str, &'static str)],
+    ) -> Self {
+        Self {
+            audience: audience.into(),
+            tokens,
+        }
+    }
+}
+
+impl TokenVerifier for Users {
+    fn verify<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+        let Some((_, sub, scopes)) = self.tokens.iter().find(|(t, _, _)| *t == token.expose())
+        else {
+            return Box::pin(async { Err(VerifyError::Invalid(InvalidReason::Malformed)) });
+        };
+        let caller = Caller::new(Principal {
+            issuer: "https://auth.example.com".into(),
+            subject: Some((*sub).into()),
+            client_id: Some("app".into()),
+            scopes: ScopeSet::from_space_separated(scopes),
+            audiences: vec![self.audience.clone()],
+            tenant: None,
+            expires_at: SystemTime::now() + Duration::from_secs(600),
+            kind: TokenKind::Jwt,
+            claims: Default::default(),
+        });
+        Box::pin(async move { Ok(caller) })
+    }
+}
+
+/// An upstream MCP server: `whoami` reports the caller its own Gatehouse verified.
+#[derive(Clone)]
+pub(crate) struct WhoAmI {
+    tool_router: ToolRouter<Self>,
+}
+
+impl WhoAmI {
+    pub(crate) fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+#[tool_router]
+impl WhoAmI {
+    #[tool(description = "The verified caller")]
+    fn whoami(&self, caller: Caller) -> String {
+        json!({
+            "iss": caller.issuer.as_ref(),
+            "sub": caller.subject,
+            "actor": caller.actor(),
+            "client": caller.client_id,
+            "tenant": caller.tenant,
+            "scopes": caller.scopes.to_space_separated(),
+            "aud": caller.audiences,
+        })
+        .to_string()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for WhoAmI {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+/// `router`, recording in `seen` the `Authorization` value of every request it receives.
+pub(crate) fn recording(router: Router, seen: Arc<Mutex<Vec<String>>>) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                if let Some(v) = req.headers().get("authorization") {
+                    seen.lock()
+                        .unwrap()
+                        .push(v.to_str().unwrap_or("").to_owned());
+                }
+                next.run(req).await
+            }
+        },
+    ))
+}
