@@ -655,6 +655,62 @@ async fn metadata_is_served_without_token() {
     assert_eq!(send(&app, r).await.status, 421);
 }
 
+// B22, C1: a method the endpoint does not serve is 405 with `Allow`, with or without a token and
+// before any verification: a 401 would make a client drop a good token. Stateless serves POST
+// only; with sessions GET and DELETE are served (and need a token like POST).
+#[tokio::test]
+async fn unserved_methods_are_405_before_authentication() {
+    let stateless = setup(RESOURCE);
+    let verifier = stateless.verifier.clone();
+    let app = stateless_app(&stateless.builder.build().unwrap());
+    let stateful = setup(RESOURCE);
+    let gatehouse = stateful
+        .builder
+        .stateful_sessions(SessionBindingConfig::default())
+        .build()
+        .unwrap();
+    let sessions = gatehouse.router(service(
+        LocalSessionManager::default(),
+        gatehouse.configure_rmcp(StreamableHttpServerConfig::default().with_sse_keep_alive(None)),
+    ));
+    let cases: [(&Router, http::Method, &str); 9] = [
+        (&app, http::Method::GET, "POST"),
+        (&app, http::Method::DELETE, "POST"),
+        (&app, http::Method::PUT, "POST"),
+        (&app, http::Method::PATCH, "POST"),
+        (&app, http::Method::HEAD, "POST"),
+        // Without CORS an OPTIONS request is not a preflight anyone answers.
+        (&app, http::Method::OPTIONS, "POST"),
+        (&sessions, http::Method::PUT, "GET, POST, DELETE"),
+        (&sessions, http::Method::OPTIONS, "GET, POST, DELETE"),
+        (&sessions, http::Method::HEAD, "GET, POST, DELETE"),
+    ];
+    for (app, method, allow) in cases {
+        for token in [None, Some("reader"), Some("garbage")] {
+            let mut b = mcp_request(method.clone(), "/mcp");
+            if let Some(t) = token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            let r = send(app, b.body(Body::empty()).unwrap()).await;
+            assert_eq!(r.status, 405, "{method} {token:?}");
+            assert_eq!(r.headers["allow"], allow, "{method} {token:?}");
+            assert_eq!(r.www, None, "{method} {token:?}");
+            assert_eq!(r.headers["content-type"], "application/json");
+        }
+    }
+    assert_eq!(verifier.calls.load(Ordering::SeqCst), 0);
+    // A served method still needs a token.
+    let r = send(
+        &sessions,
+        mcp_request(http::Method::GET, "/mcp")
+            .header("accept", "text/event-stream")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+}
+
 // Browser clients: 401 exposes WWW-Authenticate; preflight allows the MCP headers.
 #[tokio::test]
 async fn cors_exposes_challenge_and_answers_preflight() {

@@ -76,6 +76,9 @@ pub(crate) struct Shared {
     pub(crate) max_token_bytes: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) sessions: Option<SessionBindings>,
+    /// The methods the endpoint serves, as the `Allow` header lists them: `POST` without
+    /// sessions, `GET, POST, DELETE` with them (B22, C1).
+    pub(crate) allow: &'static str,
     /// Told about every refusal, authentication and edge-denied tool call (audit, metrics).
     pub(crate) observer: Arc<dyn Observer>,
     /// Rate limits, when configured ([`crate::policy::rate_limit`]).
@@ -107,6 +110,14 @@ impl Shared {
         let started = Instant::now();
         self.warn_if_no_peer(&req);
         self.guard.check(&req)?;
+        // B22/C1: a method the endpoint does not serve is `405` whoever asks, before any token
+        // is looked at. A `401` there would tell a client that its good token is the problem,
+        // and some drop their whole OAuth session for it (a GET answered 401, in the field).
+        if !self.allow.split(", ").any(|m| m == req.method().as_str()) {
+            return Err(Rejection::MethodNotAllowed {
+                allow: Some(self.allow),
+            });
+        }
         // No per-address limit before this point: a request without a token always gets its
         // challenge (discovery, A14), and a malformed one its 400; neither costs verification.
         let (token, scheme) = extract_token(
