@@ -32,7 +32,16 @@ pub const DEFAULT_TENANT_CLAIM: &str = "tenant";
 /// allowed_scopes = ["invoices:read"]
 /// serves = "http://127.0.0.1:3000/mcp"
 /// may_exchange_for = ["http://127.0.0.1:4000/ledger"]
+///
+/// [[users]]                  # a demo user for the browser login page (no password)
+/// name = "alice"
+/// tenant = "acme"
+/// allowed_scopes = ["invoices:read", "invoices:write"]
 /// ```
+///
+/// With at least one user the issuer also runs the interactive flows: the authorization
+/// endpoint (code flow with PKCE), refresh tokens, dynamic client registration and client ID
+/// metadata documents. Without users it is a client-credentials-only server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevIssuerConfig {
@@ -48,6 +57,10 @@ pub struct DevIssuerConfig {
     /// default) disables `/introspect` and leaves it out of the metadata.
     #[serde(default)]
     pub resource_servers: Vec<DevResourceServer>,
+    /// Demo users who may sign in on the authorization page (no passwords: picking one is
+    /// logging in). Empty (the default) disables the interactive flows altogether.
+    #[serde(default)]
+    pub users: Vec<DevUser>,
     /// Lifetime of issued access tokens (seconds in TOML). Default: [`DEFAULT_TOKEN_TTL`].
     #[serde(default = "default_ttl", with = "duration_secs")]
     pub token_ttl: Duration,
@@ -70,6 +83,7 @@ impl Default for DevIssuerConfig {
             issuer: None,
             clients: Vec::new(),
             resource_servers: Vec::new(),
+            users: Vec::new(),
             token_ttl: DEFAULT_TOKEN_TTL,
             signing_alg: SigningAlg::default(),
             signing_key_pem: None,
@@ -176,6 +190,59 @@ impl DevClient {
     /// Whether this client has an exchange policy at all.
     pub fn may_exchange(&self) -> bool {
         !self.may_exchange_for.is_empty()
+    }
+}
+
+/// A demo user of the login page. There is no password: a development issuer that anyone on
+/// the machine can reach only pretends to authenticate, and saying so is more honest than a
+/// password everybody knows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevUser {
+    /// The login name shown on the page; also the `sub` unless [`subject`](DevUser::subject)
+    /// is set. Unique among users.
+    pub name: String,
+    /// The `sub` of this user's tokens. Default (`None`): the name.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Tenant put into the tenant claim of this user's tokens; no claim when `None`.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Scopes this user may grant to a client; a request is granted its intersection with
+    /// these (`openid` is always grantable and need not be listed).
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+}
+
+impl DevUser {
+    /// A user with the given login name and allowed scopes, no tenant, `sub` = name.
+    pub fn new(
+        name: impl Into<String>,
+        allowed_scopes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            subject: None,
+            tenant: None,
+            allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Sets the tenant claim value for this user's tokens.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets the `sub` of this user's tokens.
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// The `sub` of this user's tokens.
+    pub fn sub(&self) -> &str {
+        self.subject.as_deref().unwrap_or(&self.name)
     }
 }
 

@@ -14,7 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::clients::DEFAULT_METADATA_DOCUMENT_TIMEOUT;
 use crate::config::{ClientSecret, DevClient, DevIssuerConfig, DevResourceServer};
+use crate::grants::Interactive;
 use crate::loopback::{DevIssuerError, ensure_loopback};
 use gatehouse::jws::SigningKey;
 
@@ -102,10 +104,83 @@ impl fmt::Debug for IssuedToken {
 /// The development authorization server. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct DevIssuer {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+/// A source of the current time. Tests move it forward instead of sleeping (code and token
+/// expiry); everything else uses [`Clock::system`].
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(Arc::new(SystemTime::now))
+    }
+
+    /// A clock that asks `now`.
+    pub fn from_fn(now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn unix(&self) -> u64 {
+        (self.0)()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Builds a [`DevIssuer`] with the settings a configuration file has no business changing:
+/// an explicit key, a clock, the metadata document fetch limit.
+#[derive(Debug)]
+pub struct DevIssuerBuilder {
+    config: DevIssuerConfig,
+    key: Option<SigningKey>,
+    clock: Clock,
+    metadata_document_timeout: Duration,
+}
+
+impl DevIssuerBuilder {
+    /// Signs with `key` (its algorithm wins over `config.signing_alg`).
+    pub fn key(mut self, key: SigningKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Uses `clock` for every expiry decision of the issuer.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Bounds fetching one client ID metadata document (default: 3 s).
+    pub fn metadata_document_timeout(mut self, timeout: Duration) -> Self {
+        self.metadata_document_timeout = timeout;
+        self
+    }
+
+    /// Validates the configuration and creates the issuer (generating or loading the key when
+    /// none was given).
+    pub fn build(self) -> Result<DevIssuer, DevIssuerError> {
+        let key = match self.key {
+            Some(k) => k,
+            None => match &self.config.signing_key_pem {
+                Some(path) => SigningKey::from_pem_file(self.config.signing_alg, path)?,
+                None => SigningKey::generate(self.config.signing_alg)?,
+            },
+        };
+        DevIssuer::build(self.config, key, self.clock, self.metadata_document_timeout)
+    }
+}
+
+pub(crate) struct Inner {
     issuer: String,
     clients: HashMap<String, DevClient>,
     resource_servers: HashMap<String, DevResourceServer>,
@@ -119,6 +194,9 @@ struct Inner {
     /// Proofs at the token endpoint (RFC 9449 §5): a client that sends one gets a token bound
     /// to its key.
     dpop: gatehouse::verify::dpop::DpopVerifier,
+    clock: Clock,
+    /// The authorization code flow and its companions; `Some` exactly when users exist.
+    pub(crate) interactive: Option<Interactive>,
 }
 
 impl fmt::Debug for DevIssuer {
@@ -127,6 +205,10 @@ impl fmt::Debug for DevIssuer {
             .field("issuer", &self.inner.issuer)
             .field("clients", &self.inner.clients.keys().collect::<Vec<_>>())
             .field("kid", &self.inner.key.kid())
+            .field(
+                "users",
+                &self.users().iter().map(|u| &u.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -135,16 +217,31 @@ impl DevIssuer {
     /// Validates `config` and creates the issuer. `config.issuer` must be set; use
     /// [`DevIssuer::for_listener`] to derive it from a bound socket. Generates or loads the key.
     pub fn new(config: DevIssuerConfig) -> Result<Self, DevIssuerError> {
-        let key = match &config.signing_key_pem {
-            Some(path) => SigningKey::from_pem_file(config.signing_alg, path)?,
-            None => SigningKey::generate(config.signing_alg)?,
-        };
-        Self::with_key(config, key)
+        Self::builder(config).build()
     }
 
     /// Like [`DevIssuer::new`], with an explicit signing key (its algorithm wins over
     /// `config.signing_alg`).
     pub fn with_key(config: DevIssuerConfig, key: SigningKey) -> Result<Self, DevIssuerError> {
+        Self::builder(config).key(key).build()
+    }
+
+    /// A builder for settings beyond the configuration (key, clock, fetch timeout).
+    pub fn builder(config: DevIssuerConfig) -> DevIssuerBuilder {
+        DevIssuerBuilder {
+            config,
+            key: None,
+            clock: Clock::system(),
+            metadata_document_timeout: DEFAULT_METADATA_DOCUMENT_TIMEOUT,
+        }
+    }
+
+    fn build(
+        config: DevIssuerConfig,
+        key: SigningKey,
+        clock: Clock,
+        metadata_document_timeout: Duration,
+    ) -> Result<Self, DevIssuerError> {
         let bad = |key: &str, why: String| DevIssuerError::Config {
             key: key.to_owned(),
             why,
@@ -217,6 +314,24 @@ impl DevIssuer {
                 return Err(bad("resource_servers", format!("duplicate id {id:?}")));
             }
         }
+        let mut names = BTreeSet::new();
+        for u in &config.users {
+            if u.name.is_empty() || u.subject.as_deref() == Some("") {
+                return Err(bad("users", "a user has an empty name or subject".into()));
+            }
+            if let Some(s) = u.allowed_scopes.iter().find(|s| !is_scope_token(s)) {
+                return Err(bad("users.allowed_scopes", format!("invalid scope {s:?}")));
+            }
+            if !names.insert(u.name.clone()) {
+                return Err(bad("users", format!("duplicate user name {:?}", u.name)));
+            }
+            scopes.extend(u.allowed_scopes.iter().cloned());
+        }
+        let interactive = (!config.users.is_empty()).then(|| {
+            // OpenID Connect: `openid` is always grantable once users can sign in.
+            scopes.insert("openid".to_owned());
+            Interactive::new(config.users, metadata_document_timeout)
+        });
         let exchange_enabled = clients.values().any(DevClient::may_exchange);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -229,6 +344,8 @@ impl DevIssuer {
                 key,
                 scopes_supported: scopes.into_iter().collect(),
                 dpop: gatehouse::verify::dpop::DpopVerifier::new(Default::default()),
+                clock,
+                interactive,
             }),
         })
     }
@@ -283,22 +400,32 @@ impl DevIssuer {
 
     /// The authorization server metadata (RFC 8414 §2), also served as OpenID discovery.
     ///
-    /// There is no `authorization_endpoint` and no `response_types_supported`: this server has
-    /// no user login and supports only `client_credentials` (plus token exchange, advertised
-    /// only when some client may use it), and advertising an empty or false list would be worse
-    /// than omitting the member. For the same reason there is no
-    /// `code_challenge_methods_supported`.
+    /// Without users there is no `authorization_endpoint`, no `response_types_supported` and
+    /// no `code_challenge_methods_supported`: the server then supports only
+    /// `client_credentials` (plus token exchange, advertised only when some client may use it),
+    /// and advertising an empty or false list would be worse than omitting the member. With
+    /// users it adds the authorization code flow (PKCE S256 only), refresh tokens, dynamic
+    /// registration, client ID metadata documents, RFC 9207 `iss` and the OpenID members its
+    /// ID tokens make true.
     pub fn metadata(&self) -> Value {
         let mut grants = vec!["client_credentials"];
         if self.supports_token_exchange() {
             grants.push(TOKEN_EXCHANGE_GRANT);
+        }
+        let interactive = self.inner.interactive.is_some();
+        if interactive {
+            grants.extend(["authorization_code", "refresh_token"]);
+        }
+        let mut auth_methods = vec!["client_secret_basic", "client_secret_post"];
+        if interactive {
+            auth_methods.push("none");
         }
         let mut m = json!({
             "issuer": self.inner.issuer,
             "token_endpoint": self.token_endpoint(),
             "jwks_uri": self.jwks_uri(),
             "grant_types_supported": grants,
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": auth_methods,
             "scopes_supported": self.inner.scopes_supported,
             // RFC 9449 §5.1.
             "dpop_signing_alg_values_supported": self
@@ -317,7 +444,76 @@ impl DevIssuer {
                 json!(["client_secret_basic", "client_secret_post"]),
             );
         }
+        if interactive {
+            let obj = m.as_object_mut().expect("object");
+            for (k, v) in [
+                (
+                    "authorization_endpoint",
+                    json!(self.authorization_endpoint()),
+                ),
+                ("registration_endpoint", json!(self.registration_endpoint())),
+                ("response_types_supported", json!(["code"])),
+                ("response_modes_supported", json!(["query"])),
+                // OAuth 2.1 §4.1.1: plain is not offered.
+                ("code_challenge_methods_supported", json!(["S256"])),
+                (
+                    "authorization_response_iss_parameter_supported",
+                    json!(true),
+                ),
+                ("client_id_metadata_document_supported", json!(true)),
+                ("subject_types_supported", json!(["public"])),
+                (
+                    "id_token_signing_alg_values_supported",
+                    json!([self.inner.key.alg().as_str()]),
+                ),
+            ] {
+                obj.insert(k.into(), v);
+            }
+        }
         m
+    }
+
+    /// The authorization endpoint URL.
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}/authorize", self.inner.issuer)
+    }
+
+    /// The RFC 7591 registration endpoint URL.
+    pub fn registration_endpoint(&self) -> String {
+        format!("{}/register", self.inner.issuer)
+    }
+
+    /// Whether the interactive flows (authorization code, refresh, registration) run: exactly
+    /// when users are configured.
+    pub fn supports_user_login(&self) -> bool {
+        self.inner.interactive.is_some()
+    }
+
+    /// The current time, in seconds since the epoch, by the issuer's clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.unix()
+    }
+
+    /// An OpenID Connect ID token (Core §2): the client learns who signed in.
+    pub(crate) fn id_token(
+        &self,
+        sub: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+        auth_time: u64,
+    ) -> String {
+        let now = self.now();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.inner.issuer));
+        claims.insert("sub".into(), json!(sub));
+        claims.insert("aud".into(), json!(client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + self.inner.ttl.as_secs()));
+        claims.insert("auth_time".into(), json!(auth_time));
+        if let Some(n) = nonce {
+            claims.insert("nonce".into(), json!(n));
+        }
+        self.inner.key.sign_jwt("JWT", &Value::Object(claims))
     }
 
     /// Mints a token for a configured client without HTTP or client authentication (for demos
@@ -378,12 +574,31 @@ impl DevIssuer {
             Some(raw) => parse_scope(raw, allowed)?,
         };
         let scope = granted.join(" ");
-
-        let now = unix_now();
-        let ttl = self.inner.ttl.as_secs();
         let sub = client.subject.as_deref().unwrap_or(&client.id);
-        let mut claims = self.base_claims(sub, resource, &client.id, &scope, now, now + ttl);
-        if let Some(t) = &client.tenant {
+        Ok(self.sign_token(
+            sub,
+            client.tenant.as_deref(),
+            &client.id,
+            &scope,
+            resource,
+            dpop_jkt,
+        ))
+    }
+
+    /// Signs an access token with the configured lifetime (for clients and signed-in users).
+    pub(crate) fn sign_token(
+        &self,
+        sub: &str,
+        tenant: Option<&str>,
+        client_id: &str,
+        scope: &str,
+        resource: &str,
+        dpop_jkt: Option<&str>,
+    ) -> IssuedToken {
+        let now = self.now();
+        let ttl = self.inner.ttl.as_secs();
+        let mut claims = self.base_claims(sub, resource, client_id, scope, now, now + ttl);
+        if let Some(t) = tenant {
             claims.insert(self.inner.tenant_claim.clone(), json!(t));
         }
         if let Some(jkt) = dpop_jkt {
@@ -391,12 +606,12 @@ impl DevIssuer {
             claims.insert("cnf".into(), json!({ "jkt": jkt }));
         }
         let access_token = self.sign_access_token(claims);
-        tracing::info!(client_id = %client.id, %scope, aud = %resource, "issued access token");
-        Ok(IssuedToken {
+        tracing::info!(%client_id, %sub, %scope, aud = %resource, "issued access token");
+        IssuedToken {
             access_token,
             expires_in: ttl,
-            scope,
-        })
+            scope: scope.to_owned(),
+        }
     }
 
     /// Token exchange (RFC 8693) for the configured client `client_id`, which the caller has
@@ -477,7 +692,7 @@ impl DevIssuer {
         }
         let scope = granted.join(" ");
 
-        let now = unix_now();
+        let now = self.now();
         if subject_exp <= now {
             // Expired between verification and now (a second boundary).
             return Err(TokenError::InvalidSubjectToken("invalid"));
@@ -591,7 +806,7 @@ impl DevIssuer {
         let claims: Map<String, Value> =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
         let exp = claims.get("exp")?.as_u64()?;
-        (claims.get("iss")?.as_str()? == self.inner.issuer && exp > unix_now()).then_some(claims)
+        (claims.get("iss")?.as_str()? == self.inner.issuer && exp > self.now()).then_some(claims)
     }
 }
 
@@ -621,7 +836,7 @@ fn normalize_issuer(raw: &str) -> Result<String, String> {
 }
 
 /// RFC 8707 §2: "an absolute URI … MUST NOT include a fragment component".
-fn check_resource(resource: &str) -> Result<(), &'static str> {
+pub(crate) fn check_resource(resource: &str) -> Result<(), &'static str> {
     if resource.contains('#') {
         return Err("has a fragment");
     }
@@ -655,13 +870,14 @@ pub(crate) fn is_scope_token(s: &str) -> bool {
 
 /// Constant-time secret check. Digests first so that neither the length nor the contents leak
 /// through timing; an unknown client still pays for one comparison.
-fn secret_matches(expected: Option<&ClientSecret>, presented: &str) -> bool {
+pub(crate) fn secret_matches(expected: Option<&ClientSecret>, presented: &str) -> bool {
     let presented = digest(&SHA256, presented.as_bytes());
     let expected_digest = digest(&SHA256, expected.map_or("", |s| s.expose()).as_bytes());
     let equal = verify_slices_are_equal(presented.as_ref(), expected_digest.as_ref()).is_ok();
     equal && expected.is_some()
 }
 
+#[cfg(test)]
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -19,8 +19,25 @@
 //!   document at `/.well-known/openid-configuration`.
 //! - `POST /introspect` (RFC 7662) for configured resource servers, for its own tokens.
 //!
-//! What it deliberately does not do: no authorization endpoint, no user login, no refresh
-//! tokens, no revocation, no dynamic client registration. It binds loopback addresses only.
+//! With demo users configured ([`DevIssuerConfig::users`], [`DevUser`]) it also runs the
+//! interactive flows MCP clients use, so a browser user can sign in:
+//! - `GET /authorize`: the authorization code flow (OAuth 2.1 §4.1) with PKCE S256 only
+//!   (RFC 7636), a required `resource` (RFC 8707) that becomes `aud`, and an HTML sign-in page
+//!   where the user picks a demo user — **no password** — and approves or denies. The
+//!   redirect carries `iss` (RFC 9207). Granted scopes are the requested ones the user may
+//!   grant; asking again for more is a step-up.
+//! - `POST /token` with `authorization_code` (single-use, 60-second codes; a replay revokes
+//!   the refresh tokens the code produced) and `refresh_token` (rotated on every use; reusing
+//!   a rotated one revokes its whole family). `openid` yields an ID token.
+//! - `POST /register`: dynamic client registration (RFC 7591), public or confidential clients,
+//!   in memory and bounded.
+//! - Client ID metadata documents: an `https` (or loopback `http`) URL as `client_id` is
+//!   fetched, checked and cached for a few minutes.
+//! - CORS on the metadata, JWKS, token and registration endpoints, for browser clients.
+//!
+//! What it deliberately does not do: no passwords or sessions (every sign-in is one click), no
+//! revocation or userinfo endpoint, no client management (RFC 7592), no consent memory, no
+//! `plain` PKCE, no implicit or password grants. It binds loopback addresses only.
 //!
 //! ```no_run
 //! use gatehouse_dev_issuer::{DevClient, DevIssuerConfig, banner, serve};
@@ -37,22 +54,30 @@
 
 #![warn(missing_docs)]
 
+mod clients;
 mod config;
+mod grants;
 mod http;
 mod issuer;
 mod loopback;
+mod page;
 
 use std::future::Future;
 
 use axum::serve::ListenerExt;
 
+pub use clients::DEFAULT_METADATA_DOCUMENT_TIMEOUT;
 pub use config::{
     ClientSecret, DEFAULT_TENANT_CLAIM, DEFAULT_TOKEN_TTL, DevClient, DevIssuerConfig,
-    DevResourceServer, SigningAlg,
+    DevResourceServer, DevUser, SigningAlg,
 };
 pub use gatehouse::jws::{KeyError, SigningKey};
+pub use grants::{CODE_TTL, MAX_REGISTERED_CLIENTS, REFRESH_TTL};
 pub use http::router;
-pub use issuer::{ACCESS_TOKEN_TYPE, DevIssuer, IssuedToken, TOKEN_EXCHANGE_GRANT, TokenError};
+pub use issuer::{
+    ACCESS_TOKEN_TYPE, Clock, DevIssuer, DevIssuerBuilder, IssuedToken, TOKEN_EXCHANGE_GRANT,
+    TokenError,
+};
 pub use loopback::{DevIssuerError, ensure_loopback};
 
 /// The warning printed at start-up. Loud on purpose: a development issuer reachable by others
@@ -61,7 +86,7 @@ pub fn banner(issuer: &str) -> String {
     let lines = [
         "WARNING: gatehouse-dev-issuer is a DEVELOPMENT authorization server.",
         "It holds client secrets in plain configuration, generates throwaway keys",
-        "and has no user login. NEVER use it in production.",
+        "and signs in demo users without passwords. NEVER use it in production.",
         &format!("Issuer: {issuer}"),
     ];
     let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
