@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig};
+use gatehouse_dev_issuer::{DevClient, DevIssuer, DevIssuerConfig, DevUser};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -94,6 +94,17 @@ pub const DEMO_CLIENTS: [(&str, &str, &[&str]); 3] = [
     ("globex-reader", "globex", &["invoices:read"]),
 ];
 
+/// The people who can log in at the development issuer's login page (interactive clients such
+/// as MCP Inspector's web UI): (name, tenant, scopes they may hold). No passwords: it is a demo.
+pub const DEMO_USERS: [(&str, &str, &[&str]); 3] = [
+    ("alice", "acme", &["invoices:read", "invoices:write"]),
+    ("bob", "acme", &["invoices:read"]),
+    ("carol", "globex", &["invoices:read"]),
+];
+
+/// The MCP Inspector release the demo's instructions name (the one the browser tests run).
+pub const INSPECTOR: &str = "@modelcontextprotocol/inspector@2.12.0";
+
 /// Options of `gatehouse demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -127,6 +138,8 @@ pub struct RunningDemo {
     pub ledger_token: String,
     /// The SQLite file.
     pub database: PathBuf,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: Option<SocketAddr>,
     /// (client id, tenant, scopes, client secret, token) for each demo client.
     pub clients: Vec<DemoClient>,
     cancel: CancellationToken,
@@ -210,6 +223,12 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
             })
             .chain([billing_client(&mcp_url, &ledger_url, &billing_secret)])
             .collect(),
+        users: DEMO_USERS
+            .iter()
+            .map(|(name, tenant, scopes)| {
+                DevUser::new(*name, scopes.iter().copied()).with_tenant(*tenant)
+            })
+            .collect(),
         token_ttl: Duration::from_secs(args.token_ttl),
         ..DevIssuerConfig::default()
     };
@@ -287,9 +306,10 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     if args.port == 0 {
         config.admin.listen = SocketAddr::new(loopback, 0);
     }
-    let app = app::build(config, mcp_addr)
+    let mut app = app::build(config, mcp_addr)
         .await
         .inspect_err(|_| cancel.cancel())?;
+    let admin = app.bind_admin().await.inspect_err(|_| cancel.cancel())?;
     let server_task = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -304,6 +324,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
         ledger_url,
         ledger_token,
         database,
+        admin,
         clients: demo_clients,
         cancel,
         tasks: vec![issuer_task, ledger_task, server_task],
@@ -403,6 +424,21 @@ Tokens (tenant, scopes) — paste these into your shell:
    or give it a client-credentials authProvider for client id acme-reader and the secret above:
    it discovers {metadata} and {issuer} by itself.
 
+9. Interactive clients: log in in the browser (authorization code + PKCE, no token to paste)
+   MCP Inspector's web UI (Node >= 22.19), then switch the server on:
+   npx -y {inspector} --web --transport http --server-url {url}
+   Any MCP client that supports OAuth (IDEs, desktop assistants): add the server URL
+     {url}
+   It registers itself (dynamic client registration or a client ID metadata document) and
+   opens the login page. Pick a user (no passwords, it is a demo) and approve:
+{users}
+   void_invoice as alice asks once more, for invoices:write (step-up), then succeeds.
+
+10. Operations: health, readiness and Prometheus metrics (admin listener, loopback only)
+   curl -s {healthz}
+   curl -s {readyz}
+   curl -s {metrics} | grep '^gatehouse_tool_calls_total'
+
 Press Ctrl-C to stop.
 "#,
         issuer = demo.issuer_url,
@@ -413,5 +449,25 @@ Press Ctrl-C to stop.
         write_token = write.token,
         globex_token = globex.token,
         read_secret = read.secret,
+        inspector = INSPECTOR,
+        users = DEMO_USERS
+            .iter()
+            .map(|(name, tenant, scopes)| format!(
+                "     {name:<6} {tenant:<7} {}",
+                scopes.join(" ")
+            ))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        metrics = admin_url(demo.admin, "/metrics"),
+        healthz = admin_url(demo.admin, "/healthz"),
+        readyz = admin_url(demo.admin, "/readyz"),
+    )
+}
+
+/// `http://ADMIN/path`, or a note that the admin listener is off.
+fn admin_url(admin: Option<SocketAddr>, path: &str) -> String {
+    admin.map_or_else(
+        || "(admin listener off)".to_owned(),
+        |a| format!("http://{a}{path}"),
     )
 }

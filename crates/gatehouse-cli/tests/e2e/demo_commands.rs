@@ -139,5 +139,41 @@ async fn printed_commands_work_as_printed() {
     assert_eq!(v["token_type"], "Bearer", "{out}");
     assert_eq!(v["scope"], "invoices:read", "{out}");
 
+    // 10. The admin listener's URLs as printed: healthy, ready, and the calls above counted.
+    let step10 = get(10);
+    assert_eq!(step10.len(), 3, "{text}");
+    let out = run(&exports, &step10[0]);
+    assert!(out.contains("ok"), "{out}");
+    let out = run(&exports, &step10[1]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    assert_eq!(
+        (&v["database"], &v["keys"]),
+        (&true.into(), &true.into()),
+        "{out}"
+    );
+    let out = run(&exports, &step10[2]);
+    assert!(
+        out.contains(r#"gatehouse_tool_calls_total{tool="lookup_invoice",outcome="allowed"}"#),
+        "{out}"
+    );
+
+    // 9. The interactive section names the pinned Inspector, the MCP URL and every demo user.
+    assert!(
+        text.contains(&format!(
+            "npx -y {} --web --transport http --server-url {}",
+            demo::INSPECTOR,
+            demo.mcp_url
+        )),
+        "{text}"
+    );
+    for (name, tenant, scopes) in demo::DEMO_USERS {
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(name)
+                && l.contains(tenant)
+                && l.contains(&scopes.join(" "))),
+            "{name}: {text}"
+        );
+    }
+
     demo.stop().await.expect("demo stops cleanly");
 }
