@@ -316,13 +316,21 @@ pub(crate) async fn fetch_metadata_document(
     client_id: &str,
     timeout: Duration,
 ) -> Result<OAuthClient, &'static str> {
+    const LATE: &str = "the client's metadata document could not be fetched in time";
+    let failed = |e: reqwest::Error| {
+        if e.is_timeout() {
+            LATE
+        } else {
+            "the client's metadata document could not be fetched"
+        }
+    };
     let fetch = async {
         let mut resp = http
             .get(client_id)
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|_| "the client's metadata document could not be fetched")?;
+            .map_err(failed)?;
         if resp.status() != reqwest::StatusCode::OK {
             return Err("the client's metadata document could not be fetched");
         }
@@ -333,11 +341,7 @@ pub(crate) async fn fetch_metadata_document(
             return Err("the client's metadata document is too large");
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|_| "the client's metadata document could not be fetched")?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_METADATA_DOCUMENT {
                 return Err("the client's metadata document is too large");
@@ -347,7 +351,7 @@ pub(crate) async fn fetch_metadata_document(
     };
     let body = tokio::time::timeout(timeout, fetch)
         .await
-        .map_err(|_| "the client's metadata document could not be fetched in time")??;
+        .map_err(|_| LATE)??;
     let invalid = "the client's metadata document is invalid";
     let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&body) else {
         return Err(invalid);
