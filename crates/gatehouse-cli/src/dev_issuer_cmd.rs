@@ -17,9 +17,11 @@ pub struct DevIssuerArgs {
     pub listen: SocketAddr,
     /// TOML file with `[[clients]]` (id, secret, allowed_scopes, tenant, and for RFC 8693 token
     /// exchange `serves` = the resource it is the server for and `may_exchange_for` = the target
-    /// audiences), `token_ttl`, `signing_alg` (ES256 or RS256), `signing_key_pem`,
-    /// `tenant_claim`. Without it, one client `dev-client` / `dev-secret` with
-    /// `invoices:read invoices:write` for tenant `acme`.
+    /// audiences), `[[users]]` (name, tenant, allowed_scopes: who may log in on the browser
+    /// login page; with users the authorization code flow, registration and refresh tokens are
+    /// served), `token_ttl`, `signing_alg` (ES256 or RS256), `signing_key_pem`,
+    /// `tenant_claim`. Without it, one client `dev-client` / `dev-secret` and one user
+    /// `dev-user`, both with `invoices:read invoices:write` for tenant `acme`.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
@@ -41,6 +43,10 @@ pub async fn run(args: DevIssuerArgs) -> anyhow::Result<()> {
                     ["invoices:read", "invoices:write"],
                 )
                 .with_tenant("acme"),
+            ],
+            users: vec![
+                gatehouse_dev_issuer::DevUser::new("dev-user", ["invoices:read", "invoices:write"])
+                    .with_tenant("acme"),
             ],
             ..DevIssuerConfig::default()
         },

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::ClientSecret;
-use crate::issuer::is_scope_token;
+use crate::rules::is_scope_token;
 
 /// A refusal of the interactive flows: an OAuth error code with a fixed description (nothing
 /// from the request is echoed). The HTTP layer turns it into JSON, a redirect or a page.

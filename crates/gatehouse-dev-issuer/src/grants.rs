@@ -1,16 +1,11 @@
-//! The interactive flows' server-side state and rules: pending authorization requests, the
-//! authorization code grant with PKCE (OAuth 2.1 §4.1, RFC 7636), rotated refresh tokens
-//! (OAuth 2.1 §4.3), dynamic client registration (RFC 7591) and the client ID metadata
-//! document cache. Every store is bounded: a development server must not be a memory sink.
+//! The interactive flows: the authorization request and the user's decision, the authorization
+//! code grant with PKCE (OAuth 2.1 §4.1, RFC 7636), rotated refresh tokens (OAuth 2.1 §4.3),
+//! dynamic client registration (RFC 7591) and client ID metadata documents. Their state, and its
+//! bounds, is in `interactive.rs`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
-use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::digest::{SHA256, digest};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::clients::{
@@ -18,161 +13,14 @@ use crate::clients::{
     parse_client_metadata,
 };
 use crate::config::{ClientSecret, DevUser};
-use crate::issuer::{DevIssuer, check_resource, is_scope_token, secret_matches};
-
-/// Pending authorization requests (waiting for the user's decision).
-pub(crate) const MAX_PENDING: usize = 1_000;
-/// How long the consent page stays valid.
-pub(crate) const PENDING_TTL: u64 = 600;
-/// Authorization code lifetime (OAuth 2.1 §4.1.2: short; 60 s is the usual ceiling).
-pub const CODE_TTL: u64 = 60;
-/// Codes remembered (issued, used or not) at once.
-const MAX_CODES: usize = 1_000;
-/// How long a code is remembered after issuance, so that a replay still finds it and revokes
-/// what it produced (RFC 6749 §4.1.2).
-const CODE_MEMORY: u64 = 600;
-/// Refresh tokens remembered at once (active and rotated ones: the latter detect reuse).
-const MAX_REFRESH: usize = 10_000;
-/// Refresh token lifetime: a working day of demos.
-pub const REFRESH_TTL: u64 = 8 * 3600;
-/// Dynamically registered clients kept in memory.
-pub const MAX_REGISTERED_CLIENTS: usize = 1_000;
-/// Fetched client ID metadata documents cached at once, and for how long.
-const MAX_CACHED_DOCUMENTS: usize = 100;
-const DOCUMENT_CACHE_TTL: u64 = 300;
-
-/// The interactive part of the issuer; present exactly when users are configured.
-pub(crate) struct Interactive {
-    pub users: Vec<DevUser>,
-    pub http: reqwest::Client,
-    pub document_timeout: Duration,
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    registered: HashMap<String, Arc<OAuthClient>>,
-    documents: HashMap<String, (u64, Arc<OAuthClient>)>,
-    pending: HashMap<String, Pending>,
-    codes: HashMap<String, CodeGrant>,
-    /// Keyed by the SHA-256 of the token: the store never holds a usable refresh token.
-    refresh: HashMap<String, RefreshGrant>,
-}
-
-/// A validated authorization request waiting for the user (also the facts a code binds).
-#[derive(Debug, Clone)]
-pub(crate) struct Pending {
-    pub client_id: String,
-    pub client_label: String,
-    /// The redirect URI codes and errors go to (the presented one, or the only registered one).
-    pub redirect_uri: String,
-    /// Whether `redirect_uri` was a request parameter: then the token request must repeat it
-    /// (RFC 6749 §4.1.3).
-    pub redirect_uri_sent: bool,
-    pub state: Option<String>,
-    pub code_challenge: String,
-    pub resource: String,
-    pub scopes: Option<Vec<String>>,
-    pub nonce: Option<String>,
-    pub refresh: bool,
-    expires_at: u64,
-}
-
-struct CodeGrant {
-    request: Pending,
-    user: String,
-    scopes: Vec<String>,
-    auth_time: u64,
-    expires_at: u64,
-    forget_at: u64,
-    used: bool,
-    /// The refresh token family issued from this code, revoked if the code is replayed.
-    family: Option<String>,
-}
-
-#[derive(Clone)]
-struct RefreshGrant {
-    family: String,
-    client_id: String,
-    user: String,
-    resource: String,
-    scopes: Vec<String>,
-    expires_at: u64,
-    /// Already exchanged for a successor: presenting it again means it leaked.
-    rotated: bool,
-}
-
-/// The outcome of the user's decision: where to send the browser and with what.
-pub(crate) struct Decision {
-    pub redirect_uri: String,
-    pub params: Vec<(&'static str, String)>,
-}
-
-/// 256 random bits, base64url: codes, refresh tokens, transaction ids.
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).expect("system RNG");
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn hash(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()))
-}
-
-/// RFC 7636 §4.1: `code-verifier = 43*128unreserved`.
-fn is_code_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// An S256 challenge is the base64url (no padding) of a SHA-256 digest: 43 characters.
-fn is_s256_challenge(c: &str) -> bool {
-    c.len() == 43
-        && c.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// RFC 7636 §4.6: `BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge`.
-fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
-    verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_ok()
-}
-
-impl Interactive {
-    pub(crate) fn new(users: Vec<DevUser>, document_timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            // The draft forbids following redirects: the document must live at its URL.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(document_timeout)
-            .build()
-            .expect("HTTP client");
-        Self {
-            users,
-            http,
-            document_timeout,
-            state: Mutex::new(State::default()),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves maps that are still consistent one by one.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn user(&self, name: &str) -> Option<&DevUser> {
-        self.users.iter().find(|u| u.name == name)
-    }
-}
-
-/// Removes entries for which `expired` holds; then, if `map` is still at `cap`, reports so.
-fn make_room<V>(map: &mut HashMap<String, V>, cap: usize, expired: impl Fn(&V) -> bool) -> bool {
-    if map.len() >= cap {
-        map.retain(|_, v| !expired(v));
-    }
-    map.len() < cap
-}
+use crate::interactive::{
+    CODE_MEMORY, CODE_TTL, CodeGrant, DOCUMENT_CACHE_TTL, Decision, Interactive,
+    MAX_CACHED_DOCUMENTS, MAX_CODES, MAX_PENDING, MAX_REFRESH, MAX_REGISTERED_CLIENTS, PENDING_TTL,
+    Pending, REFRESH_TTL, RefreshGrant, State, hash, is_code_verifier, is_s256_challenge,
+    make_room, pkce_matches, random_token,
+};
+use crate::issuer::DevIssuer;
+use crate::rules::{check_resource, is_scope_token, secret_matches};
 
 /// Parameters of an authorization request after the client and redirect URI are trusted.
 pub(crate) struct AuthorizeParams<'a> {

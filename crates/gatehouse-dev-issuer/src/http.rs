@@ -30,7 +30,8 @@ use crate::clients::{
     redirect_uri_matches,
 };
 use crate::config::DevClient;
-use crate::grants::{AuthorizeParams, Decision, TokenParams};
+use crate::grants::{AuthorizeParams, TokenParams};
+use crate::interactive::Decision;
 use crate::issuer::{ACCESS_TOKEN_TYPE, DevIssuer, TOKEN_EXCHANGE_GRANT, TokenError};
 use crate::page;
 

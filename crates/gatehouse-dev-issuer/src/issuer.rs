@@ -7,17 +7,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::clients::DEFAULT_METADATA_DOCUMENT_TIMEOUT;
-use crate::config::{ClientSecret, DevClient, DevIssuerConfig, DevResourceServer};
-use crate::grants::Interactive;
+use crate::config::{DevClient, DevIssuerConfig, DevResourceServer};
+use crate::interactive::Interactive;
 use crate::loopback::{DevIssuerError, ensure_loopback};
+use crate::rules::{check_resource, is_scope_token, secret_matches};
 use gatehouse::jws::SigningKey;
 
 /// Claims the issuer sets itself; the tenant claim must not shadow one of them.
@@ -835,16 +834,6 @@ fn normalize_issuer(raw: &str) -> Result<String, String> {
     Ok(raw.trim_end_matches('/').to_owned())
 }
 
-/// RFC 8707 §2: "an absolute URI … MUST NOT include a fragment component".
-pub(crate) fn check_resource(resource: &str) -> Result<(), &'static str> {
-    if resource.contains('#') {
-        return Err("has a fragment");
-    }
-    Url::parse(resource)
-        .map(|_| ())
-        .map_err(|_| "not an absolute URI")
-}
-
 /// Parses a raw RFC 6749 §3.3 `scope` parameter: scope tokens separated by single spaces,
 /// duplicates collapsed. A token that is malformed or not `allowed` is `invalid_scope`, never
 /// silently dropped (RFC 6749 §5.2).
@@ -859,22 +848,6 @@ fn parse_scope(raw: &str, allowed: impl Fn(&str) -> bool) -> Result<Vec<&str>, T
         }
     }
     Ok(out)
-}
-
-/// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-pub(crate) fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-}
-
-/// Constant-time secret check. Digests first so that neither the length nor the contents leak
-/// through timing; an unknown client still pays for one comparison.
-pub(crate) fn secret_matches(expected: Option<&ClientSecret>, presented: &str) -> bool {
-    let presented = digest(&SHA256, presented.as_bytes());
-    let expected_digest = digest(&SHA256, expected.map_or("", |s| s.expose()).as_bytes());
-    let equal = verify_slices_are_equal(presented.as_ref(), expected_digest.as_ref()).is_ok();
-    equal && expected.is_some()
 }
 
 #[cfg(test)]
@@ -911,22 +884,6 @@ mod tests {
             "x",
         ] {
             assert!(normalize_issuer(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn resource_rules() {
-        assert!(check_resource("http://127.0.0.1:3000/mcp").is_ok());
-        assert!(check_resource("urn:example:api").is_ok());
-        assert_eq!(check_resource("/mcp"), Err("not an absolute URI"));
-        assert_eq!(check_resource("http://x/mcp#frag"), Err("has a fragment"));
-    }
-
-    #[test]
-    fn scope_token_grammar() {
-        assert!(is_scope_token("invoices:read"));
-        for bad in ["", "a b", "a\"b", "a\\b", "é"] {
-            assert!(!is_scope_token(bad), "{bad:?}");
         }
     }
 
@@ -1074,18 +1031,6 @@ mod tests {
             iss.exchange("rs-a", &unscoped, "http://b.test/", None)
                 .unwrap_err(),
             TokenError::InvalidScope
-        );
-    }
-
-    #[test]
-    fn secret_comparison() {
-        let s = ClientSecret::new("right");
-        assert!(secret_matches(Some(&s), "right"));
-        assert!(!secret_matches(Some(&s), "wrong"));
-        assert!(!secret_matches(Some(&s), "righ"));
-        assert!(
-            !secret_matches(None, ""),
-            "an unknown client never authenticates"
         );
     }
 }

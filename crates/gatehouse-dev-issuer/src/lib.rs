@@ -58,9 +58,11 @@ mod clients;
 mod config;
 mod grants;
 mod http;
+mod interactive;
 mod issuer;
 mod loopback;
 mod page;
+mod rules;
 
 use std::future::Future;
 
@@ -72,8 +74,8 @@ pub use config::{
     DevResourceServer, DevUser, SigningAlg,
 };
 pub use gatehouse::jws::{KeyError, SigningKey};
-pub use grants::{CODE_TTL, MAX_REGISTERED_CLIENTS, REFRESH_TTL};
 pub use http::router;
+pub use interactive::{CODE_TTL, MAX_REGISTERED_CLIENTS, REFRESH_TTL};
 pub use issuer::{
     ACCESS_TOKEN_TYPE, Clock, DevIssuer, DevIssuerBuilder, IssuedToken, TOKEN_EXCHANGE_GRANT,
     TokenError,
