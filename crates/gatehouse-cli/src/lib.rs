@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod dev_issuer_cmd;
+pub mod log_format;
 pub mod metrics;
 pub mod proxy_cmd;
 pub mod proxy_demo;

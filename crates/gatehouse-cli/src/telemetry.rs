@@ -8,6 +8,9 @@
 //! ([`gatehouse::http::limits::request_span`]). The span records the method and the path only:
 //! never the query string (where a careless client may put `access_token`) and never headers.
 //!
+//! Without colours (a file or a pipe), fields are written by [`crate::log_format::PlainFields`]:
+//! the default's output, cheaper, with control characters escaped in every value.
+//!
 //! Lines are formatted on the thread that logs them and written to stderr by a dedicated thread
 //! (`tracing-appender`'s non-blocking writer, a queue of up to 4,096 lines) through a 64 KiB
 //! buffer that is flushed whenever the queue runs empty: under load many lines share one
@@ -59,6 +62,11 @@ pub fn init(json: bool) -> LogGuard {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .with_filter(filter)
+            .boxed()
+    } else if !ansi {
+        // Files and pipes, what servers write to: cheaper fields, control characters escaped.
+        fmt.fmt_fields(crate::log_format::PlainFields)
             .with_filter(filter)
             .boxed()
     } else {

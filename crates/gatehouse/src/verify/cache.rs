@@ -1,10 +1,10 @@
 //! The verified-token cache and the [`Authenticator`] that consults it before any verifier.
 //!
 //! Architecture invariants (peers.md gap 6, spec rows A27, E15):
-//! - **Keyed by the token's SHA-256, never its text** (spec row A27: a token kept in a server's
-//!   cache is a theft vector). A hit requires a token with the same digest as one verified
-//!   before: reaching it with a different token means finding a SHA-256 second preimage of an
-//!   unknown valid token. The cache therefore holds no bearer string (a memory dump of the process
+//! - **Keyed by the token's BLAKE3 digest, never its text** (spec row A27: a token kept in a
+//!   server's cache is a theft vector). A hit requires a token with the same digest as one
+//!   verified before: reaching it with a different token means finding a BLAKE3 second preimage
+//!   of an unknown valid token. The cache therefore holds no bearer string (a memory dump of the process
 //!   yields none from it), and an entry is 32 bytes of key instead of the token, which is
 //!   typically 600–1,500 bytes (measured: `bench/README.md`).
 //! - **Never past `exp`.** Each entry expires at `min(exp − now, max_ttl)`, and a hit re-checks
@@ -29,8 +29,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::sync::Cache;
-
-use aws_lc_rs::digest;
 
 use crate::caller::{AccessToken, Caller, TokenKind};
 use crate::observe::Observer;
@@ -97,14 +95,14 @@ impl std::ops::AddAssign for CacheStats {
     }
 }
 
-/// What the caches are keyed by: the SHA-256 of the token text.
+/// What the caches are keyed by: the BLAKE3 digest of the token text. Collision resistance is
+/// what matters (a token that collided with a cached one would be taken for it); BLAKE3 gives
+/// it at a fraction of SHA-256's cost on this per-request path, where the token is hashed on
+/// every request, hit or miss.
 type TokenKey = [u8; 32];
 
 fn token_key(token: &str) -> TokenKey {
-    let d = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(d.as_ref());
-    key
+    *blake3::hash(token.as_bytes()).as_bytes()
 }
 
 /// Per-entry lifetime: until the token's `exp`, capped by kind.
@@ -560,13 +558,14 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_sha256_of_the_token_text() {
-        // FIPS 180-2 test vector, so the key is the real digest and not, say, a prefix.
+    fn keys_are_blake3_of_the_token_text() {
+        // The BLAKE3 reference test vector for "abc", so the key is the real digest of the
+        // whole text and not, say, a prefix or a truncation.
         let k = token_key("abc");
         let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
         assert_ne!(token_key("abc"), token_key("abd"));
     }
