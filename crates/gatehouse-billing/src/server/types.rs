@@ -15,6 +15,7 @@ pub const MAX_REASON_CHARS: usize = 500;
 
 /// Parameters of `lookup_invoice`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct LookupInvoiceParams {
     /// The invoice id, e.g. INV-2041.
@@ -23,6 +24,7 @@ pub struct LookupInvoiceParams {
 
 /// Parameters of `list_invoices`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct ListInvoicesParams {
     /// Only invoices with this status.
@@ -39,6 +41,7 @@ pub struct ListInvoicesParams {
 
 /// Parameters of `void_invoice`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct VoidInvoiceParams {
     /// The invoice id, e.g. INV-2041.
@@ -50,6 +53,7 @@ pub struct VoidInvoiceParams {
 
 /// Parameters of `invoice_history`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceHistoryParams {
     /// The invoice id, e.g. INV-2041.
@@ -58,6 +62,7 @@ pub struct InvoiceHistoryParams {
 
 /// An invoice as tools return it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceView {
     /// The invoice id.
@@ -103,6 +108,7 @@ impl From<&Invoice> for InvoiceView {
 
 /// Result of `list_invoices`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoicePage {
     /// Invoices, newest first.
@@ -114,6 +120,7 @@ pub struct InvoicePage {
 
 /// Result of `void_invoice`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct VoidResult {
     /// The invoice after the call.
@@ -127,6 +134,7 @@ pub struct VoidResult {
 
 /// A credit note owed to the ledger and whether it got there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct CreditNoteView {
     /// Its id here: the idempotency key at the ledger.
@@ -184,6 +192,7 @@ impl CreditNoteView {
 
 /// One history entry as tools return it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
     /// What happened (`void`).
@@ -215,6 +224,7 @@ impl From<&InvoiceEvent> for EventView {
 
 /// Result of `invoice_history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(transform = gatehouse::mcp::portable_nullables)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceHistory {
     /// The invoice id.

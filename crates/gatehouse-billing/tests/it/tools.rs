@@ -267,7 +267,21 @@ async fn tool_schemas_use_camel_case_and_server_is_named() {
     assert_eq!(props("invoice_history"), ["invoiceId"]);
     for t in tools {
         assert!(t["outputSchema"].is_object(), "{}", t["name"]);
+        // Portable schemas: no `"type": [T, "null"]` (MCP Inspector's portability warning;
+        // single-`type` dialects reject it), optional values as `anyOf` branches instead.
+        for schema in [&t["inputSchema"], &t["outputSchema"]] {
+            assert!(!has_type_array(schema), "{}: {schema}", t["name"]);
+        }
     }
+    let voided_by = &tools
+        .iter()
+        .find(|t| t["name"] == "lookup_invoice")
+        .unwrap()["outputSchema"]["properties"]["voidedBy"];
+    assert_eq!(
+        voided_by["anyOf"],
+        json!([{"type": "string"}, {"type": "null"}]),
+        "{voided_by}"
+    );
     let void = tools.iter().find(|t| t["name"] == "void_invoice").unwrap();
     assert_eq!(void["annotations"]["destructiveHint"], true);
 
@@ -279,6 +293,17 @@ async fn tool_schemas_use_camel_case_and_server_is_named() {
         resp["result"]["serverInfo"]["name"], "gatehouse-billing",
         "{resp}"
     );
+}
+
+/// Whether a `type` keyword anywhere in `v` is an array.
+fn has_type_array(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| (k == "type" && v.is_array()) || has_type_array(v)),
+        serde_json::Value::Array(a) => a.iter().any(has_type_array),
+        _ => false,
+    }
 }
 
 #[tokio::test]

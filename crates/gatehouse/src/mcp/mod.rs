@@ -9,6 +9,7 @@
 mod dependency;
 mod extract;
 mod protected;
+mod schema;
 
 pub use dependency::{
     DependencyFailure, DependencySlot, report_dependency_failure, report_tool_dependency_failure,
@@ -17,3 +18,4 @@ pub use extract::{
     REQUEST_ID_HEADER, RequestId, caller_from_extensions, request_id_from_extensions,
 };
 pub use protected::{Protected, report_outcome};
+pub use schema::portable_nullables;
