@@ -393,6 +393,11 @@ impl DevIssuer {
                     scopes: scopes.clone(),
                     expires_at: now + REFRESH_TTL,
                     rotated: false,
+                    // RFC 9449 §5: a public client's refresh token is bound to the key it
+                    // proved, or a stolen refresh token would mint bound tokens for the thief.
+                    jkt: (client.auth == AuthMethod::None)
+                        .then(|| dpop_jkt.map(str::to_owned))
+                        .flatten(),
                 },
             ))
         } else {
@@ -447,6 +452,13 @@ impl DevIssuer {
         if grant.client_id != client.client_id {
             return Err(bad_grant());
         }
+        if grant.jkt.is_some() && grant.jkt.as_deref() != dpop_jkt {
+            // RFC 9449 §5: the refresh must prove the key the family is bound to.
+            return Err(Refusal::new(
+                "invalid_grant",
+                "the refresh token is bound to another DPoP key",
+            ));
+        }
         if resource.is_some_and(|r| r != grant.resource) {
             return Err(Refusal::new(
                 "invalid_target",
@@ -482,6 +494,7 @@ impl DevIssuer {
             scopes: grant.scopes.clone(),
             expires_at: now + REFRESH_TTL,
             rotated: false,
+            jkt: grant.jkt.clone(),
         };
         let resource = grant.resource.clone();
         if let Some(old) = state.refresh.get_mut(&key) {

@@ -95,6 +95,10 @@ pub(crate) struct RefreshGrant {
     pub(crate) expires_at: u64,
     /// Already exchanged for a successor: presenting it again means it leaked.
     pub(crate) rotated: bool,
+    /// The DPoP key a public client proved when the family began (RFC 9449 §5): every refresh
+    /// must prove the same key. `None` for confidential clients (client authentication already
+    /// constrains the sender) and for public clients that sent no proof.
+    pub(crate) jkt: Option<String>,
 }
 
 /// The outcome of the user's decision: where to send the browser and with what.

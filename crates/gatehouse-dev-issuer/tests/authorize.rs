@@ -667,6 +667,72 @@ async fn a_bad_dpop_proof_is_refused_in_the_code_flow() {
     assert_token_error(&call(iss, req).await, "invalid_dpop_proof");
 }
 
+// RFC 9449 §5: a public client that proves a DPoP key when it redeems its code gets a bound
+// access token and a refresh token bound to the same key: a refresh without a proof, or with
+// another key's, is refused; with the key it succeeds and stays bound.
+#[tokio::test]
+async fn a_public_clients_refresh_token_is_bound_to_its_dpop_key() {
+    let env = Env::new();
+    let iss = &env.iss;
+    let key = gatehouse::jws::SigningKey::generate(gatehouse::jws::SigningAlg::ES256).unwrap();
+    let other = gatehouse::jws::SigningKey::generate(gatehouse::jws::SigningAlg::ES256).unwrap();
+    let jkt =
+        gatehouse::verify::dpop::jwk_thumbprint(key.public_jwk().as_object().unwrap()).unwrap();
+    let with_proof = |form: String, key: Option<&gatehouse::jws::SigningKey>| {
+        let mut b =
+            Request::post("/token").header("content-type", "application/x-www-form-urlencoded");
+        if let Some(k) = key {
+            b = b.header("dpop", dpop_proof(k, &iss.token_endpoint()));
+        }
+        b.body(Body::from(form)).unwrap()
+    };
+    let client_id = public_client(iss).await;
+    let ch = challenge(VERIFIER);
+    let code = code_for(iss, &auth_params(&client_id, &ch), "alice").await;
+    let form = encode(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", &client_id),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ]);
+    let r = call(iss, with_proof(form, Some(&key))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["token_type"], "DPoP");
+    let claims = verify(iss, body["access_token"].as_str().unwrap(), RESOURCE).await;
+    assert_eq!(claims["cnf"]["jkt"], jkt.as_str());
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+
+    let refresh_form = |rt: &str| {
+        encode(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", rt),
+        ])
+    };
+    assert_token_error(
+        &call(iss, with_proof(refresh_form(&rt), None)).await,
+        "invalid_grant",
+    );
+    assert_token_error(
+        &call(iss, with_proof(refresh_form(&rt), Some(&other))).await,
+        "invalid_grant",
+    );
+    // Refused attempts did not use the token up: the holder of the key still refreshes.
+    let r = call(iss, with_proof(refresh_form(&rt), Some(&key))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = r.json();
+    let claims = verify(iss, body["access_token"].as_str().unwrap(), RESOURCE).await;
+    assert_eq!(claims["cnf"]["jkt"], jkt.as_str());
+    // The successor is bound too.
+    let next = body["refresh_token"].as_str().unwrap();
+    assert_token_error(
+        &call(iss, with_proof(refresh_form(next), None)).await,
+        "invalid_grant",
+    );
+}
+
 #[tokio::test]
 async fn metadata_with_users_advertises_exactly_the_interactive_flows() {
     let env = Env::new();

@@ -3,6 +3,9 @@
 //! well-formed resource; every other request gets the RFC 6749 §5.2 / RFC 8707 §2 error, and
 //! nothing it answers is cacheable. Its JWKS and metadata describe exactly what it does.
 
+mod common;
+use common::dpop_proof;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -721,18 +724,6 @@ fn config_loads_from_toml_and_debug_hides_secrets() {
     assert!(dbg.contains("<redacted>"));
     let bad: Result<DevIssuerConfig, _> = toml::from_str("unknown_key = 1");
     assert!(bad.is_err(), "unknown keys are refused");
-}
-
-/// A DPoP proof for the token endpoint by `key` (RFC 9449 §4.2), with `htu` as given.
-fn dpop_proof(key: &gatehouse::jws::SigningKey, htu: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    key.sign_jws(
-        &serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()}),
-        &serde_json::json!({"jti": gatehouse::jws::random_id(), "htm": "POST", "htu": htu, "iat": now}),
-    )
 }
 
 // RFC 9449 §5, §6.1: a proof at the token endpoint binds the token to its key (`cnf.jkt`,

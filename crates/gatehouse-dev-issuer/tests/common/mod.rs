@@ -320,3 +320,15 @@ pub(crate) fn header_typ(token: &str) -> String {
     let v: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
     v["typ"].as_str().unwrap().to_owned()
 }
+
+/// A DPoP proof for the token endpoint by `key` (RFC 9449 §4.2), with `htu` as given.
+pub(crate) fn dpop_proof(key: &gatehouse::jws::SigningKey, htu: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    key.sign_jws(
+        &serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()}),
+        &serde_json::json!({"jti": gatehouse::jws::random_id(), "htm": "POST", "htu": htu, "iat": now}),
+    )
+}
