@@ -1,5 +1,5 @@
-//! The field formatter of the human-readable log lines when they go to a file or a pipe (no
-//! colours): what `tracing-subscriber`'s default writes, cheaper, and safe against forged lines.
+//! The field formatter of the human-readable log lines: what `tracing-subscriber`'s default
+//! writes without colours, cheaper, and safe against forged lines.
 //!
 //! - **Cheaper.** The default formats every `&str` field through `str`'s `Debug`, which checks
 //!   each character for escapes one by one, and wraps every field name in (empty) colour styles.
@@ -22,7 +22,7 @@ use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::Writer;
 
-/// `FormatFields` for plain-text lines without ANSI colours.
+/// `FormatFields` for the plain-text lines (field names are never coloured).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PlainFields;
 

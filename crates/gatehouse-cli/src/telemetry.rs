@@ -8,8 +8,8 @@
 //! ([`gatehouse::http::limits::request_span`]). The span records the method and the path only:
 //! never the query string (where a careless client may put `access_token`) and never headers.
 //!
-//! Without colours (a file or a pipe), fields are written by [`crate::log_format::PlainFields`]:
-//! the default's output, cheaper, with control characters escaped in every value.
+//! Fields of the text lines are written by [`crate::log_format::PlainFields`]: the default's
+//! output without colours, cheaper, with control characters escaped in every value.
 //!
 //! Lines are formatted on the thread that logs them and written to stderr by a dedicated thread
 //! (`tracing-appender`'s non-blocking writer, a queue of up to 4,096 lines) through a 64 KiB
@@ -64,13 +64,12 @@ pub fn init(json: bool) -> LogGuard {
             .with_span_list(false)
             .with_filter(filter)
             .boxed()
-    } else if !ansi {
-        // Files and pipes, what servers write to: cheaper fields, control characters escaped.
+    } else {
+        // Cheaper fields, and control characters escaped in every value, on a terminal too
+        // (where field names lose their italics: a forged line matters more than a style).
         fmt.fmt_fields(crate::log_format::PlainFields)
             .with_filter(filter)
             .boxed()
-    } else {
-        fmt.with_filter(filter).boxed()
     };
     if let Err(e) = tracing_subscriber::registry().with(output).try_init() {
         eprintln!("warning: logging already initialised: {e}");
