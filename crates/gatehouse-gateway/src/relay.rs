@@ -136,6 +136,10 @@ struct State {
     progress: HashMap<ProgressToken, (u64, ProgressToken)>,
     /// Resource URI → (downstream session id → its peer).
     subscriptions: HashMap<String, HashMap<String, Peer<RoleServer>>>,
+    /// The downstream peer of the most recent request sent on this connection: where a log
+    /// message goes when it arrives with no request in flight (after its answer, on another
+    /// stream of an HTTP upstream). Only kept on a connection that relays (one owner).
+    last: Option<Peer<RoleServer>>,
 }
 
 impl Relay {
@@ -218,6 +222,9 @@ impl Relay {
                 s.progress
                     .insert(handle.progress_token.clone(), (key, theirs));
             }
+            if self.requests.is_ok() {
+                s.last = Some(downstream.peer.clone());
+            }
             s.inflight.insert(key, downstream);
             (handle, key)
         };
@@ -257,17 +264,28 @@ impl Relay {
         }
     }
 
-    /// A log message, to the most recent request in flight (one principal's connection only).
+    /// A log message, to the session of the most recent request in flight, or of the most
+    /// recent request when none is (one principal's connection only). A log message belongs
+    /// to the session, not to a request: an HTTP upstream may send it on its standalone stream,
+    /// where it can arrive after the answer of the call that caused it.
     async fn logging(&self, params: LoggingMessageNotificationParam) {
         if self.requests.is_err() {
             tracing::debug!("log message on a connection without a single owner, dropped");
             return;
         }
-        let Some(d) = self.latest(|_| true) else {
-            tracing::debug!("log message with no request in flight, dropped");
+        let peer = match self.latest(|_| true) {
+            Some(d) => Some(d.peer),
+            None => self
+                .state()
+                .last
+                .clone()
+                .filter(|p| !p.is_transport_closed()),
+        };
+        let Some(peer) = peer else {
+            tracing::debug!("log message with no session to take it, dropped");
             return;
         };
-        if let Err(e) = d.peer.notify_logging_message(params).await {
+        if let Err(e) = peer.notify_logging_message(params).await {
             tracing::debug!(error = %e, "log message not delivered");
         }
     }

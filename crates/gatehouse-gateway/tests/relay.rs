@@ -302,3 +302,32 @@ async fn a_log_message_reaches_the_calling_session() {
         .unwrap();
     assert_eq!(got, json!("from the fixture"));
 }
+
+// A log message is the session's, not a request's: one that arrives after the answer (an HTTP
+// upstream sends it on another stream; this fixture sends it late on purpose) still reaches the
+// session of the principal whose connection it came on — never dropped, never someone else's.
+#[tokio::test]
+async fn a_log_message_after_the_answer_still_reaches_the_session() {
+    let gw = serve(Isolation::PerPrincipal, true).await;
+    let mut alice = connect(&gw.url, "alice", false, "").await;
+    let mut bob = connect(&gw.url, "bob", false, "").await;
+    let (_, text) = call(&bob, "log", json!({})).await;
+    assert_eq!(text, "logged");
+    let (_, text) = call(&alice, "log_after", json!({})).await;
+    assert_eq!(text, "answered");
+    let got = tokio::time::timeout(Duration::from_secs(10), alice.logs.recv())
+        .await
+        .expect("the late log message arrives")
+        .unwrap();
+    assert_eq!(got, json!("after the answer"));
+    // Bob got his own message and nothing of Alice's.
+    let bobs = tokio::time::timeout(Duration::from_secs(10), bob.logs.recv())
+        .await
+        .expect("bob's log message arrives")
+        .unwrap();
+    assert_eq!(bobs, json!("from the fixture"));
+    assert!(
+        bob.logs.try_recv().is_err(),
+        "bob received alice's log message"
+    );
+}

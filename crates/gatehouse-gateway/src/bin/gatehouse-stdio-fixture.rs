@@ -120,6 +120,25 @@ impl Fixture {
         }
     }
 
+    #[tool(description = "Answers, then sends a log message (after the answer, on the wire)")]
+    #[allow(deprecated, reason = "logging is what this fixture exercises")]
+    async fn log_after(&self, context: rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            // The answer is queued for the transport when this handler returns; yielding lets
+            // the service send it before this notification.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            let m = rmcp::model::LoggingMessageNotificationParam::new(
+                rmcp::model::LoggingLevel::Info,
+                serde_json::json!("after the answer"),
+            );
+            let _ = peer.notify_logging_message(m).await;
+        });
+        "answered".into()
+    }
+
     #[tool(description = "Exits the process at once (a crash)")]
     fn exit(&self) -> String {
         std::process::exit(3)
