@@ -551,9 +551,9 @@ async fn tools_list_pages_keep_the_upstreams_cursors_with_hidden_tools_left_out(
         }
     };
     let (cursors, names) = walk("alice").await;
-    assert_eq!(cursors, ["2", "4", "6"], "the upstream's own cursors");
-    // Upstream pages: [admin_reset, echo] [exit, log] [progress, sample] [wait, whoami]; the
-    // policy hides admin_reset and the unnamed ones, so the third page is empty. (`exit` needs a
-    // scope alice lacks: listed, for step-up.)
+    assert_eq!(cursors, ["2", "4", "6", "8"], "the upstream's own cursors");
+    // Upstream pages: [admin_reset, echo] [exit, log] [log_after, progress] [sample, wait]
+    // [whoami]; the policy hides admin_reset and the unnamed ones, so the third page is empty.
+    // (`exit` needs a scope alice lacks: listed, for step-up.)
     assert_eq!(names, ["echo", "exit", "wait", "whoami"]);
 }
