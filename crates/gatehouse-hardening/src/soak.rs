@@ -116,7 +116,9 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
     let rest = load.stop().await;
     totals.merge(rest);
     let (errors, error_examples) = stack.log_lines("ERROR");
-    let (warns, _) = stack.log_lines("WARN");
+    // The first few warning lines go into the report: the server's log is removed with its
+    // directory, and a count alone cannot be followed up.
+    let (warns, warn_examples) = stack.log_lines("WARN");
     stack.stop().await;
 
     let t = totals.total();
@@ -172,7 +174,12 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
         pass = false;
     }
     report.push_str(&kind_table(&totals));
-    for e in totals.examples.iter().chain(error_examples.iter()) {
+    for e in totals
+        .examples
+        .iter()
+        .chain(error_examples.iter())
+        .chain(warn_examples.iter())
+    {
         writeln!(report, "\n    {e}")?;
     }
     report.push('\n');
