@@ -746,11 +746,6 @@ impl GatehouseBuilder {
             max_token_bytes: self.max_token_bytes,
             max_body_bytes: self.max_body_bytes,
             sessions: self.sessions.as_ref().map(session::SessionBindings::new),
-            allow: if self.sessions.is_some() {
-                "GET, POST, DELETE"
-            } else {
-                "POST"
-            },
             observer,
             rate_limiter: self.rate_limiter,
             needs_peer,

@@ -76,9 +76,6 @@ pub(crate) struct Shared {
     pub(crate) max_token_bytes: usize,
     pub(crate) max_body_bytes: usize,
     pub(crate) sessions: Option<SessionBindings>,
-    /// The methods the endpoint serves, as the `Allow` header lists them: `POST` without
-    /// sessions, `GET, POST, DELETE` with them (B22, C1).
-    pub(crate) allow: &'static str,
     /// Told about every refusal, authentication and edge-denied tool call (audit, metrics).
     pub(crate) observer: Arc<dyn Observer>,
     /// Rate limits, when configured ([`crate::policy::rate_limit`]).
@@ -113,9 +110,16 @@ impl Shared {
         // B22/C1: a method the endpoint does not serve is `405` whoever asks, before any token
         // is looked at. A `401` there would tell a client that its good token is the problem,
         // and some drop their whole OAuth session for it (a GET answered 401, in the field).
-        if !self.allow.split(", ").any(|m| m == req.method().as_str()) {
+        // Served: POST always; GET and DELETE only with sessions.
+        let sessions = self.sessions.is_some();
+        let m = req.method();
+        if !(m == Method::POST || (sessions && (m == Method::GET || m == Method::DELETE))) {
             return Err(Rejection::MethodNotAllowed {
-                allow: Some(self.allow),
+                allow: Some(if sessions {
+                    "GET, POST, DELETE"
+                } else {
+                    "POST"
+                }),
             });
         }
         // No per-address limit before this point: a request without a token always gets its
