@@ -4,11 +4,11 @@
 //! nothing it answers is cacheable. Its JWKS and metadata describe exactly what it does.
 
 mod common;
-use common::dpop_proof;
+use common::{basic, dpop_proof, form_req};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use gatehouse_dev_issuer::{
@@ -61,26 +61,6 @@ async fn send(app: Router, req: Request<Body>) -> Resp {
         headers,
         json,
     }
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    // RFC 6749 §2.3.1: form-urlencode, then Basic.
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
-    )
-}
-
-fn form_req(path: &str, body: &str, auth: Option<String>) -> Request<Body> {
-    let mut b = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("content-type", "application/x-www-form-urlencoded");
-    if let Some(a) = auth {
-        b = b.header("authorization", a);
-    }
-    b.body(Body::from(body.to_owned())).unwrap()
 }
 
 async fn token(issuer: &DevIssuer, body: &str, auth: Option<String>) -> Resp {

@@ -134,6 +134,7 @@ pub(crate) fn encode(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
+/// `client_secret_basic` credentials (RFC 6749 §2.3.1: form-urlencode, then Basic).
 pub(crate) fn basic(id: &str, secret: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
@@ -148,6 +149,11 @@ pub(crate) async fn post_form(
     pairs: &[(&str, &str)],
     auth: Option<String>,
 ) -> Resp {
+    call(iss, form_req(path, &encode(pairs), auth)).await
+}
+
+/// A form-encoded `POST` of `body` to `path`, with an `Authorization` header when given.
+pub(crate) fn form_req(path: &str, body: &str, auth: Option<String>) -> Request<Body> {
     let mut b = Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -155,7 +161,7 @@ pub(crate) async fn post_form(
     if let Some(a) = auth {
         b = b.header("authorization", a);
     }
-    call(iss, b.body(Body::from(encode(pairs))).unwrap()).await
+    b.body(Body::from(body.to_owned())).unwrap()
 }
 
 pub(crate) async fn post_json(iss: &DevIssuer, path: &str, body: &Value) -> Resp {
