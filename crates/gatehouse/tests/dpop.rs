@@ -8,80 +8,40 @@
 //! introspection), in front of a real rmcp service; proofs are made with Gatehouse's own JWS
 //! signer over a fresh client key.
 
-use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse::jws::{SigningAlg, SigningKey, random_id};
-use gatehouse::settings::{IntrospectionSettings, IssuerSettings, Settings};
+use gatehouse::settings::Settings;
 use gatehouse::verify::dpop::{DpopMode, jwk_thumbprint};
-use gatehouse_testkit::{
-    DEFAULT_INTROSPECTION_CLIENT_ID, DEFAULT_INTROSPECTION_CLIENT_SECRET, TestAuthServer,
-};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{call_body, service, stateless_config};
+use common::call_body;
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 
-struct Stack {
-    app: Router,
-    issuer: TestAuthServer,
-    secret: std::path::PathBuf,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.secret);
-    }
-}
+type Stack = common::IssuerStack;
 
 async fn stack(mode: DpopMode) -> Stack {
     stack_with(mode, |_| {}).await
 }
 
+/// The default JWT and introspection issuer, both with DPoP `mode`, changed by `tweak`.
 async fn stack_with(mode: DpopMode, tweak: impl FnOnce(&mut Settings)) -> Stack {
-    let issuer = TestAuthServer::builder().audience(RESOURCE).start().await;
-    let secret = std::env::temp_dir().join(format!(
-        "gatehouse-dpop-{}-{}",
-        std::process::id(),
-        issuer.addr().port()
-    ));
-    std::fs::write(&secret, DEFAULT_INTROSPECTION_CLIENT_SECRET).unwrap();
-    let mut settings = Settings::default();
-    settings.server.resource = Some(RESOURCE.into());
-    let mut jwt = IssuerSettings::new(issuer.issuer());
-    jwt.dpop = mode;
-    settings.auth.issuers = vec![jwt];
-    let mut introspection =
-        IntrospectionSettings::new(issuer.issuer(), DEFAULT_INTROSPECTION_CLIENT_ID);
-    introspection.client_secret_file = Some(secret.clone());
-    introspection.dpop = mode;
-    settings.auth.introspection = vec![introspection];
-    tweak(&mut settings);
-    let gatehouse = settings
-        .builder(SocketAddr::from(([0, 0, 0, 0], 8443)))
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let config = gatehouse.configure_rmcp(stateless_config());
-    let app = gatehouse.router(service(NeverSessionManager::default(), config));
-    Stack {
-        app,
-        issuer,
-        secret,
-    }
+    Stack::start(RESOURCE, |settings| {
+        settings.auth.issuers[0].dpop = mode;
+        settings.auth.introspection[0].dpop = mode;
+        tweak(settings);
+    })
+    .await
 }
 
 /// A client's DPoP key.

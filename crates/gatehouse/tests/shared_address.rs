@@ -18,23 +18,21 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use gatehouse::settings::{IntrospectionSettings, IssuerSettings, Settings};
+use gatehouse::settings::Settings;
 use gatehouse_testkit::{
-    Alg, DEFAULT_INTROSPECTION_CLIENT_ID, DEFAULT_INTROSPECTION_CLIENT_SECRET, TestAuthServer,
+    Alg,
     TestKey,
 };
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use tower::ServiceExt;
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{call_body, service, stateless_config};
+use common::call_body;
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const HOST: &str = "mcp.example.com";
@@ -43,54 +41,12 @@ const BURST: u64 = 20;
 /// More bad tokens than the limit lets through, however slow the machine (see [`bound`]).
 const FLOOD: usize = 120;
 
-struct Stack {
-    app: Router,
-    issuer: TestAuthServer,
-    _secret: SecretFile,
-}
+type Stack = common::IssuerStack;
 
-/// The introspection client secret, in a file as the settings want it.
-struct SecretFile(std::path::PathBuf);
-
-impl Drop for SecretFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// The default settings protecting [`RESOURCE`] with `issuer` (JWT and introspection), changed
-/// by `tweak`.
+/// The default settings protecting [`RESOURCE`] with a test issuer (JWT and introspection),
+/// changed by `tweak`.
 async fn stack(tweak: impl FnOnce(&mut Settings)) -> Stack {
-    let issuer = TestAuthServer::builder().audience(RESOURCE).start().await;
-    let secret =
-        SecretFile(std::env::temp_dir().join(format!("gatehouse-secret-{}", rand_suffix(&issuer))));
-    std::fs::write(&secret.0, DEFAULT_INTROSPECTION_CLIENT_SECRET).unwrap();
-    let mut settings = Settings::default();
-    settings.server.resource = Some(RESOURCE.into());
-    settings.auth.issuers = vec![IssuerSettings::new(issuer.issuer())];
-    let mut introspection =
-        IntrospectionSettings::new(issuer.issuer(), DEFAULT_INTROSPECTION_CLIENT_ID);
-    introspection.client_secret_file = Some(secret.0.clone());
-    settings.auth.introspection = vec![introspection];
-    tweak(&mut settings);
-    let gatehouse = settings
-        .builder(SocketAddr::from(([0, 0, 0, 0], 8443)))
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let config = gatehouse.configure_rmcp(stateless_config());
-    let app = gatehouse.router(service(NeverSessionManager::default(), config));
-    Stack {
-        app,
-        issuer,
-        _secret: secret,
-    }
-}
-
-/// A distinct file name per test server (its port is unique while it runs).
-fn rand_suffix(issuer: &TestAuthServer) -> String {
-    format!("{}-{}", std::process::id(), issuer.addr().port())
+    Stack::start(RESOURCE, tweak).await
 }
 
 struct Reply {

@@ -2,6 +2,9 @@
 //! echo the `Caller` they receive), the invoice scope policy, the Streamable HTTP service in
 //! front of the tools, and the JSON-RPC bodies and tool text of a `tools/call`.
 //!
+//! Also the edge with its default settings in front of that server, trusting a test
+//! authorization server for both JWTs and introspection ([`IssuerStack`]).
+//!
 //! Each test binary includes this file with `#[path]` and uses part of it.
 #![allow(dead_code)]
 
@@ -146,4 +149,63 @@ pub(crate) fn tool_text(body: &str) -> Result<String, String> {
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| format!("no tool text in {body}"))
+}
+
+/// The default settings protecting `resource` with a test authorization server, trusted for
+/// JWTs and for introspection (its client secret in a file, as the settings want it), changed
+/// by `tweak`, in front of [`EchoTools`] (stateless). The secret file goes with the stack.
+pub(crate) struct IssuerStack {
+    pub(crate) app: axum::Router,
+    pub(crate) issuer: gatehouse_testkit::TestAuthServer,
+    secret: std::path::PathBuf,
+}
+
+impl Drop for IssuerStack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.secret);
+    }
+}
+
+impl IssuerStack {
+    pub(crate) async fn start(
+        resource: &str,
+        tweak: impl FnOnce(&mut gatehouse::settings::Settings),
+    ) -> Self {
+        use gatehouse::settings::{IntrospectionSettings, IssuerSettings, Settings};
+        use gatehouse_testkit::{
+            DEFAULT_INTROSPECTION_CLIENT_ID, DEFAULT_INTROSPECTION_CLIENT_SECRET, TestAuthServer,
+        };
+        let issuer = TestAuthServer::builder().audience(resource).start().await;
+        // A distinct file per test server (its port is unique while it runs).
+        let secret = std::env::temp_dir().join(format!(
+            "gatehouse-secret-{}-{}",
+            std::process::id(),
+            issuer.addr().port()
+        ));
+        std::fs::write(&secret, DEFAULT_INTROSPECTION_CLIENT_SECRET).unwrap();
+        let mut settings = Settings::default();
+        settings.server.resource = Some(resource.into());
+        settings.auth.issuers = vec![IssuerSettings::new(issuer.issuer())];
+        let mut introspection =
+            IntrospectionSettings::new(issuer.issuer(), DEFAULT_INTROSPECTION_CLIENT_ID);
+        introspection.client_secret_file = Some(secret.clone());
+        settings.auth.introspection = vec![introspection];
+        tweak(&mut settings);
+        let gatehouse = settings
+            .builder(std::net::SocketAddr::from(([0, 0, 0, 0], 8443)))
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        let config = gatehouse.configure_rmcp(stateless_config());
+        let app = gatehouse.router(service(
+            rmcp::transport::streamable_http_server::session::never::NeverSessionManager::default(),
+            config,
+        ));
+        Self {
+            app,
+            issuer,
+            secret,
+        }
+    }
 }
