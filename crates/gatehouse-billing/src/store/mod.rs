@@ -29,7 +29,7 @@
 //!   constraints exist in both.
 //!
 //! SQLite is the embedded default. Options that `Any` cannot carry in a URL are applied per
-//! connection (`foreign_keys`, `busy_timeout`, `synchronous`) or once per database file (WAL,
+//! connection (`foreign_keys`, `busy_timeout`, `synchronous`, `temp_store`) or once per database file (WAL,
 //! which is persistent).
 //!
 //! # Tenancy
@@ -209,9 +209,15 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // Per-connection settings (sqlx's defaults agree today; stating them
                         // keeps the guarantees independent of those defaults).
+                        // `temp_store = MEMORY`: a statement journal (the audit writer's
+                        // many-row INSERT in its transaction) or a sorter past 64 KiB would
+                        // otherwise spill to an unlinked file in /var/tmp — a descriptor that
+                        // comes and goes under load (the soak named them, hardening/README.md)
+                        // and a failure where that directory is read-only (containers). What
+                        // is kept instead is bounded by the statement.
                         conn.execute(sqlx::AssertSqlSafe(format!(
                             "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; \
-                             PRAGMA synchronous = NORMAL;",
+                             PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
                             SQLITE_BUSY_TIMEOUT.as_millis()
                         )))
                         .await?;
@@ -367,6 +373,34 @@ async fn enable_wal(url: &str) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_connection_keeps_its_temporary_files_in_memory() {
+        let path = std::env::temp_dir().join(format!(
+            "gatehouse-temp-store-{}-{}.db",
+            std::process::id(),
+            now_micros()
+        ));
+        let store = Store::connect(path.to_str().unwrap(), Seed::None)
+            .await
+            .unwrap();
+        // All four connections at once, so each one's `after_connect` is what is read.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let mode: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, 2, "temp_store is MEMORY (2), not the file default (0)");
+            held.push(conn);
+        }
+        drop(held);
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn locations_map_to_urls() {
