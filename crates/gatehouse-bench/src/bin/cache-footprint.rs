@@ -92,6 +92,10 @@ fn main() -> anyhow::Result<()> {
         "compact" | "bare" => Vec::new(),
         other => anyhow::bail!("--mode all|compact|bare, not {other}"),
     };
+    let churn: u64 = args::parsed("churn", 0)?;
+    if churn > 0 {
+        return churn_run(n, churn);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let label = mode.clone();
     rt.block_on(async move {
@@ -123,5 +127,56 @@ fn main() -> anyhow::Result<()> {
             grown / entries.max(1)
         );
         Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// `--churn M`: a full cache of `--tokens N` entries that keeps taking new tokens — M of them,
+/// from 8 tasks on two worker threads, as a server under a new-token-per-request load — with
+/// resident memory printed every M/30 tokens. A bounded cache must plateau.
+fn churn_run(capacity: u64, churn: u64) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let auth = Arc::new(Authenticator::new(
+            Arc::new(Typical {
+                issuer: "https://issuer.example".into(),
+                with_claims: true,
+            }),
+            CacheConfig {
+                max_entries: capacity,
+                max_ttl: Duration::from_secs(3600),
+                ..CacheConfig::default()
+            },
+        ));
+        let tasks = 8u64;
+        let step = (churn / 30).max(1);
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let (auth, next) = (auth.clone(), next.clone());
+            handles.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= churn {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let token = AccessToken::new(format!("token-{i:012}"));
+                    auth.authenticate(&token).await?;
+                    if i % step == 0 {
+                        println!(
+                            "tokens={i} entries={} rss_mb={:.1}",
+                            auth.entry_count(),
+                            rss_bytes() as f64 / 1e6
+                        );
+                    }
+                }
+            }));
+        }
+        for h in handles {
+            h.await??;
+        }
+        Ok(())
     })
 }
