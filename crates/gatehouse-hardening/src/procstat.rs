@@ -105,7 +105,10 @@ mod tests {
             "{targets:?} should name {}",
             file.display()
         );
-        assert!(targets.iter().all(|t| !t.starts_with("socket:")), "{targets:?}");
+        assert!(
+            targets.iter().all(|t| !t.starts_with("socket:")),
+            "{targets:?}"
+        );
         drop(held);
         let _ = std::fs::remove_file(&file);
         // A pid that cannot exist (above the kernel's pid_max limit of 2^22).

@@ -191,7 +191,10 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
             if fd_ok { "met" } else { "MISSED" },
         )?;
         if !extra.is_empty() {
-            writeln!(report, "Descriptors beyond those held after the warm-up (first seen):\n")?;
+            writeln!(
+                report,
+                "Descriptors beyond those held after the warm-up (first seen):\n"
+            )?;
             for (target, at) in &extra {
                 writeln!(report, "- `{target}` at {at:.0} s")?;
             }

@@ -21,10 +21,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use gatehouse::settings::Settings;
-use gatehouse_testkit::{
-    Alg,
-    TestKey,
-};
+use gatehouse_testkit::{Alg, TestKey};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;

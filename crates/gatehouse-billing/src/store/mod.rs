@@ -392,7 +392,10 @@ mod tests {
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();
-            assert_eq!(mode, 2, "temp_store is MEMORY (2), not the file default (0)");
+            assert_eq!(
+                mode, 2,
+                "temp_store is MEMORY (2), not the file default (0)"
+            );
             held.push(conn);
         }
         drop(held);
