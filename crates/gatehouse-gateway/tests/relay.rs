@@ -165,6 +165,17 @@ async fn connect(url: &str, token: &str, sampling: bool, answer: &'static str) -
     }
 }
 
+impl Connected {
+    /// The next log message this session receives; they ride its standalone stream, so wait
+    /// for it, bounded.
+    async fn next_log(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(10), self.logs.recv())
+            .await
+            .expect("a log message arrives")
+            .expect("the session is open")
+    }
+}
+
 /// Calls `tool` and returns (the progress token the client sent, the text of the answer).
 async fn call(c: &Connected, tool: &str, args: Value) -> (ProgressToken, String) {
     let mut params = CallToolRequestParams::new(tool.to_owned());
@@ -295,12 +306,7 @@ async fn a_log_message_reaches_the_calling_session() {
     let mut alice = connect(&gw.url, "alice", false, "").await;
     let (_, text) = call(&alice, "log", json!({})).await;
     assert_eq!(text, "logged");
-    // Log messages ride the session's standalone stream; wait for it, bounded.
-    let got = tokio::time::timeout(Duration::from_secs(10), alice.logs.recv())
-        .await
-        .expect("the log message arrives")
-        .unwrap();
-    assert_eq!(got, json!("from the fixture"));
+    assert_eq!(alice.next_log().await, json!("from the fixture"));
 }
 
 // A log message is the session's, not a request's: one that arrives after the answer (an HTTP
@@ -315,17 +321,9 @@ async fn a_log_message_after_the_answer_still_reaches_the_session() {
     assert_eq!(text, "logged");
     let (_, text) = call(&alice, "log_after", json!({})).await;
     assert_eq!(text, "answered");
-    let got = tokio::time::timeout(Duration::from_secs(10), alice.logs.recv())
-        .await
-        .expect("the late log message arrives")
-        .unwrap();
-    assert_eq!(got, json!("after the answer"));
+    assert_eq!(alice.next_log().await, json!("after the answer"));
     // Bob got his own message and nothing of Alice's.
-    let bobs = tokio::time::timeout(Duration::from_secs(10), bob.logs.recv())
-        .await
-        .expect("bob's log message arrives")
-        .unwrap();
-    assert_eq!(bobs, json!("from the fixture"));
+    assert_eq!(bob.next_log().await, json!("from the fixture"));
     assert!(
         bob.logs.try_recv().is_err(),
         "bob received alice's log message"
