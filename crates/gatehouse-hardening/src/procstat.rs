@@ -1,5 +1,7 @@
 //! What the kernel says about the server process: resident memory and open descriptors.
 
+use std::collections::BTreeMap;
+
 /// One reading of `/proc/<pid>`.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ProcSample {
@@ -60,30 +62,25 @@ pub(crate) fn sample(pid: u32) -> anyhow::Result<ProcSample> {
 }
 
 /// What the descriptors of `pid` other than sockets point at (paths, `pipe:[…]`,
-/// `anon_inode:[eventfd]`…): read when their count rises, so that the report names the
-/// descriptor instead of only counting it.
-pub(crate) fn non_socket_targets(pid: u32) -> Vec<String> {
+/// `anon_inode:[eventfd]`…), with how many name each: read when their count rises, so that the
+/// report names the descriptor instead of only counting it.
+pub(crate) fn non_socket_targets(pid: u32) -> BTreeMap<String, usize> {
+    let mut targets = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
+        return targets;
     };
-    let mut targets: Vec<String> = dir
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|t| t.to_string_lossy().into_owned())
-        .filter(|t| !t.starts_with("socket:"))
-        .collect();
-    targets.sort();
+    for target in dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok()) {
+        let target = target.to_string_lossy().into_owned();
+        if !target.starts_with("socket:") {
+            *targets.entry(target).or_insert(0) += 1;
+        }
+    }
     targets
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tempfile_in_target() -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("procstat-test-{}", std::process::id()));
-        std::fs::write(&path, b"x").unwrap();
-        path
-    }
 
     #[test]
     fn reads_this_process() {
@@ -97,19 +94,24 @@ mod tests {
         let with = sample(std::process::id()).unwrap();
         assert!(with.sockets >= 1 && with.sockets <= with.fds, "{with:?}");
         drop(listener);
-        let file = tempfile_in_target();
-        let held = std::fs::File::open(&file).unwrap();
+        let file = std::env::temp_dir().join(format!("procstat-test-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        let (a, b) = (
+            std::fs::File::open(&file).unwrap(),
+            std::fs::File::open(&file).unwrap(),
+        );
         let targets = non_socket_targets(std::process::id());
-        assert!(
-            targets.iter().any(|t| t == &file.to_string_lossy()),
-            "{targets:?} should name {}",
+        assert_eq!(
+            targets.get(&*file.to_string_lossy()),
+            Some(&2),
+            "two descriptors on {}: {targets:?}",
             file.display()
         );
         assert!(
-            targets.iter().all(|t| !t.starts_with("socket:")),
+            targets.keys().all(|t| !t.starts_with("socket:")),
             "{targets:?}"
         );
-        drop(held);
+        drop((a, b));
         let _ = std::fs::remove_file(&file);
         // A pid that cannot exist (above the kernel's pid_max limit of 2^22).
         assert!(sample(u32::MAX).is_err());

@@ -83,7 +83,7 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + o.interval, o.interval);
     let mut alive = true;
     // The descriptors (other than sockets) held after the warm-up, and any seen beyond them.
-    let mut baseline: Option<(usize, Vec<String>)> = None;
+    let mut held: Option<std::collections::BTreeMap<String, usize>> = None;
     let mut extra: std::collections::BTreeMap<String, f64> = Default::default();
     while started.elapsed() < o.duration {
         ticker.tick().await;
@@ -113,17 +113,14 @@ pub(crate) async fn run(o: &SoakOptions) -> anyhow::Result<(String, bool)> {
         eprintln!("soak {row}");
         writeln!(rows, "{row}")?;
         if started.elapsed() >= o.warmup {
-            let others = p.fds - p.sockets;
-            match &baseline {
-                None => baseline = Some((others, procstat::non_socket_targets(stack.pid))),
-                Some((count, held)) if others > *count => {
+            match &held {
+                None => held = Some(procstat::non_socket_targets(stack.pid)),
+                Some(h) if p.fds - p.sockets > h.values().sum() => {
                     // Several descriptors may name the same thing (the database, an eventfd):
-                    // compare how many of each.
-                    let now = procstat::non_socket_targets(stack.pid);
-                    for t in &now {
-                        let n = |v: &[String]| v.iter().filter(|x| *x == t).count();
-                        if n(&now) > n(held) {
-                            extra.entry(format!("{t} ×{}", n(&now))).or_insert(secs);
+                    // compare how many name each.
+                    for (t, n) in procstat::non_socket_targets(stack.pid) {
+                        if n > h.get(&t).copied().unwrap_or(0) {
+                            extra.entry(format!("{t} ×{n}")).or_insert(secs);
                         }
                     }
                 }
