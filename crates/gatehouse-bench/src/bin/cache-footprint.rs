@@ -92,28 +92,26 @@ fn main() -> anyhow::Result<()> {
         "compact" | "bare" => Vec::new(),
         other => anyhow::bail!("--mode all|compact|bare, not {other}"),
     };
+    // One cache of `n` entries with the mode's claims, built the same way for either run.
+    let auth = Authenticator::new(
+        Arc::new(Typical {
+            issuer: "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
+                .into(),
+            with_claims: mode != "bare",
+        }),
+        CacheConfig {
+            max_entries: n,
+            max_ttl: Duration::from_secs(3600),
+            keep_claims,
+            ..CacheConfig::default()
+        },
+    );
     let churn: u64 = args::parsed("churn", 0)?;
     if churn > 0 {
-        return churn_run(n, churn);
+        return churn_run(auth, churn);
     }
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
-    let label = mode.clone();
     rt.block_on(async move {
-        let mode = label;
-        let auth = Authenticator::new(
-            Arc::new(Typical {
-                issuer:
-                    "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
-                        .into(),
-                with_claims: mode != "bare",
-            }),
-            CacheConfig {
-                max_entries: n,
-                max_ttl: Duration::from_secs(3600),
-                keep_claims,
-                ..CacheConfig::default()
-            },
-        );
         let before = rss_bytes();
         for i in 0..n {
             let token = AccessToken::new(format!("token-{i:012}"));
@@ -130,26 +128,16 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// `--churn M`: a full cache of `--tokens N` entries that keeps taking new tokens — M of them,
+/// `--churn M`: a full cache of `--tokens N` entries (claims as `--mode` says) that keeps taking new tokens — M of them,
 /// from 8 tasks on two worker threads, as a server under a new-token-per-request load — with
 /// resident memory printed every M/30 tokens. A bounded cache must plateau.
-fn churn_run(capacity: u64, churn: u64) -> anyhow::Result<()> {
+fn churn_run(auth: Authenticator, churn: u64) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let auth = Arc::new(Authenticator::new(
-            Arc::new(Typical {
-                issuer: "https://issuer.example".into(),
-                with_claims: true,
-            }),
-            CacheConfig {
-                max_entries: capacity,
-                max_ttl: Duration::from_secs(3600),
-                ..CacheConfig::default()
-            },
-        ));
+        let auth = Arc::new(auth);
         let tasks = 8u64;
         let step = (churn / 30).max(1);
         let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
