@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use gatehouse::Gatehouse;
+use gatehouse::mcp::DirectTools;
 use gatehouse_billing::{AuditLog, BillingServer, CreditNotes, Seed, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -205,7 +206,15 @@ pub async fn build(config: Config, bound: SocketAddr) -> anyhow::Result<App> {
         })?;
     let audit = AuditLog::new(store.clone());
     let metrics = Arc::new(Metrics::default());
+    // Every billing tool answers with one message and never uses the peer (no progress, no
+    // logging, no server-to-client requests), so all of them may be answered directly.
+    let direct = if config.server.direct_dispatch {
+        DirectTools::All
+    } else {
+        DirectTools::Off
+    };
     let gatehouse = builder
+        .direct_tools(direct)
         .observer(Arc::new(audit.clone()))
         .observer(metrics.clone())
         .cancellation(cancel.child_token())

@@ -113,6 +113,11 @@ pub struct ServerSettings {
     /// On SIGTERM/SIGINT: stop accepting, then give in-flight requests this long to finish.
     /// Default 30.
     pub shutdown_grace_seconds: u64,
+    /// Answer `tools/list` and the `tools/call`s of the tools the application declares direct
+    /// ([`crate::mcp::DirectTools`]; the billing server: all of its tools) in the request's own
+    /// task instead of rmcp's per-request service. `false` sends every request through rmcp.
+    /// Default true.
+    pub direct_dispatch: bool,
 }
 
 impl Default for ServerSettings {
@@ -132,6 +137,7 @@ impl Default for ServerSettings {
             max_body_bytes: crate::http::DEFAULT_MAX_BODY_BYTES,
             dangerous_allow_insecure_http: false,
             shutdown_grace_seconds: 30,
+            direct_dispatch: true,
         }
     }
 }

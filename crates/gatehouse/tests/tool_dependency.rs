@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use gatehouse::mcp::{DependencyFailure, report_tool_dependency_failure};
+use gatehouse::mcp::{DependencyFailure, DirectTools, report_tool_dependency_failure};
 use gatehouse::verify::BoxFuture;
 use gatehouse::{
     AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
@@ -77,11 +77,14 @@ impl ServerHandler for Tools {
     }
 }
 
-fn app() -> Router {
+/// The server, its tools answered through rmcp or directly (`mcp::direct`): the reports reach
+/// the edge either way.
+fn app(direct: DirectTools) -> Router {
     let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
         .authorization_servers(["https://auth.example.com"])
         .verifier(Arc::new(AnyToken))
         .route_scopes(["mcp"])
+        .direct_tools(direct)
         .build()
         .unwrap();
     let tools = Tools {
@@ -97,6 +100,7 @@ async fn call(app: &Router, tool: &str) -> (u16, Option<String>, String) {
     let req = Request::post("/mcp")
         .header("host", "mcp.example.com")
         .header("content-type", "application/json")
+        .header("content-length", body.len())
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
         .header("authorization", "Bearer t")
@@ -114,7 +118,12 @@ async fn call(app: &Router, tool: &str) -> (u16, Option<String>, String) {
 
 #[tokio::test]
 async fn a_tool_that_reports_its_dependency_down_gets_its_request_answered_503() {
-    let app = app();
+    for direct in [DirectTools::Off, DirectTools::All] {
+        reports_reach_the_edge(app(direct)).await;
+    }
+}
+
+async fn reports_reach_the_edge(app: Router) {
     let (status, retry_after, body) = call(&app, "store_down").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(retry_after.as_deref(), Some("7"));

@@ -8,6 +8,7 @@
 
 mod credit_notes;
 mod demo_commands;
+mod direct_dispatch;
 mod ops_admin;
 mod ops_binary;
 mod ops_limits;

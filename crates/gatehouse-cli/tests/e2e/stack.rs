@@ -60,6 +60,7 @@ pub(crate) struct Stack {
     pub(crate) store: Store,
     pub(crate) audit: AuditLog,
     pub(crate) http: reqwest::Client,
+    pub(crate) gatehouse: gatehouse::Gatehouse,
     cancel: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: TempDir,
@@ -119,6 +120,7 @@ impl Stack {
         let summary = app.auth_failure_summary().clone();
         let store = app.store().clone();
         let audit = app.audit().clone();
+        let gatehouse = app.gatehouse().clone();
         let server = {
             let cancel = cancel.clone();
             tokio::spawn(async move {
@@ -138,6 +140,7 @@ impl Stack {
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
+            gatehouse,
             cancel,
             server,
             _dir: dir,

@@ -126,6 +126,7 @@ pub struct GatehouseBuilder {
     metadata_max_age: Duration,
     unavailable_retry_after: Duration,
     sessions: Option<SessionBindingConfig>,
+    direct_tools: crate::mcp::DirectTools,
     observers: Vec<Arc<dyn Observer>>,
     rate_limiter: Option<Arc<dyn RateLimiter>>,
     upstreams: Option<crate::upstream::Upstreams>,
@@ -183,6 +184,7 @@ impl GatehouseBuilder {
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
             unavailable_retry_after: DEFAULT_UNAVAILABLE_RETRY_AFTER,
             sessions: None,
+            direct_tools: Default::default(),
             observers: Vec::new(),
             rate_limiter: None,
             upstreams: None,
@@ -494,6 +496,17 @@ impl GatehouseBuilder {
         self
     }
 
+    /// The tools whose `tools/call` (and `tools/list`) [`Gatehouse::mount`] may answer directly,
+    /// without rmcp's per-request tasks and channels (stateless mode only). Declare only tools
+    /// that never use `context.peer` (no progress, logging, sampling, elicitation): a direct
+    /// answer is one JSON message and cannot carry them. Default
+    /// [`DirectTools::Off`](crate::mcp::DirectTools::Off). See `mcp::direct` for what stays
+    /// with rmcp.
+    pub fn direct_tools(mut self, tools: crate::mcp::DirectTools) -> Self {
+        self.direct_tools = tools;
+        self
+    }
+
     /// Stateful MCP sessions, each bound to the principal that created it (issuer, subject,
     /// client); [`Gatehouse::mount`] then serves SSE with rmcp's session manager. Default: off
     /// (stateless JSON: any replica can serve any request).
@@ -752,6 +765,7 @@ impl GatehouseBuilder {
             warned_no_peer: Default::default(),
             upstreams: self.upstreams,
             dpop,
+            direct_answers: Default::default(),
         });
         Ok(Gatehouse {
             resource: self.resource,
@@ -767,6 +781,7 @@ impl GatehouseBuilder {
                 .map(Arc::from),
             cancel: self.cancel,
             chain: self.chain,
+            direct_tools: self.direct_tools,
         })
     }
 }

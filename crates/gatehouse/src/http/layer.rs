@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) upstreams: Option<crate::upstream::Upstreams>,
     /// DPoP, when an issuer takes it ([`crate::http::dpop`]).
     pub(crate) dpop: Option<crate::http::dpop::DpopEdge>,
+    /// Requests answered without rmcp's per-request service ([`crate::mcp::DirectTools`]).
+    pub(crate) direct_answers: std::sync::atomic::AtomicU64,
 }
 
 /// What the response path needs to remember about an admitted request (session binding only).

@@ -23,6 +23,7 @@ use crate::http::layer::{self, GatehouseLayer, Shared};
 use crate::http::limits::{self, RequestLimits};
 use crate::http::metadata::MetadataDocument;
 use crate::mcp::Protected;
+use crate::mcp::direct::DirectDispatch;
 use crate::policy::ScopePolicy;
 use crate::resource::ResourceUrl;
 use crate::verify::cache::Authenticator;
@@ -42,6 +43,8 @@ pub struct Gatehouse {
     pub(crate) session_id_prefix: Option<Arc<str>>,
     pub(crate) cancel: CancellationToken,
     pub(crate) chain: Option<Arc<VerifierChain>>,
+    /// `tools/call`s answered without rmcp's per-request machinery ([`crate::mcp::DirectTools`]).
+    pub(crate) direct_tools: crate::mcp::DirectTools,
 }
 
 impl std::fmt::Debug for Gatehouse {
@@ -98,6 +101,14 @@ impl Gatehouse {
     /// True when MCP sessions are stateful ([`GatehouseBuilder::stateful_sessions`](crate::GatehouseBuilder::stateful_sessions)).
     pub fn is_stateful(&self) -> bool {
         self.stateful
+    }
+
+    /// How many requests were answered directly, without rmcp's per-request service
+    /// ([`crate::GatehouseBuilder::direct_tools`]), since start.
+    pub fn direct_answers(&self) -> u64 {
+        self.shared
+            .direct_answers
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops background work (key refresh) and ends open SSE streams, so that a graceful
@@ -157,24 +168,35 @@ impl Gatehouse {
         F: Fn() -> H + Send + Sync + 'static,
     {
         let gatehouse = self.clone();
-        let make = move || Ok(gatehouse.protect(factory()));
+        let make = Arc::new(move || gatehouse.protect(factory()));
         let config = self.configure_rmcp(
             StreamableHttpServerConfig::default()
                 .with_legacy_session_mode(self.stateful)
                 .with_json_response(!self.stateful)
                 .with_cancellation_token(self.cancel.child_token()),
         );
+        let rmcp_make = {
+            let make = make.clone();
+            move || Ok(make())
+        };
         let router = if self.stateful {
             self.router(StreamableHttpService::new(
-                make,
+                rmcp_make,
                 Arc::new(RoutedSessionManager::new(self.session_id_prefix.clone())),
                 config,
             ))
         } else {
-            self.router(StreamableHttpService::new(
-                make,
+            let rmcp = StreamableHttpService::new(
+                rmcp_make,
                 Arc::new(NeverSessionManager::default()),
                 config,
+            );
+            self.router(DirectDispatch::new(
+                rmcp,
+                make,
+                self.direct_tools.clone(),
+                self.shared.clone(),
+                self.cancel.child_token(),
             ))
         };
         limits::wrap(router, self.shared.clone(), &self.resource, self.limits)

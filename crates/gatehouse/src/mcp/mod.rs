@@ -7,6 +7,7 @@
 //! `request_id: RequestId`) and never touches headers or claims (rust-sdk #153, #644).
 
 mod dependency;
+pub(crate) mod direct;
 mod extract;
 mod protected;
 mod schema;
@@ -14,6 +15,7 @@ mod schema;
 pub use dependency::{
     DependencyFailure, DependencySlot, report_dependency_failure, report_tool_dependency_failure,
 };
+pub use direct::DirectTools;
 pub use extract::{
     REQUEST_ID_HEADER, RequestId, caller_from_extensions, request_id_from_extensions,
 };

@@ -1,0 +1,201 @@
+//! Invariants of the direct path (`mcp::direct`, issue 18) that the billing corpus cannot show
+//! (its tools never use the peer and never wait): a direct tool that sends a message to the
+//! client gets an error at once instead of hanging, and its answer stays one JSON message; a
+//! direct tool whose client goes away is cancelled, as rmcp cancels it; a tool not declared
+//! direct is answered by rmcp (an SSE stream when it notifies).
+
+// Logging and sampling are deprecated in the newest revision (SEP-2577); they are still the
+// messages a tool may send on the revisions the direct path serves, so they are what is tested.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use gatehouse::mcp::DirectTools;
+use gatehouse::verify::BoxFuture;
+use gatehouse::{
+    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
+    VerifyError,
+};
+use http::Request;
+use http_body_util::BodyExt;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{
+    CallToolResult, ContentBlock, CreateMessageRequestParams, LoggingLevel,
+    LoggingMessageNotificationParam, SamplingMessage, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+struct AnyToken;
+
+impl TokenVerifier for AnyToken {
+    fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
+        Box::pin(async {
+            Ok(Caller::new(Principal {
+                issuer: "https://auth.example.com".into(),
+                subject: Some("alice".into()),
+                client_id: Some("app".into()),
+                scopes: ScopeSet::from_space_separated("mcp"),
+                audiences: vec![RESOURCE.into()],
+                tenant: None,
+                expires_at: SystemTime::now() + Duration::from_secs(600),
+                kind: TokenKind::Jwt,
+                claims: Default::default(),
+            }))
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Tools {
+    tool_router: ToolRouter<Self>,
+    /// Told when `wait_for_cancel` has started, and when it saw its cancellation.
+    started: Arc<Notify>,
+    cancelled: Arc<Notify>,
+}
+
+#[tool_router]
+impl Tools {
+    #[tool(description = "Sends a log message to the client")]
+    async fn notifies(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let sent = context
+            .peer
+            .notify_logging_message(LoggingMessageNotificationParam::new(
+                LoggingLevel::Info,
+                serde_json::json!("hello"),
+            ))
+            .await;
+        text(if sent.is_ok() { "delivered" } else { "not delivered" })
+    }
+
+    #[tool(description = "Asks the client to sample")]
+    async fn samples(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let asked = context
+            .peer
+            .create_message(CreateMessageRequestParams::new(
+                vec![SamplingMessage::user_text("hi")],
+                10,
+            ))
+            .await;
+        text(if asked.is_ok() { "sampled" } else { "no sampling" })
+    }
+
+    #[tool(description = "Waits until cancelled")]
+    async fn wait_for_cancel(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        self.started.notify_one();
+        context.ct.cancelled().await;
+        self.cancelled.notify_one();
+        text("cancelled")
+    }
+}
+
+fn text(t: &str) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(t)])
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Tools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+    }
+}
+
+fn app(direct: DirectTools) -> (Router, Tools, Gatehouse) {
+    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
+        .authorization_servers(["https://auth.example.com"])
+        .verifier(Arc::new(AnyToken))
+        .route_scopes(["mcp"])
+        .direct_tools(direct)
+        .build()
+        .unwrap();
+    let tools = Tools {
+        tool_router: Tools::tool_router(),
+        started: Arc::new(Notify::new()),
+        cancelled: Arc::new(Notify::new()),
+    };
+    let mounted = tools.clone();
+    (
+        gatehouse.mount(move || mounted.clone()),
+        tools,
+        gatehouse,
+    )
+}
+
+fn call(tool: &str) -> Request<Body> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+    );
+    Request::post("/mcp")
+        .header("host", "mcp.example.com")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", "Bearer t")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// Status, `Content-Type` and body; bounded, so that a hanging tool fails the test.
+async fn send(app: &Router, tool: &str) -> (u16, String, String) {
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        let resp = app.clone().oneshot(call(tool)).await.unwrap();
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+    });
+    answer.await.expect("answered within 10 s")
+}
+
+#[tokio::test]
+async fn a_direct_tool_cannot_reach_the_client_and_says_so_at_once() {
+    let (app, _, gatehouse) = app(DirectTools::All);
+    let (status, content_type, body) = send(&app, "notifies").await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    assert!(body.contains("not delivered"), "{body}");
+    // A server-to-client request fails instead of waiting for an answer that cannot come.
+    let (status, content_type, body) = send(&app, "samples").await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    assert!(body.contains("no sampling"), "{body}");
+    assert_eq!(gatehouse.direct_answers(), 2);
+}
+
+#[tokio::test]
+async fn a_tool_not_declared_direct_is_left_to_rmcp() {
+    let (app, _, gatehouse) = app(DirectTools::named(["samples"]));
+    // rmcp delivers the notification: the answer becomes an SSE stream that carries it.
+    let (status, content_type, body) = send(&app, "notifies").await;
+    assert_eq!((status, content_type.as_str()), (200, "text/event-stream"));
+    assert!(body.contains("notifications/message"), "{body}");
+    assert!(body.contains("\"delivered"), "{body}");
+    assert_eq!(gatehouse.direct_answers(), 0);
+}
+
+#[tokio::test]
+async fn a_direct_tool_is_cancelled_when_its_client_goes_away() {
+    let (app, tools, gatehouse) = app(DirectTools::All);
+    let request = tokio::spawn({
+        let app = app.clone();
+        async move { app.oneshot(call("wait_for_cancel")).await }
+    });
+    tools.started.notified().await;
+    assert_eq!(gatehouse.direct_answers(), 1);
+    // The connection's future is dropped, as hyper drops it when the client disconnects.
+    request.abort();
+    tokio::time::timeout(Duration::from_secs(10), tools.cancelled.notified())
+        .await
+        .expect("the tool saw its cancellation");
+}
