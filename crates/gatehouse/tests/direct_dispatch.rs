@@ -9,16 +9,12 @@
 #![allow(deprecated)]
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use gatehouse::mcp::DirectTools;
-use gatehouse::verify::BoxFuture;
-use gatehouse::{
-    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
-    VerifyError,
-};
+use gatehouse::{Gatehouse, ResourceUrl};
 use http::Request;
 use http_body_util::BodyExt;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -31,27 +27,10 @@ use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
-const RESOURCE: &str = "https://mcp.example.com/mcp";
+#[path = "common/mod.rs"]
+mod common;
 
-struct AnyToken;
-
-impl TokenVerifier for AnyToken {
-    fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
-        Box::pin(async {
-            Ok(Caller::new(Principal {
-                issuer: "https://auth.example.com".into(),
-                subject: Some("alice".into()),
-                client_id: Some("app".into()),
-                scopes: ScopeSet::from_space_separated("mcp"),
-                audiences: vec![RESOURCE.into()],
-                tenant: None,
-                expires_at: SystemTime::now() + Duration::from_secs(600),
-                kind: TokenKind::Jwt,
-                claims: Default::default(),
-            }))
-        })
-    }
-}
+use common::{ANY_TOKEN_RESOURCE as RESOURCE, AnyToken};
 
 #[derive(Clone)]
 struct Tools {
@@ -72,7 +51,11 @@ impl Tools {
                 serde_json::json!("hello"),
             ))
             .await;
-        text(if sent.is_ok() { "delivered" } else { "not delivered" })
+        text(if sent.is_ok() {
+            "delivered"
+        } else {
+            "not delivered"
+        })
     }
 
     #[tool(description = "Asks the client to sample")]
@@ -84,7 +67,11 @@ impl Tools {
                 10,
             ))
             .await;
-        text(if asked.is_ok() { "sampled" } else { "no sampling" })
+        text(if asked.is_ok() {
+            "sampled"
+        } else {
+            "no sampling"
+        })
     }
 
     #[tool(description = "Waits until cancelled")]
@@ -126,11 +113,7 @@ fn app(direct: DirectTools) -> (Router, Tools, Gatehouse) {
         cancelled: Arc::new(Notify::new()),
     };
     let mounted = tools.clone();
-    (
-        gatehouse.mount(move || mounted.clone()),
-        tools,
-        gatehouse,
-    )
+    (gatehouse.mount(move || mounted.clone()), tools, gatehouse)
 }
 
 fn call(tool: &str) -> Request<Body> {
@@ -155,7 +138,11 @@ async fn send(app: &Router, tool: &str) -> (u16, String, String) {
         let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            status,
+            content_type,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     });
     answer.await.expect("answered within 10 s")
 }

@@ -4,16 +4,12 @@
 //! error inside a `200` that tells no one to retry. Tools that do not report keep their answer.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use gatehouse::mcp::{DependencyFailure, DirectTools, report_tool_dependency_failure};
-use gatehouse::verify::BoxFuture;
-use gatehouse::{
-    AccessToken, Caller, Gatehouse, Principal, ResourceUrl, ScopeSet, TokenKind, TokenVerifier,
-    VerifyError,
-};
+use gatehouse::{Gatehouse, ResourceUrl};
 use http::Request;
 use http_body_util::BodyExt;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -21,27 +17,10 @@ use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use tower::ServiceExt;
 
-const RESOURCE: &str = "https://mcp.example.com/mcp";
+#[path = "common/mod.rs"]
+mod common;
 
-struct AnyToken;
-
-impl TokenVerifier for AnyToken {
-    fn verify<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Caller, VerifyError>> {
-        Box::pin(async {
-            Ok(Caller::new(Principal {
-                issuer: "https://auth.example.com".into(),
-                subject: Some("alice".into()),
-                client_id: Some("app".into()),
-                scopes: ScopeSet::from_space_separated("mcp"),
-                audiences: vec![RESOURCE.into()],
-                tenant: None,
-                expires_at: SystemTime::now() + Duration::from_secs(600),
-                kind: TokenKind::Jwt,
-                claims: Default::default(),
-            }))
-        })
-    }
-}
+use common::{ANY_TOKEN_RESOURCE as RESOURCE, AnyToken};
 
 #[derive(Clone)]
 struct Tools {

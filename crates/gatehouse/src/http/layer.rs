@@ -59,10 +59,10 @@ use crate::policy::tool_name::{self, ToolTarget};
 use crate::verify::VerifyError;
 use crate::verify::cache::{Authentication, Authenticator};
 
-const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub(crate) const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
-const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static(crate::mcp::REQUEST_ID_HEADER);
 
 /// Everything the layer needs, built once by [`crate::http::GatehouseBuilder::build`].
@@ -484,7 +484,7 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 /// The single value of a header as text; `None` when absent, repeated or not text.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+pub(crate) fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {

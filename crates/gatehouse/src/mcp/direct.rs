@@ -11,8 +11,9 @@
 //! - Only a `POST` whose headers have the plain shape is read at all: `Content-Length` within
 //!   the body limit, `Content-Type` `application/json`, an `Accept` listing both JSON and SSE
 //!   without parameters or quotes, one `MCP-Protocol-Version` naming a revision before
-//!   2026-07-28 (which have no per-request metadata and no SEP-2243 standard headers), no
-//!   session id, no `Mcp-*` routing headers. For those, every check rmcp makes before dispatch
+//!   2026-07-28 (which have no per-request metadata and no SEP-2243 standard headers: B13,
+//!   B17 do not apply, and B15's default is not relied on), no session id, no `Mcp-*` routing
+//!   headers. For those, every check rmcp makes before dispatch
 //!   passes by construction, so no check of rmcp's is re-implemented here: a request that does
 //!   not have this shape, or whose body does not parse, is rmcp's to answer or refuse.
 //! - Only two methods: `tools/list`, and `tools/call` of a tool the application declared
@@ -20,13 +21,15 @@
 //!   that carry a progress token or a per-request protocol version go to rmcp.
 //! - A direct handler gets a [`RequestContext`] like rmcp's: the request's `_meta`, the HTTP
 //!   request parts in its extensions (where the [`Caller`](crate::Caller) is), a cancellation
-//!   token cancelled when the client goes away, and a peer whose info names the revision of
+//!   token cancelled when the client goes away (B12; the call still finishes, [`Finishing`]),
+//!   and a peer whose info names the revision of
 //!   the header, as rmcp reconstructs it. rmcp 3.11 keeps `Peer::new` crate-private, so that
 //!   peer belongs to one long-lived idle service per revision. Nothing a handler sends through
 //!   it can reach the client (a JSON answer is one message): a notification is dropped and a
 //!   server-to-client request fails at once, each with a warning naming the method. That is
 //!   why `tools/call` is direct only for tools declared not to use the peer; rmcp would answer
-//!   such a tool with an SSE stream.
+//!   such a tool with an SSE stream (B7: a request is answered with one JSON object or a
+//!   stream, the server's choice).
 //!
 //! `tests/direct_dispatch.rs` holds the equivalence: a generated corpus sent through both paths
 //! gets the same status, headers and JSON body.
@@ -58,7 +61,7 @@ use rmcp::{ServerHandler, Service as _};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
-use crate::http::layer::Shared;
+use crate::http::layer::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Shared, single};
 
 /// Which requests [`crate::Gatehouse::mount`] may answer directly
 /// ([`crate::GatehouseBuilder::direct_tools`]): `tools/list` and the `tools/call`s of the
@@ -242,10 +245,11 @@ where
         let handler = (self.make)();
         // A panicking handler ends rmcp's handler task and its answer is a `500`; here the
         // panic would take the connection with it.
-        let call = std::panic::AssertUnwindSafe(async move {
-            handler.handle_request(request, context).await
-        })
-        .catch_unwind();
+        let call =
+            std::panic::AssertUnwindSafe(
+                async move { handler.handle_request(request, context).await },
+            )
+            .catch_unwind();
         let result = Finishing::new(call, cancel).await;
         let message = match result {
             Ok(Ok(result)) => ServerJsonRpcMessage::response(result, id),
@@ -362,11 +366,11 @@ fn plain_shape<B>(req: &Request<B>, max_body_bytes: usize) -> Option<usize> {
         return None;
     }
     let headers = req.headers();
-    let length: usize = single(headers, CONTENT_LENGTH.as_str())?.parse().ok()?;
+    let length: usize = single(headers, &CONTENT_LENGTH)?.parse().ok()?;
     if length > max_body_bytes {
         return None;
     }
-    let content_type = single(headers, CONTENT_TYPE.as_str())?;
+    let content_type = single(headers, &CONTENT_TYPE)?;
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if !essence.eq_ignore_ascii_case("application/json") {
         return None;
@@ -375,25 +379,15 @@ fn plain_shape<B>(req: &Request<B>, max_body_bytes: usize) -> Option<usize> {
         return None;
     }
     // A session id (ignored in stateless mode) or a SEP-2243 routing header: rmcp decides.
-    if headers.contains_key("mcp-session-id")
+    if headers.contains_key(MCP_SESSION_ID)
         || headers
             .keys()
-            .any(|name| name.as_str().starts_with("mcp-") && name != "mcp-protocol-version")
+            .any(|name| name.as_str().starts_with("mcp-") && *name != MCP_PROTOCOL_VERSION)
     {
         return None;
     }
-    let version = single(headers, "mcp-protocol-version")?;
+    let version = single(headers, &MCP_PROTOCOL_VERSION)?;
     DIRECT_REVISIONS.iter().position(|v| v.as_str() == version)
-}
-
-/// The value of a header that occurs exactly once and is visible ASCII.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()
 }
 
 /// `Accept` names both `application/json` and `text/event-stream`, in the simple form where

@@ -5,6 +5,9 @@
 //! Also the edge with its default settings in front of that server, trusting a test
 //! authorization server for both JWTs and introspection ([`IssuerStack`]).
 //!
+//! And [`AnyToken`], a verifier that accepts every token, for tests about what happens after
+//! authentication.
+//!
 //! Each test binary includes this file with `#[path]` and uses part of it.
 #![allow(dead_code)]
 
@@ -207,5 +210,32 @@ impl IssuerStack {
             issuer,
             secret,
         }
+    }
+}
+
+/// The resource of [`AnyToken`]'s callers.
+pub(crate) const ANY_TOKEN_RESOURCE: &str = "https://mcp.example.com/mcp";
+
+/// Accepts every token: alice, client `app`, scope `mcp`, audience [`ANY_TOKEN_RESOURCE`].
+pub(crate) struct AnyToken;
+
+impl gatehouse::TokenVerifier for AnyToken {
+    fn verify<'a>(
+        &'a self,
+        _: &'a gatehouse::AccessToken,
+    ) -> gatehouse::verify::BoxFuture<'a, Result<Caller, gatehouse::VerifyError>> {
+        Box::pin(async {
+            Ok(Caller::new(gatehouse::Principal {
+                issuer: "https://auth.example.com".into(),
+                subject: Some("alice".into()),
+                client_id: Some("app".into()),
+                scopes: ScopeSet::from_space_separated("mcp"),
+                audiences: vec![ANY_TOKEN_RESOURCE.into()],
+                tenant: None,
+                expires_at: std::time::SystemTime::now() + std::time::Duration::from_secs(600),
+                kind: gatehouse::TokenKind::Jwt,
+                claims: Default::default(),
+            }))
+        })
     }
 }
