@@ -116,7 +116,8 @@ pub struct ServerSettings {
     /// Answer `tools/list` and the `tools/call`s of the tools the application declares direct
     /// ([`crate::mcp::DirectTools`]; the billing server: all of its tools) in the request's own
     /// task instead of rmcp's per-request service. `false` sends every request through rmcp.
-    /// Default true.
+    /// Default true. `gatehouse proxy` declares no tool direct whatever this says: its tools
+    /// relay the upstream's notifications and requests, which a direct answer cannot carry.
     pub direct_dispatch: bool,
 }
 
