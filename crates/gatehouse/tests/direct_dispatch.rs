@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use gatehouse::Gatehouse;
 use gatehouse::mcp::DirectTools;
-use gatehouse::{Gatehouse, ResourceUrl};
-use http::Request;
 use http_body_util::BodyExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
@@ -30,7 +28,7 @@ use tower::ServiceExt;
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{ANY_TOKEN_RESOURCE as RESOURCE, AnyToken};
+use common::{any_token_gatehouse, tool_call_request};
 
 #[derive(Clone)]
 struct Tools {
@@ -100,13 +98,7 @@ impl ServerHandler for Tools {
 }
 
 fn app(direct: DirectTools) -> (Router, Tools, Gatehouse) {
-    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
-        .authorization_servers(["https://auth.example.com"])
-        .verifier(Arc::new(AnyToken))
-        .route_scopes(["mcp"])
-        .direct_tools(direct)
-        .build()
-        .unwrap();
+    let gatehouse = any_token_gatehouse(direct);
     let tools = Tools {
         tool_router: Tools::tool_router(),
         started: Arc::new(Notify::new()),
@@ -116,25 +108,10 @@ fn app(direct: DirectTools) -> (Router, Tools, Gatehouse) {
     (gatehouse.mount(move || mounted.clone()), tools, gatehouse)
 }
 
-fn call(tool: &str) -> Request<Body> {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
-    );
-    Request::post("/mcp")
-        .header("host", "mcp.example.com")
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("authorization", "Bearer t")
-        .body(Body::from(body))
-        .unwrap()
-}
-
 /// Status, `Content-Type` and body; bounded, so that a hanging tool fails the test.
 async fn send(app: &Router, tool: &str) -> (u16, String, String) {
     let answer = tokio::time::timeout(Duration::from_secs(10), async {
-        let resp = app.clone().oneshot(call(tool)).await.unwrap();
+        let resp = app.clone().oneshot(tool_call_request(tool)).await.unwrap();
         let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
         let status = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -176,7 +153,7 @@ async fn a_direct_tool_is_cancelled_when_its_client_goes_away() {
     let (app, tools, gatehouse) = app(DirectTools::All);
     let request = tokio::spawn({
         let app = app.clone();
-        async move { app.oneshot(call("wait_for_cancel")).await }
+        async move { app.oneshot(tool_call_request("wait_for_cancel")).await }
     });
     tools.started.notified().await;
     assert_eq!(gatehouse.direct_answers(), 1);

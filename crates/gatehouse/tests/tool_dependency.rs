@@ -3,14 +3,10 @@
 //! with `Retry-After` (stateless mode, the default), or `502` for a refusal — instead of a tool
 //! error inside a `200` that tells no one to retry. Tools that do not report keep their answer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use gatehouse::mcp::{DependencyFailure, DirectTools, report_tool_dependency_failure};
-use gatehouse::{Gatehouse, ResourceUrl};
-use http::Request;
 use http_body_util::BodyExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -20,7 +16,7 @@ use tower::ServiceExt;
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{ANY_TOKEN_RESOURCE as RESOURCE, AnyToken};
+use common::{any_token_gatehouse, tool_call_request};
 
 #[derive(Clone)]
 struct Tools {
@@ -59,33 +55,14 @@ impl ServerHandler for Tools {
 /// The server, its tools answered through rmcp or directly (`mcp::direct`): the reports reach
 /// the edge either way.
 fn app(direct: DirectTools) -> Router {
-    let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
-        .authorization_servers(["https://auth.example.com"])
-        .verifier(Arc::new(AnyToken))
-        .route_scopes(["mcp"])
-        .direct_tools(direct)
-        .build()
-        .unwrap();
     let tools = Tools {
         tool_router: Tools::tool_router(),
     };
-    gatehouse.mount(move || tools.clone())
+    any_token_gatehouse(direct).mount(move || tools.clone())
 }
 
 async fn call(app: &Router, tool: &str) -> (u16, Option<String>, String) {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
-    );
-    let req = Request::post("/mcp")
-        .header("host", "mcp.example.com")
-        .header("content-type", "application/json")
-        .header("content-length", body.len())
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("authorization", "Bearer t")
-        .body(Body::from(body))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
+    let resp = app.clone().oneshot(tool_call_request(tool)).await.unwrap();
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()

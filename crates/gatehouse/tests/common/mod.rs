@@ -239,3 +239,31 @@ impl gatehouse::TokenVerifier for AnyToken {
         })
     }
 }
+
+/// The edge for [`ANY_TOKEN_RESOURCE`] with [`AnyToken`], route scope `mcp`, and `direct` tools.
+pub(crate) fn any_token_gatehouse(direct: gatehouse::mcp::DirectTools) -> gatehouse::Gatehouse {
+    gatehouse::Gatehouse::builder(gatehouse::ResourceUrl::parse(ANY_TOKEN_RESOURCE).unwrap())
+        .authorization_servers(["https://auth.example.com"])
+        .verifier(std::sync::Arc::new(AnyToken))
+        .route_scopes(["mcp"])
+        .direct_tools(direct)
+        .build()
+        .unwrap()
+}
+
+/// A `tools/call` of `tool` without arguments at 2025-11-25, with the headers of a plain client
+/// (so that a direct tool is answered directly).
+pub(crate) fn tool_call_request(tool: &str) -> http::Request<axum::body::Body> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+    );
+    http::Request::post("/mcp")
+        .header("host", "mcp.example.com")
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", "Bearer t")
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}
