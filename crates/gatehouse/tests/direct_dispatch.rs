@@ -72,6 +72,11 @@ impl Tools {
         })
     }
 
+    #[tool(description = "Panics")]
+    async fn panics(&self) -> CallToolResult {
+        panic!("a tool bug")
+    }
+
     #[tool(description = "Waits until cancelled")]
     async fn wait_for_cancel(&self, context: RequestContext<RoleServer>) -> CallToolResult {
         self.started.notify_one();
@@ -162,4 +167,73 @@ async fn a_direct_tool_is_cancelled_when_its_client_goes_away() {
     tokio::time::timeout(Duration::from_secs(10), tools.cancelled.notified())
         .await
         .expect("the tool saw its cancellation");
+}
+
+/// Status, `Content-Type` and body of `req` through `app`, bounded.
+async fn answer(app: &Router, req: http::Request<axum::body::Body>) -> (u16, String, String) {
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    });
+    answer.await.expect("answered within 10 s")
+}
+
+#[tokio::test]
+async fn a_panicking_direct_tool_gets_the_edge_s_json_500_and_the_server_goes_on() {
+    let (direct, _, gatehouse) = app(DirectTools::All);
+    let (status, content_type, body) = answer(&direct, tool_call_request("panics")).await;
+    assert_eq!(gatehouse.direct_answers(), 1);
+    assert_eq!(
+        (status, content_type.as_str()),
+        (500, "application/json"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("a tool bug"),
+        "the panic message stays in the logs: {body}"
+    );
+    // The same router answers the next request.
+    let (status, _, body) = answer(&direct, tool_call_request("notifies")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_read_is_refused_as_rmcp_refuses_it() {
+    // A `tools/list` (the edge reads no body for it) whose body fails half-way: the direct path
+    // hands the error to rmcp, so both paths give rmcp's refusal, rendered by the edge.
+    let broken = || {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+            Ok(bytes::Bytes::from_static(&body.as_bytes()[..10])),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        http::Request::post("/mcp")
+            .header("host", "mcp.example.com")
+            .header("content-type", "application/json")
+            .header("content-length", body.len())
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("authorization", "Bearer t")
+            .body(axum::body::Body::from_stream(futures::stream::iter(chunks)))
+            .unwrap()
+    };
+    let (direct, _, gatehouse) = app(DirectTools::All);
+    let (rmcp, _, _) = app(DirectTools::Off);
+    let from_direct = answer(&direct, broken()).await;
+    let from_rmcp = answer(&rmcp, broken()).await;
+    assert_eq!(from_direct, from_rmcp);
+    assert_eq!(gatehouse.direct_answers(), 0, "nothing was dispatched");
+    assert!(from_rmcp.0 >= 400, "{from_rmcp:?}");
+    assert_eq!(from_rmcp.1, "application/json", "{from_rmcp:?}");
 }

@@ -62,7 +62,7 @@ use crate::verify::cache::{Authentication, Authenticator};
 pub(crate) const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
-pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static(crate::mcp::REQUEST_ID_HEADER);
 
 /// Everything the layer needs, built once by [`crate::http::GatehouseBuilder::build`].

@@ -191,13 +191,18 @@ impl Gatehouse {
                 Arc::new(NeverSessionManager::default()),
                 config,
             );
-            self.router(DirectDispatch::new(
-                rmcp,
-                make,
-                self.direct_tools.clone(),
-                self.shared.clone(),
-                self.cancel.child_token(),
-            ))
+            // Nothing declared direct: rmcp's service alone, no wrapper on every request.
+            if matches!(self.direct_tools, crate::mcp::DirectTools::Off) {
+                self.router(rmcp)
+            } else {
+                self.router(DirectDispatch::new(
+                    rmcp,
+                    make,
+                    self.direct_tools.clone(),
+                    self.shared.clone(),
+                    self.cancel.child_token(),
+                ))
+            }
         };
         limits::wrap(router, self.shared.clone(), &self.resource, self.limits)
     }

@@ -8,14 +8,17 @@
 //! requests that need none of it by calling the handler in the HTTP request's own future, and
 //! hands **everything else to rmcp unchanged**:
 //!
-//! - Only a `POST` whose headers have the plain shape is read at all: `Content-Length` within
-//!   the body limit, `Content-Type` `application/json`, an `Accept` listing both JSON and SSE
-//!   without parameters or quotes, one `MCP-Protocol-Version` naming a revision before
-//!   2026-07-28 (which have no per-request metadata and no SEP-2243 standard headers: B13,
-//!   B17 do not apply, and B15's default is not relied on), no session id, no `Mcp-*` routing
-//!   headers. For those, every check rmcp makes before dispatch
-//!   passes by construction, so no check of rmcp's is re-implemented here: a request that does
-//!   not have this shape, or whose body does not parse, is rmcp's to answer or refuse.
+//! - It sits behind the edge ([`crate::Gatehouse::mount`] mounts it only there), which has
+//!   already refused, as rmcp would, a `POST` without a JSON `Content-Type`, without both JSON
+//!   and SSE in `Accept`, or declaring a body over the limit. Of the rest, only a request whose
+//!   headers have the plain shape is read at all: a `Content-Length` (so the body is bounded),
+//!   an `Accept` without parameters or quotes (where the edge's reading and rmcp's, which
+//!   weighs `q`, agree), one `MCP-Protocol-Version` naming a revision before 2026-07-28 (which
+//!   have no per-request metadata and no SEP-2243 standard headers: B13, B17 do not apply, and
+//!   B15's default is not relied on), and no other `Mcp-*` header (a session id, routing
+//!   headers). For those, every check rmcp makes before dispatch passes by construction, so no
+//!   check of rmcp's is re-implemented here: a request that does not have this shape, or whose
+//!   body does not parse, is rmcp's to answer or refuse.
 //! - Only two methods: `tools/list`, and `tools/call` of a tool the application declared
 //!   direct ([`DirectTools`]). Notifications, `initialize`, every other method, and requests
 //!   that carry a progress token or a per-request protocol version go to rmcp.
@@ -61,7 +64,7 @@ use rmcp::{ServerHandler, Service as _};
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
-use crate::http::layer::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, Shared, single};
+use crate::http::layer::{MCP_PROTOCOL_VERSION, Shared, single};
 
 /// Which requests [`crate::Gatehouse::mount`] may answer directly
 /// ([`crate::GatehouseBuilder::direct_tools`]): `tools/list` and the `tools/call`s of the
@@ -85,10 +88,6 @@ impl DirectTools {
     /// `tools/list` and the tools with these names.
     pub fn named(names: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self::Named(Arc::new(names.into_iter().map(Into::into).collect()))
-    }
-
-    fn lists(&self) -> bool {
-        !matches!(self, Self::Off)
     }
 
     fn calls(&self, tool: &str) -> bool {
@@ -163,16 +162,13 @@ where
     }
 
     async fn answer(self, req: Request<Body>) -> Answer {
-        let plain = self
-            .tools
-            .lists()
-            .then(|| plain_shape(&req, self.shared.max_body_bytes));
-        let Some(Some(revision)) = plain else {
+        let Some(revision) = plain_shape(&req) else {
             return self.through_rmcp(req).await;
         };
         let (parts, body) = req.into_parts();
-        // `Content-Length` is within the limit (`plain_shape`), and hyper ends a body that
-        // disagrees with it with an error, so this reads at most `max_body_bytes`.
+        // `Content-Length` is present (`plain_shape`) and within the limit (the edge refused
+        // it otherwise), and hyper ends a body that disagrees with it with an error, so this
+        // reads at most `max_body_bytes`.
         let bytes = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {
@@ -215,7 +211,8 @@ where
             return false;
         }
         match request {
-            ClientRequest::ListToolsRequest(_) => self.tools.lists(),
+            // `mount` builds no `DirectDispatch` for `DirectTools::Off`.
+            ClientRequest::ListToolsRequest(_) => true,
             ClientRequest::CallToolRequest(call) => self.tools.calls(&call.params.name),
             _ => false,
         }
@@ -361,28 +358,18 @@ where
 
 /// The index into [`DIRECT_REVISIONS`] of the request's revision when its headers have the
 /// plain shape described in the module docs; `None` sends it to rmcp.
-fn plain_shape<B>(req: &Request<B>, max_body_bytes: usize) -> Option<usize> {
-    if req.method() != Method::POST {
-        return None;
-    }
+fn plain_shape<B>(req: &Request<B>) -> Option<usize> {
     let headers = req.headers();
-    let length: usize = single(headers, &CONTENT_LENGTH)?.parse().ok()?;
-    if length > max_body_bytes {
-        return None;
-    }
-    let content_type = single(headers, &CONTENT_TYPE)?;
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
+    if req.method() != Method::POST || single(headers, &CONTENT_LENGTH).is_none() {
         return None;
     }
     if !plain_accept(headers) {
         return None;
     }
     // A session id (ignored in stateless mode) or a SEP-2243 routing header: rmcp decides.
-    if headers.contains_key(MCP_SESSION_ID)
-        || headers
-            .keys()
-            .any(|name| name.as_str().starts_with("mcp-") && *name != MCP_PROTOCOL_VERSION)
+    if headers
+        .keys()
+        .any(|name| name.as_str().starts_with("mcp-") && *name != MCP_PROTOCOL_VERSION)
     {
         return None;
     }
@@ -390,23 +377,13 @@ fn plain_shape<B>(req: &Request<B>, max_body_bytes: usize) -> Option<usize> {
     DIRECT_REVISIONS.iter().position(|v| v.as_str() == version)
 }
 
-/// `Accept` names both `application/json` and `text/event-stream`, in the simple form where
-/// any reading of the header agrees: no parameters (so no weights) and no quoted strings.
+/// Every `Accept` value is text without parameters (so no weights) or quoted strings: the form
+/// in which the edge's reading (which found both JSON and SSE) and rmcp's agree.
 fn plain_accept(headers: &HeaderMap) -> bool {
-    let (mut json, mut sse) = (false, false);
-    for value in headers.get_all(ACCEPT) {
-        let Ok(value) = value.to_str() else {
-            return false;
-        };
-        if value.contains([';', '"']) {
-            return false;
-        }
-        for essence in value.split(',').map(str::trim) {
-            json |= essence.eq_ignore_ascii_case("application/json");
-            sse |= essence.eq_ignore_ascii_case("text/event-stream");
-        }
-    }
-    json && sse
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .all(|value| value.to_str().is_ok_and(|v| !v.contains([';', '"'])))
 }
 
 /// One peer per direct revision, each owned by an idle service that lives until shutdown.
