@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use gatehouse::Caller;
 use gatehouse::mcp::{DependencyFailure, caller_from_extensions, report_dependency_failure};
-use gatehouse::upstream::{UpstreamAccess, UpstreamError};
+use gatehouse::upstream::UpstreamAccess;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
     CompleteRequestParams, CompleteResult, GetPromptRequest, GetPromptRequestParams,
@@ -158,6 +158,22 @@ impl GatewayHandler {
         &self.pool
     }
 
+    /// Mounts this handler behind `gatehouse` (`handler.for_session()` per session). With
+    /// `forward` (the `server.direct_dispatch` setting), in stateless mode and for a plain-http
+    /// upstream, allowed `tools/call`s take the forwarding path ([`crate::forward`]): bytes to
+    /// the upstream, without rmcp on either side. Everything else goes through rmcp.
+    pub fn mount(&self, gatehouse: &gatehouse::Gatehouse, forward: bool) -> axum::Router {
+        let h = self.clone();
+        let factory = move || h.for_session();
+        let fast = (forward && !gatehouse.is_stateful())
+            .then(|| crate::forward::HttpForward::new(self.pool.clone()))
+            .flatten();
+        match fast {
+            Some(fast) => gatehouse.mount_forwarding(factory, Arc::new(fast)),
+            None => gatehouse.mount(factory),
+        }
+    }
+
     async fn upstream(
         &self,
         context: &RequestContext<RoleServer>,
@@ -173,18 +189,13 @@ impl GatewayHandler {
             Ok(up) => Ok((caller, up)),
             Err(e) => {
                 tracing::warn!(error = %e, "no upstream connection");
-                let retry_after = match e {
-                    PoolError::Backoff { retry_after } => retry_after,
-                    // The upstream refused the gateway's credential or assertion.
-                    PoolError::Refused => return Err(refused(context)),
-                    // The authorization server would not let the gateway act for this user
-                    // there.
-                    PoolError::Credential(e) if matches!(*e, UpstreamError::Refused { .. }) => {
-                        return Err(refused(context));
+                // The same answers as on the forwarding path.
+                Err(match crate::forward::failure_of(&e) {
+                    DependencyFailure::Refused => refused(context),
+                    DependencyFailure::Unavailable { retry_after } => {
+                        unavailable(context, retry_after)
                     }
-                    PoolError::Credential(_) | PoolError::Start(_) => Duration::from_secs(1),
-                };
-                Err(unavailable(context, retry_after))
+                })
             }
         }
     }

@@ -36,6 +36,7 @@
 pub mod assertion;
 pub mod audit;
 pub mod config;
+pub(crate) mod forward;
 pub mod handler;
 pub mod pool;
 pub mod proxy;

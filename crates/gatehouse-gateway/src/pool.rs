@@ -169,6 +169,9 @@ pub struct Connection {
     started: Instant,
     /// When its credential stops being usable (a session is not used past it).
     good_until: Option<Instant>,
+    /// HTTP: what the session's requests carry, for the forwarding path
+    /// ([`crate::forward`]).
+    pub(crate) recorded: Option<Arc<std::sync::OnceLock<crate::forward::SessionHeaders>>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -396,14 +399,15 @@ impl Pool {
         let client = GatewayClient {
             relay: relay.clone(),
         };
-        let (service, pid, good_until) = match &self.upstream.transport {
+        let (service, pid, good_until, recorded) = match &self.upstream.transport {
             Transport::Stdio(c) => {
                 let (service, pid) = self.start_stdio(c, client).await?;
-                (service, pid, None)
+                (service, pid, None, None)
             }
             Transport::Http(t) => {
-                let (service, good_until) = self.start_http(t, caller, access, client).await?;
-                (service, None, good_until)
+                let (service, good_until, recorded) =
+                    self.start_http(t, caller, access, client).await?;
+                (service, None, good_until, Some(recorded))
             }
         };
         // Every answer comes from the upstream, never from a cache of another request's (rmcp's
@@ -418,6 +422,7 @@ impl Pool {
             pid,
             started: Instant::now(),
             good_until,
+            recorded,
         })
     }
 
@@ -484,7 +489,14 @@ impl Pool {
         caller: Option<&Caller>,
         access: Option<&UpstreamAccess>,
         client: GatewayClient,
-    ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<Instant>), PoolError> {
+    ) -> Result<
+        (
+            RunningService<RoleClient, GatewayClient>,
+            Option<Instant>,
+            Arc<std::sync::OnceLock<crate::forward::SessionHeaders>>,
+        ),
+        PoolError,
+    > {
         use rmcp::transport::StreamableHttpClientTransport;
         use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
         let mut config = StreamableHttpClientTransportConfig::with_uri(t.url.as_str());
@@ -543,6 +555,9 @@ impl Pool {
             .connect_timeout(self.upstream.start_timeout)
             .build()
             .map_err(|e| PoolError::Start(e.to_string()))?;
+        // rmcp's client, recording the session's headers for the forwarding path.
+        let http = crate::forward::Recorder::new(http);
+        let recorded = http.seen();
         let service = self
             .handshake(
                 StreamableHttpClientTransport::with_client(http, config),
@@ -550,6 +565,6 @@ impl Pool {
             )
             .await?;
         tracing::info!(url = %t.url, "upstream session started");
-        Ok((service, good_until))
+        Ok((service, good_until, recorded))
     }
 }

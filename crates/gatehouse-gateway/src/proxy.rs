@@ -366,8 +366,7 @@ pub async fn build(
             .await
             .map_err(|e| SettingsError::new(at, e))?;
         let resource = gatehouse.resource().clone();
-        let h = handler.clone();
-        let mounted = gatehouse.mount(move || h.for_session());
+        let mounted = handler.mount(&gatehouse, settings.server.direct_dispatch);
         // Each server's whole stack (limits, request ids, edge) behind its two paths.
         let service = mounted.clone().into_service::<axum::body::Body>();
         router = router

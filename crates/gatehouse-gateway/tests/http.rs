@@ -146,7 +146,6 @@ async fn gateway_and_handler(upstream: UpstreamServer) -> (Router, GatewayHandle
     let handler = GatewayHandler::start(upstream)
         .await
         .expect("upstream reachable");
-    let h = handler.clone();
     let gatehouse = Gatehouse::builder(ResourceUrl::parse(RESOURCE).unwrap())
         .authorization_servers(["https://auth.example.com"])
         .verifier(Arc::new(users()))
@@ -154,7 +153,8 @@ async fn gateway_and_handler(upstream: UpstreamServer) -> (Router, GatewayHandle
         .unnamed_tools(UnnamedTools::Deny)
         .build()
         .unwrap();
-    (gatehouse.mount(move || h.clone()), handler)
+    // The application's mounting: `tools/call`s take the forwarding path.
+    (handler.mount(&gatehouse, true), handler)
 }
 
 /// `seen` through the gateway with `token` and an extra inbound header: the upstream's view

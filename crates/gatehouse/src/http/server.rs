@@ -24,6 +24,7 @@ use crate::http::limits::{self, RequestLimits};
 use crate::http::metadata::MetadataDocument;
 use crate::mcp::Protected;
 use crate::mcp::direct::DirectDispatch;
+use crate::mcp::forward::{Forward, Forwarding};
 use crate::policy::ScopePolicy;
 use crate::resource::ResourceUrl;
 use crate::verify::cache::Authenticator;
@@ -167,6 +168,27 @@ impl Gatehouse {
         H: ServerHandler,
         F: Fn() -> H + Send + Sync + 'static,
     {
+        self.mount_with(factory, None)
+    }
+
+    /// [`Gatehouse::mount`] with a forwarding fast path ([`crate::mcp::forward`]): in stateless
+    /// mode, a `tools/call` of an allowed tool whose body passes one strict parse is handed to
+    /// `forward` as bytes (a gateway sends it on to another server); everything else, and
+    /// whatever `forward` declines, is the rmcp server's that `factory` makes. With stateful
+    /// sessions `forward` is not used (a session's requests belong to its rmcp service).
+    pub fn mount_forwarding<H, F>(&self, factory: F, forward: Arc<dyn Forward>) -> Router
+    where
+        H: ServerHandler,
+        F: Fn() -> H + Send + Sync + 'static,
+    {
+        self.mount_with(factory, Some(forward))
+    }
+
+    fn mount_with<H, F>(&self, factory: F, forward: Option<Arc<dyn Forward>>) -> Router
+    where
+        H: ServerHandler,
+        F: Fn() -> H + Send + Sync + 'static,
+    {
         let gatehouse = self.clone();
         let make = Arc::new(move || gatehouse.protect(factory()));
         let config = self.configure_rmcp(
@@ -192,7 +214,9 @@ impl Gatehouse {
                 config,
             );
             // Nothing declared direct: rmcp's service alone, no wrapper on every request.
-            if matches!(self.direct_tools, crate::mcp::DirectTools::Off) {
+            if let Some(forward) = forward {
+                self.router(Forwarding::new(rmcp, forward, self.shared.clone()))
+            } else if matches!(self.direct_tools, crate::mcp::DirectTools::Off) {
                 self.router(rmcp)
             } else {
                 self.router(DirectDispatch::new(

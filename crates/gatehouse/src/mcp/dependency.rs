@@ -38,7 +38,7 @@ impl DependencySlot {
         self.0.get().copied()
     }
 
-    fn set(&self, failure: DependencyFailure) {
+    pub(crate) fn set(&self, failure: DependencyFailure) {
         let _ = self.0.set(failure);
     }
 }

@@ -107,6 +107,9 @@ const DIRECT_REVISIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V_2025_11_25,
 ];
 
+/// [`DIRECT_REVISIONS`] as static text.
+pub(crate) const DIRECT_REVISION_NAMES: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+
 /// rmcp's answer to a request, or a direct one.
 type Answer = Response<Body>;
 
@@ -358,7 +361,7 @@ where
 
 /// The index into [`DIRECT_REVISIONS`] of the request's revision when its headers have the
 /// plain shape described in the module docs; `None` sends it to rmcp.
-fn plain_shape<B>(req: &Request<B>) -> Option<usize> {
+pub(crate) fn plain_shape<B>(req: &Request<B>) -> Option<usize> {
     let headers = req.headers();
     if req.method() != Method::POST || single(headers, &CONTENT_LENGTH).is_none() {
         return None;

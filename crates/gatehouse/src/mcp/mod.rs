@@ -9,6 +9,7 @@
 mod dependency;
 pub(crate) mod direct;
 mod extract;
+pub mod forward;
 mod protected;
 mod schema;
 

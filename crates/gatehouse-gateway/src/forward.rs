@@ -1,0 +1,667 @@
+//! The forwarding fast path to a Streamable HTTP upstream (issue 13): a `tools/call` the
+//! library parsed strictly and the policy allowed ([`gatehouse::mcp::forward`]) goes to the
+//! upstream as the bytes the client sent, with one change — its `id` is the gateway's own
+//! (`"gatehouse-<n>"`), because one upstream session serves all of a principal's clients and
+//! their ids may collide there — and the answer comes back with the client's id put back.
+//!
+//! On this path the gateway runs neither rmcp's server (for the client) nor rmcp's client (for
+//! the upstream): the library's edge, a strict parse, a pooled hyper connection. Everything the
+//! request needs from the upstream session — its URL, its `Mcp-Session-Id`, the revision
+//! negotiated with it, the gateway's credential for it — is what rmcp's own client sent with
+//! `notifications/initialized` when the session started ([`Recorder`]); a session whose
+//! revision is 2026-07-28 or later (per-request headers) or whose URL is https, and every stdio
+//! upstream, stays on rmcp's path.
+//!
+//! The answer:
+//! - JSON: read (at most 16 MiB, rmcp's own client limit), its id checked and replaced,
+//!   returned as JSON;
+//! - SSE: relayed event by event as it comes — notifications as they are, the answer with the
+//!   client's id, after which the stream ends; a request from the upstream (sampling,
+//!   elicitation, roots) is refused to the upstream as on rmcp's path without sessions
+//!   ([`crate::Unbridgeable::NoSessions`]) and never reaches the client;
+//! - `401`/`403`: the gateway's credential was refused — `502` to the client, the session
+//!   forgotten; `404` on a session: it expired upstream — forgotten, and the call (which the
+//!   upstream did not run) takes rmcp's path, which starts a new one;
+//! - unreachable, or a `5xx` without a JSON-RPC error: `503` + `Retry-After`.
+//!
+//! A client that goes away before the answer: the upstream request is dropped (its connection
+//! closed) and, on a session, `notifications/cancelled` names the gateway's id (B12).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use gatehouse::mcp::DependencyFailure;
+use gatehouse::mcp::forward::{
+    CallRecord, Forward, ForwardCall, Forwarded, UpstreamMessage, parse_answer,
+    parse_message, splice,
+};
+use gatehouse::observe::Outcome;
+use gatehouse::upstream::UpstreamAccess;
+use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use sse_stream::{Sse, SseStream};
+
+use crate::pool::{Connection, Pool, PoolError};
+use crate::relay::Unbridgeable;
+
+/// Largest JSON answer read from the upstream: rmcp's client's own limit.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// What an upstream session's requests carry, as rmcp's client sent them with
+/// `notifications/initialized`.
+#[derive(Clone)]
+pub(crate) struct SessionHeaders {
+    session_id: Option<Arc<str>>,
+    /// `Authorization`, and the other headers rmcp added (the credential in its own header,
+    /// `MCP-Protocol-Version`).
+    headers: HeaderMap,
+}
+
+impl std::fmt::Debug for SessionHeaders {
+    // The headers hold the gateway's credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHeaders").finish_non_exhaustive()
+    }
+}
+
+/// The revisions a forwarded request may be sent under: before 2026-07-28 no header depends on
+/// the message (SEP-2243's do).
+const FORWARD_REVISIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// rmcp's reqwest client, recording what the session's requests carry ([`SessionHeaders`]).
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    inner: reqwest::Client,
+    seen: Arc<OnceLock<SessionHeaders>>,
+}
+
+impl Recorder {
+    pub(crate) fn new(inner: reqwest::Client) -> Self {
+        Self {
+            inner,
+            seen: Arc::default(),
+        }
+    }
+
+    /// Where the session's headers will be, once it has started.
+    pub(crate) fn seen(&self) -> Arc<OnceLock<SessionHeaders>> {
+        self.seen.clone()
+    }
+
+    fn record(
+        &self,
+        message: &ClientJsonRpcMessage,
+        session_id: &Option<Arc<str>>,
+        auth: &Option<String>,
+        custom: &HashMap<HeaderName, HeaderValue>,
+    ) {
+        let ClientJsonRpcMessage::Notification(n) = message else {
+            return;
+        };
+        if !matches!(
+            n.notification,
+            rmcp::model::ClientNotification::InitializedNotification(_)
+        ) {
+            return;
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in custom {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(token) = auth {
+            // As reqwest's `bearer_auth` sends it.
+            match HeaderValue::try_from(format!("Bearer {token}")) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    headers.insert(AUTHORIZATION, v);
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = self.seen.set(SessionHeaders {
+            session_id: session_id.clone(),
+            headers,
+        });
+    }
+}
+
+impl StreamableHttpClient for Recorder {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth: Option<String>,
+        custom: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        self.record(&message, &session_id, &auth, &custom);
+        self.inner
+            .post_message(uri, message, session_id, auth, custom)
+            .await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth: Option<String>,
+        custom: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        self.record(&message, &session_id, &auth, &custom);
+        self.inner
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth,
+                custom,
+                max_sse_event_size,
+            )
+            .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth: Option<String>,
+        custom: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        self.record(&message, &session_id, &auth, &custom);
+        self.inner
+            .post_message_with_response_limits(uri, message, session_id, auth, custom, limits)
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth: Option<String>,
+        custom: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), StreamableHttpError<Self::Error>> {
+        self.inner
+            .delete_session(uri, session_id, auth, custom)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth: Option<String>,
+        custom: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        self.inner
+            .get_stream(uri, session_id, last_event_id, auth, custom)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth: Option<String>,
+        custom: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth,
+                custom,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
+
+/// The fast path to one Streamable HTTP upstream (see the module docs).
+#[derive(Clone)]
+pub(crate) struct HttpForward(Arc<Inner>);
+
+struct Inner {
+    pool: Arc<Pool>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    next_id: AtomicU64,
+}
+
+impl HttpForward {
+    /// The fast path to `pool`'s upstream, when it is a plain-http Streamable HTTP server (https
+    /// upstreams keep rmcp's client and its TLS).
+    pub(crate) fn new(pool: Arc<Pool>) -> Option<Self> {
+        let crate::config::Transport::Http(t) = &pool.upstream().transport else {
+            return None;
+        };
+        let uri: Uri = t.url.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(pool.upstream().start_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Some(Self(Arc::new(Inner {
+            pool,
+            client,
+            uri,
+            next_id: AtomicU64::new(1),
+        })))
+    }
+}
+
+impl Forward for HttpForward {
+    fn forward(&self, call: ForwardCall) -> BoxFuture<'static, Forwarded> {
+        let inner = self.0.clone();
+        Box::pin(async move { inner.forward(call).await })
+    }
+}
+
+/// The dependency failure a pool error means, as on rmcp's path (`handler.rs`).
+pub(crate) fn failure_of(e: &PoolError) -> DependencyFailure {
+    match e {
+        PoolError::Backoff { retry_after } => DependencyFailure::Unavailable {
+            retry_after: *retry_after,
+        },
+        PoolError::Refused => DependencyFailure::Refused,
+        PoolError::Credential(c) if matches!(**c, gatehouse::upstream::UpstreamError::Refused { .. }) => {
+            DependencyFailure::Refused
+        }
+        PoolError::Credential(_) | PoolError::Start(_) => DependencyFailure::Unavailable {
+            retry_after: Duration::from_secs(1),
+        },
+    }
+}
+
+impl Inner {
+    async fn forward(&self, mut call: ForwardCall) -> Forwarded {
+        let caller = call.caller().clone();
+        let access = call.parts().extensions.get::<UpstreamAccess>();
+        let up = match self.pool.get_with(&caller, None, access).await {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::warn!(error = %e, "no upstream connection");
+                return failed(call, failure_of(&e));
+            }
+        };
+        let Some(session) = up.session_headers() else {
+            // Not started by rmcp's HTTP client (stdio), or not yet initialized.
+            return Forwarded::Declined(call);
+        };
+        let revision_ok = session
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| FORWARD_REVISIONS.contains(&v));
+        if !revision_ok {
+            return Forwarded::Declined(call);
+        }
+        let id = format!(
+            "\"gatehouse-{}\"",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let request = self.request(session, call.body_with_id(id.as_bytes()));
+        let mut cancel = CancelOnDrop {
+            forward: self.client.clone(),
+            uri: self.uri.clone(),
+            session: session.session_id.is_some().then(|| session.clone()),
+            id: Some(id.clone()),
+        };
+        let response = match self.client.request(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                cancel.disarm();
+                tracing::warn!(error = %e, "upstream unreachable");
+                self.pool.discard(&caller, None, &up).await;
+                return failed(
+                    call,
+                    DependencyFailure::Unavailable {
+                        retry_after: Duration::from_secs(1),
+                    },
+                );
+            }
+        };
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            cancel.disarm();
+            tracing::warn!(%status, "the upstream refused the gateway's credential");
+            self.pool.discard(&caller, None, &up).await;
+            return failed(call, DependencyFailure::Refused);
+        }
+        if status == StatusCode::NOT_FOUND && session.session_id.is_some() {
+            // The session expired upstream; the call did not run there. rmcp's path starts a
+            // new session for it.
+            cancel.disarm();
+            tracing::info!("upstream session expired; starting a new one");
+            self.pool.discard(&caller, None, &up).await;
+            return Forwarded::Declined(call);
+        }
+        let record = call.take_record();
+        let media = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let client_id = Bytes::copy_from_slice(call.client_id());
+        if media == "application/json" {
+            let read = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await;
+            cancel.disarm();
+            let Ok(body) = read.map(|c| c.to_bytes()) else {
+                tracing::warn!("the upstream's answer could not be read");
+                return answered(record, unexpected(&client_id));
+            };
+            return match parse_answer(&body) {
+                Some(a) if a.id_text == id => {
+                    record.finish_with(&a);
+                    Forwarded::Answered(json(splice(&body, a.id, &client_id)))
+                }
+                _ => {
+                    tracing::warn!(%status, "the upstream answered with no answer to the call");
+                    answered(record, unexpected(&client_id))
+                }
+            };
+        }
+        if media == "text/event-stream" && status.is_success() {
+            let relay = SseRelay {
+                events: SseStream::new(response.into_body()).boxed(),
+                id,
+                client_id,
+                record: Some(record),
+                cancel,
+                refuse: RefuseRequests {
+                    client: self.client.clone(),
+                    uri: self.uri.clone(),
+                    session: session.clone(),
+                    // The path runs without sessions only (the library mounts it so).
+                    why: match self.pool.upstream().isolation {
+                        crate::config::Isolation::Shared => Unbridgeable::Shared,
+                        _ => Unbridgeable::NoSessions,
+                    },
+                },
+            };
+            let mut response = Response::new(Body::from_stream(relay.into_stream()));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Forwarded::Answered(response);
+        }
+        cancel.disarm();
+        tracing::warn!(%status, %media, "upstream request failed");
+        if status.is_server_error() {
+            call.report(DependencyFailure::Unavailable {
+                retry_after: Duration::from_secs(1),
+            });
+            record.finish(Outcome::Error, "upstream_unavailable");
+        } else {
+            record.finish(Outcome::Error, "upstream_failed");
+        }
+        Forwarded::Answered(json(rpc_error(&client_id, "upstream request failed")))
+    }
+
+    /// The POST to the upstream: its URL, the session's headers, and `body`.
+    fn request(&self, session: &SessionHeaders, body: Bytes) -> Request<Full<Bytes>> {
+        post(&self.uri, session, body)
+    }
+}
+
+impl Connection {
+    /// What a forwarded request to this connection's upstream session carries, when the
+    /// session was started by rmcp's HTTP client and has been initialized.
+    pub(crate) fn session_headers(&self) -> Option<&SessionHeaders> {
+        self.recorded.as_ref().and_then(|r| r.get())
+    }
+}
+
+/// The call could not reach the upstream: the edge answers `503`/`502` (the JSON-RPC error is
+/// replaced there), the audit says why.
+fn failed(mut call: ForwardCall, failure: DependencyFailure) -> Forwarded {
+    call.report(failure);
+    let reason = match failure {
+        DependencyFailure::Unavailable { .. } => "upstream_unavailable",
+        DependencyFailure::Refused => "upstream_refused",
+    };
+    call.take_record().finish(Outcome::Error, reason);
+    let client_id = Bytes::copy_from_slice(call.client_id());
+    Forwarded::Answered(json(rpc_error(&client_id, "upstream unavailable")))
+}
+
+/// The upstream answered something that is no answer to the call.
+fn answered(record: CallRecord, body: Bytes) -> Forwarded {
+    record.finish(Outcome::Error, "upstream_invalid");
+    Forwarded::Answered(json(body))
+}
+
+fn unexpected(client_id: &[u8]) -> Bytes {
+    rpc_error(client_id, "upstream answered unexpectedly")
+}
+
+/// A JSON-RPC internal error for `client_id` (its JSON text), as rmcp's path words it.
+fn rpc_error(client_id: &[u8], message: &str) -> Bytes {
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(client_id);
+    out.extend_from_slice(br#","error":{"code":-32603,"message":"#);
+    out.extend_from_slice(
+        serde_json::to_string(message)
+            .expect("a string serializes")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"}}");
+    Bytes::from(out)
+}
+
+fn json(body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Tells a session-holding upstream that a call was abandoned, when dropped armed.
+struct CancelOnDrop {
+    forward: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    /// Only on a session: without one, the closed connection is the only signal there is.
+    session: Option<SessionHeaders>,
+    id: Option<String>,
+}
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let (Some(id), Some(session), Ok(rt)) = (
+            self.id.take(),
+            self.session.take(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client went away"}}}}"#
+        );
+        let client = self.forward.clone();
+        let request = post(&self.uri, &session, Bytes::from(body));
+        rt.spawn(async move {
+            if let Err(e) = client.request(request).await {
+                tracing::debug!(error = %e, "cancellation not delivered upstream");
+            }
+        });
+    }
+}
+
+fn post(uri: &Uri, session: &SessionHeaders, body: Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::post(uri.clone())
+        .body(Full::new(body))
+        .expect("valid request");
+    let headers = request.headers_mut();
+    headers.extend(session.headers.clone());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    if let Some(id) = &session.session_id
+        && let Ok(v) = HeaderValue::from_str(id)
+    {
+        headers.insert("mcp-session-id", v);
+    }
+    request
+}
+
+/// Answers the upstream's requests on a forwarded call's stream with the refusal rmcp's path
+/// gives without sessions.
+struct RefuseRequests {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    session: SessionHeaders,
+    /// Why requests cannot be relayed here, as the connection's relay would say.
+    why: Unbridgeable,
+}
+
+impl RefuseRequests {
+    /// Answers the upstream's request `id` as rmcp's path does without sessions: a ping is
+    /// answered, sampling and elicitation are refused with the relay's words, anything else is
+    /// a method the gateway's client does not have.
+    fn answer(&self, id: &str, method: &str) {
+        let what = match method {
+            "ping" => None,
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            _ => Some(""),
+        };
+        let body = match what {
+            None => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#),
+            Some("") => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"Method not found"}}}}"#
+            ),
+            Some(what) => {
+                let why = self.why;
+                tracing::info!(%why, "{what} request from the upstream not relayed");
+                let message = serde_json::to_string(&format!(
+                    "{what} is not available through the gateway: {why}"
+                ))
+                .expect("a string serializes");
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32600,"message":{message}}}}}"#)
+            }
+        };
+        let request = post(&self.uri, &self.session, Bytes::from(body));
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.request(request).await {
+                tracing::debug!(error = %e, "answer not delivered upstream");
+            }
+        });
+    }
+}
+
+/// An upstream SSE answer, relayed to the client (see the module docs).
+struct SseRelay {
+    events: BoxStream<'static, Result<Sse, sse_stream::Error>>,
+    id: String,
+    client_id: Bytes,
+    record: Option<CallRecord>,
+    cancel: CancelOnDrop,
+    refuse: RefuseRequests,
+}
+
+impl SseRelay {
+    fn into_stream(self) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut relay = state?;
+            loop {
+                let event = match relay.events.next().await {
+                    Some(Ok(e)) => e,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "the upstream's stream broke off");
+                        return None;
+                    }
+                    None => {
+                        tracing::warn!("the upstream's stream ended before the answer");
+                        return None;
+                    }
+                };
+                let Some(data) = event.data.filter(|d| !d.is_empty()) else {
+                    // Priming events, comments: nothing for the client.
+                    continue;
+                };
+                match parse_message(data.as_bytes()) {
+                    Some(UpstreamMessage::Notification) => {
+                        return Some((Ok(sse_event(data.as_bytes())), Some(relay)));
+                    }
+                    Some(UpstreamMessage::Request { id, method }) => relay.refuse.answer(&id, &method),
+                    Some(UpstreamMessage::Answer(a)) if a.id_text == relay.id => {
+                        relay.cancel.disarm();
+                        let body = splice(data.as_bytes(), a.id.clone(), &relay.client_id);
+                        if let Some(record) = relay.record.take() {
+                            record.finish_with(&a);
+                        }
+                        // The answer ends the stream.
+                        return Some((Ok(sse_event(&body)), None));
+                    }
+                    _ => tracing::warn!("an event the gateway cannot place was dropped"),
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// One SSE event carrying `data` (a JSON message: no line breaks outside strings, and those
+/// inside are escaped; split defensively anyway).
+fn sse_event(data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(b"event: message\n");
+    for line in data.split(|b| *b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    Bytes::from(out)
+}
