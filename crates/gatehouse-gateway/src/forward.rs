@@ -39,8 +39,8 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use gatehouse::mcp::DependencyFailure;
 use gatehouse::mcp::forward::{
-    CallRecord, Forward, ForwardCall, Forwarded, UpstreamMessage, parse_answer,
-    parse_message, splice,
+    CallRecord, Forward, ForwardCall, Forwarded, UpstreamMessage, parse_answer, parse_message,
+    splice,
 };
 use gatehouse::observe::Outcome;
 use gatehouse::upstream::UpstreamAccess;
@@ -293,7 +293,9 @@ pub(crate) fn failure_of(e: &PoolError) -> DependencyFailure {
             retry_after: *retry_after,
         },
         PoolError::Refused => DependencyFailure::Refused,
-        PoolError::Credential(c) if matches!(**c, gatehouse::upstream::UpstreamError::Refused { .. }) => {
+        PoolError::Credential(c)
+            if matches!(**c, gatehouse::upstream::UpstreamError::Refused { .. }) =>
+        {
             DependencyFailure::Refused
         }
         PoolError::Credential(_) | PoolError::Start(_) => DependencyFailure::Unavailable {
@@ -587,7 +589,9 @@ impl RefuseRequests {
                     "{what} is not available through the gateway: {why}"
                 ))
                 .expect("a string serializes");
-                format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32600,"message":{message}}}}}"#)
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32600,"message":{message}}}}}"#
+                )
             }
         };
         let request = post(&self.uri, &self.session, Bytes::from(body));
@@ -634,7 +638,9 @@ impl SseRelay {
                     Some(UpstreamMessage::Notification) => {
                         return Some((Ok(sse_event(data.as_bytes())), Some(relay)));
                     }
-                    Some(UpstreamMessage::Request { id, method }) => relay.refuse.answer(&id, &method),
+                    Some(UpstreamMessage::Request { id, method }) => {
+                        relay.refuse.answer(&id, &method)
+                    }
                     Some(UpstreamMessage::Answer(a)) if a.id_text == relay.id => {
                         relay.cancel.disarm();
                         let body = splice(data.as_bytes(), a.id.clone(), &relay.client_id);

@@ -173,34 +173,35 @@ async fn upstream(sessions: bool) -> Served {
     };
     let seen = Seen::default();
     let record = seen.clone();
-    let app = routes.layer(
-        axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let record = record.clone();
-                async move {
-                    if req.headers().get("authorization").and_then(|v| v.to_str().ok())
-                        != Some(&format!("Bearer {KEY}"))
-                    {
-                        return http::Response::builder()
-                            .status(401)
-                            .header("www-authenticate", "Bearer")
-                            .body(axum::body::Body::empty())
-                            .unwrap();
-                    }
-                    let (parts, body) = req.into_parts();
-                    let bytes = body.collect().await.unwrap().to_bytes();
-                    if parts.method == http::Method::POST {
-                        record
-                            .lock()
-                            .unwrap()
-                            .push((parts.headers.clone(), bytes.clone()));
-                    }
-                    next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
-                        .await
+    let app = routes.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let record = record.clone();
+            async move {
+                if req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    != Some(&format!("Bearer {KEY}"))
+                {
+                    return http::Response::builder()
+                        .status(401)
+                        .header("www-authenticate", "Bearer")
+                        .body(axum::body::Body::empty())
+                        .unwrap();
                 }
-            },
-        ),
-    );
+                let (parts, body) = req.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                if parts.method == http::Method::POST {
+                    record
+                        .lock()
+                        .unwrap()
+                        .push((parts.headers.clone(), bytes.clone()));
+                }
+                next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+                    .await
+            }
+        },
+    ));
     let s = stop.clone();
     tokio::spawn(async move {
         axum::serve(listener, app)
@@ -433,7 +434,12 @@ async fn concurrent_calls_with_one_id_get_their_own_answers() {
         let app = gw.app.clone();
         tokio::spawn(async move {
             let text = format!("call {n}");
-            let (_, answer) = post(&app, "alice", &call(json!(1), "echo", json!({ "text": text }))).await;
+            let (_, answer) = post(
+                &app,
+                "alice",
+                &call(json!(1), "echo", json!({ "text": text })),
+            )
+            .await;
             (text, answer)
         })
     });
@@ -450,19 +456,27 @@ async fn a_client_that_goes_away_cancels_the_forwarded_call() {
     let mut up = upstream(true).await;
     let gw = gateway(&up.url, true).await;
     let app = gw.app.clone();
-    let pending = tokio::spawn(async move { post(&app, "alice", &call(json!(1), "wait", json!({}))).await });
+    let pending =
+        tokio::spawn(async move { post(&app, "alice", &call(json!(1), "wait", json!({}))).await });
     let mark = tokio::time::timeout(Duration::from_secs(10), up.marks.recv()).await;
     assert_eq!(mark.unwrap(), Some("started"));
     pending.abort();
     let mark = tokio::time::timeout(Duration::from_secs(10), up.marks.recv()).await;
-    assert_eq!(mark.expect("the upstream call was cancelled"), Some("cancelled"));
+    assert_eq!(
+        mark.expect("the upstream call was cancelled"),
+        Some("cancelled")
+    );
     // The call took the forwarding path (its answer, a stream, had begun) and its record says
     // it was cut short; it was written when the stream was dropped, before the cancellation
     // went upstream.
     assert_eq!(gw.gatehouse.direct_answers(), 1);
     assert_eq!(
         gw.audit.0.lock().unwrap().clone(),
-        vec![("wait".to_owned(), "error".to_owned(), "interrupted".to_owned())]
+        vec![(
+            "wait".to_owned(),
+            "error".to_owned(),
+            "interrupted".to_owned()
+        )]
     );
 }
 
@@ -470,7 +484,12 @@ async fn a_client_that_goes_away_cancels_the_forwarded_call() {
 async fn each_forwarded_call_is_audited_once() {
     let up = upstream(true).await;
     let gw = gateway(&up.url, true).await;
-    post(&gw.app, "alice", &call(json!(1), "echo", json!({"text":"a"}))).await;
+    post(
+        &gw.app,
+        "alice",
+        &call(json!(1), "echo", json!({"text":"a"})),
+    )
+    .await;
     post(&gw.app, "alice", &call(json!(2), "fail", json!({}))).await;
     post(&gw.app, "alice", &call(json!(3), "admin_reset", json!({}))).await;
     assert_eq!(gw.gatehouse.direct_answers(), 2);
