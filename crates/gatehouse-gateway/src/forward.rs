@@ -542,7 +542,9 @@ fn post(uri: &Uri, session: &SessionHeaders, body: Bytes) -> Request<Full<Bytes>
         .body(Full::new(body))
         .expect("valid request");
     let headers = request.headers_mut();
-    headers.extend(session.headers.clone());
+    for (name, value) in &session.headers {
+        headers.insert(name.clone(), value.clone());
+    }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(
         ACCEPT,

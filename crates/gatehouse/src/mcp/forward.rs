@@ -257,17 +257,15 @@ struct CallParams<'a> {
 
 /// Reads `body` as a `tools/call` under the rules of the module docs, or `None`.
 pub fn parse_call(body: &[u8]) -> Option<ParsedCall> {
-    // Every member name unique, at every depth (serde's derive refuses duplicates of the
-    // envelope's own members, but not inside `arguments`).
-    if !unique_keys(body) {
-        return None;
-    }
+    // serde's derive refuses a duplicate of the envelope's and `params`' own members (and, with
+    // `deny_unknown_fields`, any other member); inside `arguments` every member name must be
+    // unique too, at every depth.
     let call: CallEnvelope<'_> = serde_json::from_slice(body).ok()?;
     if call.jsonrpc != "2.0" || call.method != crate::policy::tool_name::TOOLS_CALL {
         return None;
     }
     if let Some(arguments) = call.arguments_text()
-        && !arguments.starts_with('{')
+        && !(arguments.starts_with('{') && unique_keys(arguments.as_bytes()))
     {
         return None;
     }
@@ -343,10 +341,11 @@ struct MessageEnvelope<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
+    /// Read in the same pass: only `isError` is kept.
+    #[serde(default)]
+    result: Option<ResultFlags>,
+    #[serde(default)]
+    error: Option<de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -364,16 +363,13 @@ pub fn parse_message(bytes: &[u8]) -> Option<UpstreamMessage> {
             id: id.get().to_owned(),
             method: method.into_owned(),
         }),
-        (None, Some(id), Some(result), None) => {
-            let flags: ResultFlags = serde_json::from_str(result.get()).ok()?;
-            Some(UpstreamMessage::Answer(Answer {
-                id: span_of(bytes, id.get()),
-                id_text: id.get().to_owned(),
-                kind: AnswerKind::Result {
-                    is_error: flags.is_error == Some(true),
-                },
-            }))
-        }
+        (None, Some(id), Some(flags), None) => Some(UpstreamMessage::Answer(Answer {
+            id: span_of(bytes, id.get()),
+            id_text: id.get().to_owned(),
+            kind: AnswerKind::Result {
+                is_error: flags.is_error == Some(true),
+            },
+        })),
         (None, Some(id), None, Some(_)) => Some(UpstreamMessage::Answer(Answer {
             id: span_of(bytes, id.get()),
             id_text: id.get().to_owned(),
