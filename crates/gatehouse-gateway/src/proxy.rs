@@ -339,6 +339,12 @@ pub async fn build(
         for o in observers {
             builder = builder.observer(o.clone());
         }
+        if settings.server.direct_dispatch && !settings.server.stateful_sessions {
+            // Without sessions the gateway's handler never uses its client's stream (log
+            // messages are dropped, server requests refused, progress only with a token — which
+            // direct dispatch leaves to rmcp), so every tool may be answered directly.
+            builder = builder.direct_tools(gatehouse::mcp::DirectTools::All);
+        }
         let gatehouse = builder
             .cancellation(cancel.child_token())
             .start()

@@ -50,6 +50,15 @@ fn protection() -> gatehouse::GatehouseBuilder {
 }
 
 async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
+    let (app, handler, _) = gateway_as_the_application(upstream).await;
+    (app, handler)
+}
+
+/// Mounted as `gatehouse proxy` mounts it by default: every tool may be answered directly
+/// (no rmcp service per request; `proxy.rs`).
+async fn gateway_as_the_application(
+    upstream: UpstreamServer,
+) -> (Router, GatewayHandler, Gatehouse) {
     let handler = GatewayHandler::start(upstream)
         .await
         .expect("upstream starts");
@@ -58,10 +67,10 @@ async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
         .tool_scopes("wait", Vec::<String>::new())
         .tool_scopes("exit", ["admin"])
         .unnamed_tools(UnnamedTools::Deny)
+        .direct_tools(gatehouse::mcp::DirectTools::All)
         .build()
         .unwrap();
-    let h = handler.clone();
-    (gatehouse.mount(move || h.clone()), handler)
+    (handler.mount(&gatehouse, true), handler, gatehouse)
 }
 
 async fn post(app: &Router, token: &str, body: Value) -> (u16, Value) {
@@ -71,6 +80,8 @@ async fn post(app: &Router, token: &str, body: Value) -> (u16, Value) {
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
         .header("authorization", format!("Bearer {token}"))
+        // As every HTTP/1.1 client sends it (direct dispatch needs a bounded body).
+        .header("content-length", body.to_string().len())
         .body(Body::from(body.to_string()))
         .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
@@ -80,6 +91,32 @@ async fn post(app: &Router, token: &str, body: Value) -> (u16, Value) {
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_mounting_answers_stdio_calls_directly() {
+    let (app, _, gatehouse) = gateway_as_the_application(UpstreamServer::stdio(fixture())).await;
+    let (status, body) = post(&app, "alice", call("echo", json!({"text": "direct"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], json!(3));
+    assert_eq!(body["result"]["content"][0]["text"], json!("direct"));
+    let (_, listed) = post(
+        &app,
+        "alice",
+        json!({"jsonrpc":"2.0","id":4,"method":"tools/list","params":{}}),
+    )
+    .await;
+    assert!(listed["result"]["tools"].as_array().is_some(), "{listed}");
+    // Both answered without rmcp's per-request service; a hidden tool, directly too, as a
+    // missing one.
+    assert_eq!(gatehouse.direct_answers(), 2);
+    let (_, hidden) = post(&app, "alice", call("admin_reset", json!({}))).await;
+    assert_eq!(
+        hidden["error"]["message"],
+        json!("tool not found"),
+        "{hidden}"
+    );
+    assert_eq!(gatehouse.direct_answers(), 3);
 }
 
 fn call(tool: &str, args: Value) -> Value {

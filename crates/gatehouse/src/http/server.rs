@@ -213,19 +213,29 @@ impl Gatehouse {
                 Arc::new(NeverSessionManager::default()),
                 config,
             );
-            // Nothing declared direct: rmcp's service alone, no wrapper on every request.
-            if let Some(forward) = forward {
-                self.router(Forwarding::new(rmcp, forward, self.shared.clone()))
-            } else if matches!(self.direct_tools, crate::mcp::DirectTools::Off) {
-                self.router(rmcp)
-            } else {
-                self.router(DirectDispatch::new(
+            // Nothing declared direct and nothing forwarded: rmcp's service alone, no wrapper on
+            // every request.
+            let direct = |rmcp| {
+                DirectDispatch::new(
                     rmcp,
-                    make,
+                    make.clone(),
                     self.direct_tools.clone(),
                     self.shared.clone(),
                     self.cancel.child_token(),
-                ))
+                )
+            };
+            let off = matches!(self.direct_tools, crate::mcp::DirectTools::Off);
+            match forward {
+                // Forwarded calls first; what is not forwarded is answered directly when
+                // declared so, else by rmcp.
+                Some(forward) if off => {
+                    self.router(Forwarding::new(rmcp, forward, self.shared.clone()))
+                }
+                Some(forward) => {
+                    self.router(Forwarding::new(direct(rmcp), forward, self.shared.clone()))
+                }
+                None if off => self.router(rmcp),
+                None => self.router(direct(rmcp)),
             }
         };
         limits::wrap(router, self.shared.clone(), &self.resource, self.limits)
