@@ -25,6 +25,50 @@ use serde_json::{Value, json};
 pub fn tool_name(data: &[u8]) {
     check_body(data);
     check_headers(data);
+    check_forward(data);
+}
+
+fn check_forward(body: &[u8]) {
+    use gatehouse::mcp::forward::{AnswerKind, parse_answer, parse_call, splice};
+    let Some(call) = parse_call(body) else {
+        return;
+    };
+    assert_eq!(
+        tool_name::from_body(body),
+        ToolTarget::Tool(call.tool.clone().into()),
+        "the policy reads another tool"
+    );
+    let message = serde_json::from_slice::<ClientJsonRpcMessage>(body).expect("rmcp refuses it");
+    let JsonRpcMessage::Request(request) = message else {
+        panic!("rmcp reads no request");
+    };
+    let ClientRequest::CallToolRequest(rmcp_call) = request.request else {
+        panic!("rmcp reads another method");
+    };
+    assert_eq!(rmcp_call.params.name, call.tool);
+    let v: Value = serde_json::from_slice(body).expect("JSON");
+    let id: Value = serde_json::from_slice(&body[call.id.clone()]).expect("the id is JSON");
+    assert_eq!(v["id"], id);
+    assert_eq!(
+        serde_json::to_value(&request.id).expect("id"),
+        id,
+        "rmcp reads another id"
+    );
+    assert_eq!(v["params"]["name"].as_str(), Some(call.tool.as_str()));
+    let ours = br#""gatehouse-7""#;
+    let spliced = splice(body, call.id.clone(), ours);
+    let again = parse_call(&spliced).expect("the spliced body parses");
+    assert_eq!(again.tool, call.tool);
+    assert_eq!(&spliced[again.id.clone()], ours);
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"content":[],"isError":true}}}}"#,
+        std::str::from_utf8(ours).expect("text")
+    );
+    let a = parse_answer(answer.as_bytes()).expect("an answer");
+    assert_eq!(a.kind, AnswerKind::Result { is_error: true });
+    let back = splice(answer.as_bytes(), a.id, &body[call.id.clone()]);
+    let back: Value = serde_json::from_slice(&back).expect("JSON");
+    assert_eq!(back["id"], id);
 }
 
 /// The tool rmcp would call for this body: `Some(Some(name))` for a `tools/call`,

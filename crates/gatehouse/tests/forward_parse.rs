@@ -57,6 +57,9 @@ fn scalar() -> impl Strategy<Value = &'static str> {
         "{\"progressToken\":1}",
         "{\"x\":1,\"x\":2}",
         "{\"text\":\"hi\"}",
+        // Sequences where objects belong: serde's derive reads them as structs.
+        "[\"echo\"]",
+        "[\"echo\",{}]",
     ])
 }
 

@@ -242,8 +242,10 @@ struct CallEnvelope<'a> {
     id: &'a RawValue,
     #[serde(borrow)]
     method: Cow<'a, str>,
+    /// Read as a [`CallParams`] once known to be an object (serde's derive would also take a
+    /// sequence, `["echo"]`, which no other reader takes for a `tools/call`'s parameters).
     #[serde(borrow)]
-    params: CallParams<'a>,
+    params: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -260,11 +262,19 @@ pub fn parse_call(body: &[u8]) -> Option<ParsedCall> {
     // serde's derive refuses a duplicate of the envelope's and `params`' own members (and, with
     // `deny_unknown_fields`, any other member); inside `arguments` every member name must be
     // unique too, at every depth.
+    // Objects only, at both levels: the derive would read a sequence as a struct too.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
     let call: CallEnvelope<'_> = serde_json::from_slice(body).ok()?;
     if call.jsonrpc != "2.0" || call.method != crate::policy::tool_name::TOOLS_CALL {
         return None;
     }
-    if let Some(arguments) = call.arguments_text()
+    if !call.params.get().starts_with('{') {
+        return None;
+    }
+    let params: CallParams<'_> = serde_json::from_str(call.params.get()).ok()?;
+    if let Some(arguments) = params.arguments.map(RawValue::get)
         && !(arguments.starts_with('{') && unique_keys(arguments.as_bytes()))
     {
         return None;
@@ -275,14 +285,8 @@ pub fn parse_call(body: &[u8]) -> Option<ParsedCall> {
     }
     Some(ParsedCall {
         id: span_of(body, id),
-        tool: call.params.name.into_owned(),
+        tool: params.name.into_owned(),
     })
-}
-
-impl CallEnvelope<'_> {
-    fn arguments_text(&self) -> Option<&str> {
-        self.params.arguments.map(RawValue::get)
-    }
 }
 
 /// A string, or an integer rmcp reads as one (`i64`): the ids every peer agrees on.
@@ -644,8 +648,12 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"a"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":1}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"},"extra":1}"#,
-            // shapes
+            // shapes: sequences where objects belong (serde's derive would read them)
             r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["a"]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["a",{}]}"#,
+            r#"["2.0",1,"tools/call",{"name":"a"}]"#,
+            r#"  ["2.0",1,"tools/call",["a"]]"#,
             r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a"}}"#,
             r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"a"}}"#,
             r#"{"jsonrpc":"2.0","id":1.5,"method":"tools/call","params":{"name":"a"}}"#,
