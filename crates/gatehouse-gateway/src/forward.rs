@@ -317,7 +317,7 @@ impl Inner {
         };
         let Some(session) = up.session_headers() else {
             // Not started by rmcp's HTTP client (stdio), or not yet initialized.
-            return Forwarded::Declined(call);
+            return Forwarded::Declined(Box::new(call));
         };
         let revision_ok = session
             .headers
@@ -325,7 +325,7 @@ impl Inner {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| FORWARD_REVISIONS.contains(&v));
         if !revision_ok {
-            return Forwarded::Declined(call);
+            return Forwarded::Declined(Box::new(call));
         }
         let id = format!(
             "\"gatehouse-{}\"",
@@ -365,7 +365,7 @@ impl Inner {
             cancel.disarm();
             tracing::info!("upstream session expired; starting a new one");
             self.pool.discard(&caller, None, &up).await;
-            return Forwarded::Declined(call);
+            return Forwarded::Declined(Box::new(call));
         }
         let record = call.take_record();
         let media = response

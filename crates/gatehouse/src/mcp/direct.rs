@@ -169,21 +169,9 @@ where
             return self.through_rmcp(req).await;
         };
         let (parts, body) = req.into_parts();
-        // `Content-Length` is present (`plain_shape`) and within the limit (the edge refused
-        // it otherwise), and hyper ends a body that disagrees with it with an error, so this
-        // reads at most `max_body_bytes`.
-        let bytes = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                // rmcp answers a body that cannot be read; give it the same error to read.
-                let error = std::io::Error::other(e.to_string());
-                let body = http_body_util::StreamBody::new(futures::stream::once(async move {
-                    Err::<http_body::Frame<Bytes>, _>(error)
-                }));
-                return self
-                    .through_rmcp(Request::from_parts(parts, Body::new(body)))
-                    .await;
-            }
+        let bytes = match read_plain_body(body).await {
+            Ok(bytes) => bytes,
+            Err(body) => return self.through_rmcp(Request::from_parts(parts, body)).await,
         };
         let Ok(ClientJsonRpcMessage::Request(request)) =
             serde_json::from_slice::<ClientJsonRpcMessage>(&bytes)
@@ -275,6 +263,22 @@ where
     async fn through_rmcp(mut self, req: Request<Body>) -> Answer {
         let Ok(response) = self.rmcp.call(req).await;
         response.map(Body::new)
+    }
+}
+
+/// Reads the body of a request of the plain shape ([`plain_shape`]): its `Content-Length` is
+/// within the limit (the edge refused it otherwise), and hyper ends a body that disagrees with
+/// it with an error, so this reads at most `max_body_bytes`. A body that cannot be read comes
+/// back as one that fails the same way, for rmcp to answer as it answers such a body.
+pub(crate) async fn read_plain_body(body: Body) -> Result<Bytes, Body> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            let error = std::io::Error::other(e.to_string());
+            Err(Body::new(http_body_util::StreamBody::new(
+                futures::stream::once(async move { Err::<http_body::Frame<Bytes>, _>(error) }),
+            )))
+        }
     }
 }
 

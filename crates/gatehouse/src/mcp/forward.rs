@@ -43,7 +43,6 @@ use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -65,7 +64,7 @@ pub trait Forward: Send + Sync + 'static {
 /// What [`Forward::forward`] did with a call.
 pub enum Forwarded {
     /// Nothing was sent: rmcp's path answers it, as if there were no fast path.
-    Declined(ForwardCall),
+    Declined(Box<ForwardCall>),
     /// The answer to the client. A dependency failure reported on the call
     /// ([`ForwardCall::report`]) replaces it at the edge (`503`/`502`), as on rmcp's path.
     Answered(Response<Body>),
@@ -509,18 +508,9 @@ where
             return self.through_rmcp(req).await;
         };
         let (parts, body) = req.into_parts();
-        // Bounded as in direct dispatch: a declared length within the edge's limit.
-        let bytes = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                let error = std::io::Error::other(e.to_string());
-                let body = http_body_util::StreamBody::new(futures::stream::once(async move {
-                    Err::<http_body::Frame<Bytes>, _>(error)
-                }));
-                return self
-                    .through_rmcp(Request::from_parts(parts, Body::new(body)))
-                    .await;
-            }
+        let bytes = match super::direct::read_plain_body(body).await {
+            Ok(bytes) => bytes,
+            Err(body) => return self.through_rmcp(Request::from_parts(parts, body)).await,
         };
         let call = parse_call(&bytes).and_then(|parsed| {
             let caller = parts.extensions.get::<Caller>()?;
@@ -563,7 +553,8 @@ where
                 self.shared.direct_answers.fetch_add(1, Ordering::Relaxed);
                 response
             }
-            Forwarded::Declined(mut call) => {
+            Forwarded::Declined(call) => {
+                let mut call = *call;
                 if let Some(mut record) = call.record.take() {
                     // rmcp's wrapper writes this call's record.
                     record.done = true;
