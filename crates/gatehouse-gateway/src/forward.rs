@@ -8,7 +8,7 @@
 //! the upstream): the library's edge, a strict parse, a pooled hyper connection. Everything the
 //! request needs from the upstream session — its URL, its `Mcp-Session-Id`, the revision
 //! negotiated with it, the gateway's credential for it — is what rmcp's own client sent with
-//! `notifications/initialized` when the session started ([`Recorder`]); a session whose
+//! `notifications/initialized` when the session started ([`crate::recorder`]); a session whose
 //! revision is 2026-07-28 or later (per-request headers) or whose URL is https, and every stdio
 //! upstream, stays on rmcp's path.
 //!
@@ -27,9 +27,8 @@
 //! A client that goes away before the answer: the upstream request is dropped (its connection
 //! closed) and, on a session, `notifications/cancelled` names the gateway's id (B12).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -44,203 +43,24 @@ use gatehouse::mcp::forward::{
 };
 use gatehouse::observe::Outcome;
 use gatehouse::upstream::UpstreamAccess;
-use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rmcp::model::ClientJsonRpcMessage;
-use rmcp::transport::streamable_http_client::{
-    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
-};
 use sse_stream::{Sse, SseStream};
 
-use crate::pool::{Connection, Pool, PoolError};
+use crate::pool::Pool;
+use crate::recorder::SessionHeaders;
 use crate::relay::Unbridgeable;
 
 /// Largest JSON answer read from the upstream: rmcp's client's own limit.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// What an upstream session's requests carry, as rmcp's client sent them with
-/// `notifications/initialized`.
-#[derive(Clone)]
-pub(crate) struct SessionHeaders {
-    session_id: Option<Arc<str>>,
-    /// `Authorization`, and the other headers rmcp added (the credential in its own header,
-    /// `MCP-Protocol-Version`).
-    headers: HeaderMap,
-}
-
-impl std::fmt::Debug for SessionHeaders {
-    // The headers hold the gateway's credential.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionHeaders").finish_non_exhaustive()
-    }
-}
-
 /// The revisions a forwarded request may be sent under: before 2026-07-28 no header depends on
 /// the message (SEP-2243's do).
 const FORWARD_REVISIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
-
-/// rmcp's reqwest client, recording what the session's requests carry ([`SessionHeaders`]).
-#[derive(Clone)]
-pub(crate) struct Recorder {
-    inner: reqwest::Client,
-    seen: Arc<OnceLock<SessionHeaders>>,
-}
-
-impl Recorder {
-    pub(crate) fn new(inner: reqwest::Client) -> Self {
-        Self {
-            inner,
-            seen: Arc::default(),
-        }
-    }
-
-    /// Where the session's headers will be, once it has started.
-    pub(crate) fn seen(&self) -> Arc<OnceLock<SessionHeaders>> {
-        self.seen.clone()
-    }
-
-    fn record(
-        &self,
-        message: &ClientJsonRpcMessage,
-        session_id: &Option<Arc<str>>,
-        auth: &Option<String>,
-        custom: &HashMap<HeaderName, HeaderValue>,
-    ) {
-        let ClientJsonRpcMessage::Notification(n) = message else {
-            return;
-        };
-        if !matches!(
-            n.notification,
-            rmcp::model::ClientNotification::InitializedNotification(_)
-        ) {
-            return;
-        }
-        let mut headers = HeaderMap::new();
-        for (name, value) in custom {
-            headers.insert(name.clone(), value.clone());
-        }
-        if let Some(token) = auth {
-            // As reqwest's `bearer_auth` sends it.
-            match HeaderValue::try_from(format!("Bearer {token}")) {
-                Ok(mut v) => {
-                    v.set_sensitive(true);
-                    headers.insert(AUTHORIZATION, v);
-                }
-                Err(_) => return,
-            }
-        }
-        let _ = self.seen.set(SessionHeaders {
-            session_id: session_id.clone(),
-            headers,
-        });
-    }
-}
-
-impl StreamableHttpClient for Recorder {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth: Option<String>,
-        custom: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.record(&message, &session_id, &auth, &custom);
-        self.inner
-            .post_message(uri, message, session_id, auth, custom)
-            .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth: Option<String>,
-        custom: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.record(&message, &session_id, &auth, &custom);
-        self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth,
-                custom,
-                max_sse_event_size,
-            )
-            .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth: Option<String>,
-        custom: HashMap<HeaderName, HeaderValue>,
-        limits: StreamableHttpResponseLimits,
-    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        self.record(&message, &session_id, &auth, &custom);
-        self.inner
-            .post_message_with_response_limits(uri, message, session_id, auth, custom, limits)
-            .await
-    }
-
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        auth: Option<String>,
-        custom: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.inner
-            .delete_session(uri, session_id, auth, custom)
-            .await
-    }
-
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth: Option<String>,
-        custom: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.inner
-            .get_stream(uri, session_id, last_event_id, auth, custom)
-            .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth: Option<String>,
-        custom: HashMap<HeaderName, HeaderValue>,
-        max_sse_event_size: usize,
-    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth,
-                custom,
-                max_sse_event_size,
-            )
-            .await
-    }
-}
 
 /// The fast path to one Streamable HTTP upstream (see the module docs).
 #[derive(Clone)]
@@ -286,24 +106,6 @@ impl Forward for HttpForward {
     }
 }
 
-/// The dependency failure a pool error means, as on rmcp's path (`handler.rs`).
-pub(crate) fn failure_of(e: &PoolError) -> DependencyFailure {
-    match e {
-        PoolError::Backoff { retry_after } => DependencyFailure::Unavailable {
-            retry_after: *retry_after,
-        },
-        PoolError::Refused => DependencyFailure::Refused,
-        PoolError::Credential(c)
-            if matches!(**c, gatehouse::upstream::UpstreamError::Refused { .. }) =>
-        {
-            DependencyFailure::Refused
-        }
-        PoolError::Credential(_) | PoolError::Start(_) => DependencyFailure::Unavailable {
-            retry_after: Duration::from_secs(1),
-        },
-    }
-}
-
 impl Inner {
     async fn forward(&self, mut call: ForwardCall) -> Forwarded {
         let caller = call.caller().clone();
@@ -312,7 +114,7 @@ impl Inner {
             Ok(up) => up,
             Err(e) => {
                 tracing::warn!(error = %e, "no upstream connection");
-                return failed(call, failure_of(&e));
+                return failed(call, e.failure());
             }
         };
         let Some(session) = up.session_headers() else {
@@ -444,14 +246,6 @@ impl Inner {
     /// The POST to the upstream: its URL, the session's headers, and `body`.
     fn request(&self, session: &SessionHeaders, body: Bytes) -> Request<Full<Bytes>> {
         post(&self.uri, session, body)
-    }
-}
-
-impl Connection {
-    /// What a forwarded request to this connection's upstream session carries, when the
-    /// session was started by rmcp's HTTP client and has been initialized.
-    pub(crate) fn session_headers(&self) -> Option<&SessionHeaders> {
-        self.recorded.as_ref().and_then(|r| r.get())
     }
 }
 

@@ -190,7 +190,7 @@ impl GatewayHandler {
             Err(e) => {
                 tracing::warn!(error = %e, "no upstream connection");
                 // The same answers as on the forwarding path.
-                Err(match crate::forward::failure_of(&e) {
+                Err(match e.failure() {
                     DependencyFailure::Refused => refused(context),
                     DependencyFailure::Unavailable { retry_after } => {
                         unavailable(context, retry_after)

@@ -40,6 +40,7 @@ pub(crate) mod forward;
 pub mod handler;
 pub mod pool;
 pub mod proxy;
+pub(crate) mod recorder;
 pub mod relay;
 
 pub use assertion::{Asserter, AssertionSettings};

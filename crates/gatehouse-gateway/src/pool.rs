@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gatehouse::Caller;
+use gatehouse::mcp::DependencyFailure;
 use gatehouse::upstream::UpstreamAccess;
 use moka::future::Cache;
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
@@ -84,6 +85,35 @@ pub enum PoolError {
         /// Time until the next attempt.
         retry_after: Duration,
     },
+}
+
+impl PoolError {
+    /// The dependency failure this means to the edge: `502` for a refusal, else `503` with
+    /// its retry time. The same on rmcp's path (`handler.rs`) and the forwarding path.
+    pub fn failure(&self) -> DependencyFailure {
+        match self {
+            PoolError::Backoff { retry_after } => DependencyFailure::Unavailable {
+                retry_after: *retry_after,
+            },
+            PoolError::Refused => DependencyFailure::Refused,
+            PoolError::Credential(c)
+                if matches!(**c, gatehouse::upstream::UpstreamError::Refused { .. }) =>
+            {
+                DependencyFailure::Refused
+            }
+            PoolError::Credential(_) | PoolError::Start(_) => DependencyFailure::Unavailable {
+                retry_after: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+impl Connection {
+    /// What a forwarded request to this connection's upstream session carries, when the
+    /// session was started by rmcp's HTTP client and has been initialized.
+    pub(crate) fn session_headers(&self) -> Option<&crate::recorder::SessionHeaders> {
+        self.recorded.as_ref().and_then(|r| r.get())
+    }
 }
 
 /// The first restart after a failure is immediate; then 1 s, doubling, at most this.
@@ -171,7 +201,7 @@ pub struct Connection {
     good_until: Option<Instant>,
     /// HTTP: what the session's requests carry, for the forwarding path
     /// ([`crate::forward`]).
-    pub(crate) recorded: Option<Arc<std::sync::OnceLock<crate::forward::SessionHeaders>>>,
+    pub(crate) recorded: Option<Arc<std::sync::OnceLock<crate::recorder::SessionHeaders>>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -493,7 +523,7 @@ impl Pool {
         (
             RunningService<RoleClient, GatewayClient>,
             Option<Instant>,
-            Arc<std::sync::OnceLock<crate::forward::SessionHeaders>>,
+            Arc<std::sync::OnceLock<crate::recorder::SessionHeaders>>,
         ),
         PoolError,
     > {
@@ -556,7 +586,7 @@ impl Pool {
             .build()
             .map_err(|e| PoolError::Start(e.to_string()))?;
         // rmcp's client, recording the session's headers for the forwarding path.
-        let http = crate::forward::Recorder::new(http);
+        let http = crate::recorder::Recorder::new(http);
         let recorded = http.seen();
         let service = self
             .handshake(
