@@ -24,7 +24,7 @@ use gatehouse::observe::{Observer, ToolCall};
 use gatehouse::policy::UnnamedTools;
 use gatehouse::{Gatehouse, ResourceUrl};
 use gatehouse_gateway::{GatewayHandler, HttpTarget, Secret, UpstreamServer};
-use http::{HeaderMap, Request};
+use http::HeaderMap;
 use http_body_util::BodyExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -270,39 +270,13 @@ async fn gateway(url: &str, forward: bool) -> Gateway {
 /// Posts `body` as `token` with the headers a client sends, and the answer's status and last
 /// JSON-RPC message (the JSON body, or the last event of an SSE stream).
 async fn post(app: &Router, token: &str, body: &str) -> (u16, Value) {
-    let req = Request::post("/mcp")
-        .header("host", "gw.example.com")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("authorization", format!("Bearer {token}"))
-        .header("x-inbound-secret", "client-side-value")
-        // As every HTTP/1.1 client sends it (the path needs a bounded body).
-        .header("content-length", body.len())
-        .body(Body::from(body.to_owned()))
-        .unwrap();
+    let req = common::mcp_post(token, body, &[("x-inbound-secret", "client-side-value")]);
     let resp = tokio::time::timeout(Duration::from_secs(20), app.clone().oneshot(req))
         .await
         .unwrap_or_else(|_| panic!("no answer to {body}"))
         .unwrap();
     let status = resp.status().as_u16();
-    let sse = resp
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
-    let json = if sse {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .rfind(|d| !d.is_empty())
-            .map(|d| serde_json::from_str(d).unwrap())
-            .unwrap_or(Value::Null)
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": text }))
-    };
-    (status, json)
+    (status, common::last_message(resp).await)
 }
 
 fn call(id: Value, tool: &str, arguments: Value) -> String {

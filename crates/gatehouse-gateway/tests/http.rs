@@ -11,12 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use gatehouse::policy::UnnamedTools;
 use gatehouse::{AccessToken, Gatehouse, ResourceUrl, TokenVerifier};
 use gatehouse_gateway::{GatewayHandler, HttpTarget, Secret, UpstreamServer};
-use http::Request;
-use http_body_util::BodyExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::service::{RequestContext, RoleServer};
@@ -165,24 +162,19 @@ async fn seen(app: &Router, token: &str) -> (u16, Value) {
 }
 
 async fn seen_with_headers(app: &Router, token: &str) -> (u16, http::HeaderMap, Value) {
-    let req = Request::post("/mcp")
-        .header("host", "gw.example.com")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("authorization", format!("Bearer {token}"))
-        .header("x-inbound-secret", "client-side-value")
-        .header("cookie", "session=client-cookie")
-        .body(Body::from(
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"seen","arguments":{}}})
-                .to_string(),
-        ))
-        .unwrap();
+    let req = common::mcp_post(
+        token,
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"seen","arguments":{}}})
+            .to_string(),
+        &[
+            ("x-inbound-secret", "client-side-value"),
+            ("cookie", "session=client-cookie"),
+        ],
+    );
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body: Value =
-        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body = common::last_message(resp).await;
     let view = body["result"]["content"][0]["text"]
         .as_str()
         .and_then(|t| serde_json::from_str(t).ok())
@@ -199,8 +191,11 @@ async fn the_upstream_gets_its_own_credential_and_a_session_per_principal() {
     let server = serve_upstream(listener, stop.clone());
     let app = gateway(target(&url, UPSTREAM_KEY)).await;
 
-    let (status, alice) = seen(&app, "alice-token").await;
+    let (status, answer_headers, alice) = seen_with_headers(&app, "alice-token").await;
     assert_eq!(status, 200, "{alice}");
+    // The forwarding path: the upstream's SSE answer relayed as it came (rmcp's path, without
+    // sessions, answers in JSON).
+    assert_eq!(answer_headers["content-type"], "text/event-stream");
     let h = &alice["headers"];
     assert_eq!(h["authorization"], format!("Bearer {UPSTREAM_KEY}"));
     let text = alice.to_string();

@@ -74,16 +74,7 @@ async fn gateway_as_the_application(
 }
 
 async fn post(app: &Router, token: &str, body: Value) -> (u16, Value) {
-    let req = Request::post("/mcp")
-        .header("host", "gw.example.com")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("authorization", format!("Bearer {token}"))
-        // As every HTTP/1.1 client sends it (direct dispatch needs a bounded body).
-        .header("content-length", body.to_string().len())
-        .body(Body::from(body.to_string()))
-        .unwrap();
+    let req = common::mcp_post(token, body.to_string(), &[]);
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();

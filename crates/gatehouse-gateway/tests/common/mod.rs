@@ -110,3 +110,54 @@ pub(crate) fn recording(router: Router, seen: Arc<Mutex<Vec<String>>>) -> Router
         },
     ))
 }
+
+/// A `POST /mcp` to the gateway as a client sends it at revision 2025-11-25: `token` as bearer,
+/// both answer types accepted, a `Content-Length` (as every HTTP/1.1 client sends: the direct
+/// and forwarding paths take only bounded bodies), and `extra` headers.
+pub(crate) fn mcp_post(
+    token: &str,
+    body: impl Into<String>,
+    extra: &[(&str, &str)],
+) -> http::Request<axum::body::Body> {
+    let body = body.into();
+    let mut req = http::Request::post("/mcp")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-length", body.len());
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    req.body(axum::body::Body::from(body))
+        .expect("valid request")
+}
+
+/// The last JSON-RPC message of an answer: its JSON body, or the last event of an SSE stream
+/// (the forwarding path relays an upstream's stream as it comes); `{"raw": …}` for anything
+/// else.
+pub(crate) async fn last_message(resp: http::Response<axum::body::Body>) -> serde_json::Value {
+    use http_body_util::BodyExt;
+    let sse = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("the answer is read")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    if sse {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .rfind(|d| !d.is_empty())
+            .map(|d| serde_json::from_str(d).expect("an event is JSON"))
+            .unwrap_or(serde_json::Value::Null)
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "raw": text }))
+    }
+}
