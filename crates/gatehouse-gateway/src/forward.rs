@@ -43,7 +43,7 @@ use gatehouse::mcp::forward::{
 };
 use gatehouse::observe::Outcome;
 use gatehouse::upstream::UpstreamAccess;
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
@@ -57,10 +57,6 @@ use crate::relay::Unbridgeable;
 
 /// Largest JSON answer read from the upstream: rmcp's client's own limit.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-
-/// The revisions a forwarded request may be sent under: before 2026-07-28 no header depends on
-/// the message (SEP-2243's do).
-const FORWARD_REVISIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
 /// The fast path to one Streamable HTTP upstream (see the module docs).
 #[derive(Clone)]
@@ -118,26 +114,23 @@ impl Inner {
             }
         };
         let Some(session) = up.session_headers() else {
-            // Not started by rmcp's HTTP client (stdio), or not yet initialized.
+            // Not started by rmcp's HTTP client (stdio), not yet initialized, or at a revision
+            // whose headers depend on the message (`crate::recorder`).
             return Forwarded::Declined(Box::new(call));
         };
-        let revision_ok = session
-            .headers
-            .get("mcp-protocol-version")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| FORWARD_REVISIONS.contains(&v));
-        if !revision_ok {
-            return Forwarded::Declined(Box::new(call));
-        }
         let id = format!(
             "\"gatehouse-{}\"",
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
-        let request = self.request(session, call.body_with_id(id.as_bytes()));
-        let mut cancel = CancelOnDrop {
-            forward: self.client.clone(),
+        let link = Link {
+            client: self.client.clone(),
             uri: self.uri.clone(),
-            session: session.session_id.is_some().then(|| session.clone()),
+            session: session.clone(),
+        };
+        let request = link.post(call.body_with_id(id.as_bytes()));
+        // Without a session id the closed connection is the only signal there is.
+        let mut cancel = CancelOnDrop {
+            link: session.has_id.then(|| link.clone()),
             id: Some(id.clone()),
         };
         let response = match self.client.request(request).await {
@@ -161,7 +154,7 @@ impl Inner {
             self.pool.discard(&caller, None, &up).await;
             return failed(call, DependencyFailure::Refused);
         }
-        if status == StatusCode::NOT_FOUND && session.session_id.is_some() {
+        if status == StatusCode::NOT_FOUND && session.has_id {
             // The session expired upstream; the call did not run there. rmcp's path starts a
             // new session for it.
             cancel.disarm();
@@ -211,9 +204,7 @@ impl Inner {
                 record: Some(record),
                 cancel,
                 refuse: RefuseRequests {
-                    client: self.client.clone(),
-                    uri: self.uri.clone(),
-                    session: session.clone(),
+                    link,
                     // The path runs without sessions only (the library mounts it so).
                     why: match self.pool.upstream().isolation {
                         crate::config::Isolation::Shared => Unbridgeable::Shared,
@@ -241,11 +232,6 @@ impl Inner {
             record.finish(Outcome::Error, "upstream_failed");
         }
         Forwarded::Answered(json(rpc_error(&client_id, "upstream request failed")))
-    }
-
-    /// The POST to the upstream: its URL, the session's headers, and `body`.
-    fn request(&self, session: &SessionHeaders, body: Bytes) -> Request<Full<Bytes>> {
-        post(&self.uri, session, body)
     }
 }
 
@@ -294,12 +280,43 @@ fn json(body: Bytes) -> Response<Body> {
     r
 }
 
+/// The upstream session a forwarded call is sent in.
+#[derive(Clone)]
+struct Link {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    session: SessionHeaders,
+}
+
+impl Link {
+    /// A POST of `body` in the session.
+    fn post(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut request = Request::post(self.uri.clone())
+            .body(Full::new(body))
+            .expect("valid request");
+        *request.headers_mut() = self.session.headers.clone();
+        request
+    }
+
+    /// Sends `body` (a notification or an answer to the upstream) without waiting for it.
+    fn send_detached(&self, body: String, what: &'static str) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let request = self.post(Bytes::from(body));
+        let client = self.client.clone();
+        rt.spawn(async move {
+            if let Err(e) = client.request(request).await {
+                tracing::debug!(error = %e, "{what} not delivered upstream");
+            }
+        });
+    }
+}
+
 /// Tells a session-holding upstream that a call was abandoned, when dropped armed.
 struct CancelOnDrop {
-    forward: Client<HttpConnector, Full<Bytes>>,
-    uri: Uri,
-    /// Only on a session: without one, the closed connection is the only signal there is.
-    session: Option<SessionHeaders>,
+    /// Only on a session with an id.
+    link: Option<Link>,
     id: Option<String>,
 }
 
@@ -311,92 +328,50 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        let (Some(id), Some(session), Ok(rt)) = (
-            self.id.take(),
-            self.session.take(),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
-        let body = format!(
-            r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client went away"}}}}"#
-        );
-        let client = self.forward.clone();
-        let request = post(&self.uri, &session, Bytes::from(body));
-        rt.spawn(async move {
-            if let Err(e) = client.request(request).await {
-                tracing::debug!(error = %e, "cancellation not delivered upstream");
-            }
-        });
+        if let (Some(id), Some(link)) = (self.id.take(), &self.link) {
+            link.send_detached(
+                format!(
+                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client went away"}}}}"#
+                ),
+                "cancellation",
+            );
+        }
     }
 }
 
-fn post(uri: &Uri, session: &SessionHeaders, body: Bytes) -> Request<Full<Bytes>> {
-    let mut request = Request::post(uri.clone())
-        .body(Full::new(body))
-        .expect("valid request");
-    let headers = request.headers_mut();
-    for (name, value) in &session.headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(
-        ACCEPT,
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
-    if let Some(id) = &session.session_id
-        && let Ok(v) = HeaderValue::from_str(id)
-    {
-        headers.insert("mcp-session-id", v);
-    }
-    request
-}
-
-/// Answers the upstream's requests on a forwarded call's stream with the refusal rmcp's path
-/// gives without sessions.
+/// Answers the upstream's requests on a forwarded call's stream as rmcp's path does without
+/// sessions.
 struct RefuseRequests {
-    client: Client<HttpConnector, Full<Bytes>>,
-    uri: Uri,
-    session: SessionHeaders,
+    link: Link,
     /// Why requests cannot be relayed here, as the connection's relay would say.
     why: Unbridgeable,
 }
 
 impl RefuseRequests {
-    /// Answers the upstream's request `id` as rmcp's path does without sessions: a ping is
-    /// answered, sampling and elicitation are refused with the relay's words, anything else is
-    /// a method the gateway's client does not have.
+    /// Answers the upstream's request `id`: a ping is answered, sampling and elicitation are
+    /// refused with the relay's words, anything else is a method the gateway's client does
+    /// not have.
     fn answer(&self, id: &str, method: &str) {
-        let what = match method {
-            "ping" => None,
-            "sampling/createMessage" => Some("sampling"),
-            "elicitation/create" => Some("elicitation"),
-            _ => Some(""),
+        let refused = |what: &str| {
+            let why = self.why;
+            tracing::info!(%why, "{what} request from the upstream not relayed");
+            let message = serde_json::to_string(&format!(
+                "{what} is not available through the gateway: {why}"
+            ))
+            .expect("a string serializes");
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32600,"message":{message}}}}}"#
+            )
         };
-        let body = match what {
-            None => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#),
-            Some("") => format!(
+        let body = match method {
+            "ping" => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#),
+            "sampling/createMessage" => refused("sampling"),
+            "elicitation/create" => refused("elicitation"),
+            _ => format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32601,"message":"Method not found"}}}}"#
             ),
-            Some(what) => {
-                let why = self.why;
-                tracing::info!(%why, "{what} request from the upstream not relayed");
-                let message = serde_json::to_string(&format!(
-                    "{what} is not available through the gateway: {why}"
-                ))
-                .expect("a string serializes");
-                format!(
-                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32600,"message":{message}}}}}"#
-                )
-            }
         };
-        let request = post(&self.uri, &self.session, Bytes::from(body));
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            if let Err(e) = client.request(request).await {
-                tracing::debug!(error = %e, "answer not delivered upstream");
-            }
-        });
+        self.link.send_detached(body, "answer");
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use futures::stream::BoxStream;
-use http::header::AUTHORIZATION;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
@@ -16,12 +16,18 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
 /// What an upstream session's requests carry, as rmcp's client sent them with
-/// `notifications/initialized`.
+/// `notifications/initialized`, recorded only for a revision before 2026-07-28 (from then on
+/// some headers depend on each message: SEP-2243).
 #[derive(Clone)]
 pub(crate) struct SessionHeaders {
-    pub(crate) session_id: Option<Arc<str>>,
-    /// `Authorization`, and the other headers rmcp added (the credential in its own header,
+    /// Whether the upstream gave the session an id (`Mcp-Session-Id`).
+    pub(crate) has_id: bool,
+    /// Every header of a request in the session: `Content-Type`, `Accept`, `Mcp-Session-Id`,
+    /// `Authorization`, and the others rmcp added (the credential in its own header,
     /// `MCP-Protocol-Version`).
     pub(crate) headers: HeaderMap,
 }
@@ -69,22 +75,38 @@ impl Recorder {
         ) {
             return;
         }
+        let forwardable = custom
+            .get(&MCP_PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !gatehouse::policy::tool_name::headers_are_authoritative(v));
+        if !forwardable {
+            return;
+        }
         let mut headers = HeaderMap::new();
         for (name, value) in custom {
             headers.insert(name.clone(), value.clone());
         }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        if let Some(id) = session_id {
+            let Ok(v) = HeaderValue::from_str(id) else {
+                return;
+            };
+            headers.insert(MCP_SESSION_ID, v);
+        }
         if let Some(token) = auth {
             // As reqwest's `bearer_auth` sends it.
-            match HeaderValue::try_from(format!("Bearer {token}")) {
-                Ok(mut v) => {
-                    v.set_sensitive(true);
-                    headers.insert(AUTHORIZATION, v);
-                }
-                Err(_) => return,
-            }
+            let Ok(mut v) = HeaderValue::try_from(format!("Bearer {token}")) else {
+                return;
+            };
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
         }
         let _ = self.seen.set(SessionHeaders {
-            session_id: session_id.clone(),
+            has_id: session_id.is_some(),
             headers,
         });
     }
@@ -188,5 +210,69 @@ impl StreamableHttpClient for Recorder {
                 max_sse_event_size,
             )
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{ClientNotification, InitializedNotification};
+
+    fn initialized() -> ClientJsonRpcMessage {
+        ClientJsonRpcMessage::notification(ClientNotification::InitializedNotification(
+            InitializedNotification::default(),
+        ))
+    }
+
+    fn version(v: &'static str) -> HashMap<HeaderName, HeaderValue> {
+        [(MCP_PROTOCOL_VERSION, HeaderValue::from_static(v))].into()
+    }
+
+    #[test]
+    fn a_session_before_2026_07_28_is_recorded_with_every_header() {
+        let r = Recorder::new(reqwest::Client::new());
+        r.record(
+            &initialized(),
+            &Some("sess-1".into()),
+            &Some("key".into()),
+            &version("2025-11-25"),
+        );
+        let s = r.seen().get().cloned().expect("recorded");
+        assert!(s.has_id);
+        assert_eq!(s.headers[MCP_SESSION_ID], "sess-1");
+        assert_eq!(s.headers[AUTHORIZATION], "Bearer key");
+        assert!(s.headers[AUTHORIZATION].is_sensitive());
+        assert_eq!(s.headers[MCP_PROTOCOL_VERSION], "2025-11-25");
+        assert_eq!(s.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(s.headers[ACCEPT], "application/json, text/event-stream");
+        assert!(
+            format!("{s:?}").find("key").is_none(),
+            "no credential in Debug"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_forwarded_is_not_recorded() {
+        let refused = [
+            // Headers that depend on each message from this revision on.
+            (initialized(), None, version("2026-07-28")),
+            // No revision at all.
+            (initialized(), None, HashMap::new()),
+            // A session id that is no header value.
+            (initialized(), Some("a\nb".into()), version("2025-11-25")),
+        ];
+        for (message, session, custom) in refused {
+            let r = Recorder::new(reqwest::Client::new());
+            r.record(&message, &session, &None, &custom);
+            assert!(r.seen().get().is_none(), "{custom:?} {session:?}");
+        }
+        // Only `notifications/initialized` is recorded.
+        let r = Recorder::new(reqwest::Client::new());
+        let ping = ClientJsonRpcMessage::request(
+            rmcp::model::ClientRequest::PingRequest(Default::default()),
+            rmcp::model::NumberOrString::Number(1),
+        );
+        r.record(&ping, &None, &None, &version("2025-11-25"));
+        assert!(r.seen().get().is_none());
     }
 }

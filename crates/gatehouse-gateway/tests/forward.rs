@@ -127,10 +127,17 @@ impl ServerHandler for Upstream {
 /// What the upstream received: each POST's headers and body.
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
+/// What the upstream answers to a `tools/call` instead of running it: status, content type,
+/// body.
+type Fault = Arc<Mutex<Option<(u16, &'static str, &'static str)>>>;
+
 struct Served {
     url: String,
     seen: Seen,
     marks: mpsc::UnboundedReceiver<&'static str>,
+    fault: Fault,
+    /// With sessions: the upstream's session store, to end a session under the gateway.
+    sessions: Option<Arc<LocalSessionManager>>,
     stop: CancellationToken,
 }
 
@@ -154,10 +161,11 @@ async fn upstream(sessions: bool) -> Served {
         })
     };
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    let routes = if sessions {
+    let manager = sessions.then(|| Arc::new(LocalSessionManager::default()));
+    let routes = if let Some(manager) = &manager {
         Router::new().route_service(
             "/mcp",
-            StreamableHttpService::new(make, Arc::new(LocalSessionManager::default()), config),
+            StreamableHttpService::new(make, manager.clone(), config),
         )
     } else {
         Router::new().route_service(
@@ -173,9 +181,12 @@ async fn upstream(sessions: bool) -> Served {
     };
     let seen = Seen::default();
     let record = seen.clone();
+    let fault = Fault::default();
+    let faulty = fault.clone();
     let app = routes.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let record = record.clone();
+            let faulty = faulty.clone();
             async move {
                 if req
                     .headers()
@@ -197,6 +208,16 @@ async fn upstream(sessions: bool) -> Served {
                         .unwrap()
                         .push((parts.headers.clone(), bytes.clone()));
                 }
+                let fault = *faulty.lock().unwrap();
+                if let Some((status, media, body)) = fault
+                    && bytes.windows(10).any(|w| w == b"tools/call")
+                {
+                    return http::Response::builder()
+                        .status(status)
+                        .header("content-type", media)
+                        .body(axum::body::Body::from(body))
+                        .unwrap();
+                }
                 next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
                     .await
             }
@@ -213,6 +234,8 @@ async fn upstream(sessions: bool) -> Served {
         url,
         seen,
         marks,
+        fault,
+        sessions: manager,
         stop,
     }
 }
@@ -475,4 +498,104 @@ async fn each_forwarded_call_is_audited_once() {
             s("admin_reset", "denied", "hidden_tool"),
         ]
     );
+}
+
+/// Every way an upstream can fail a forwarded call, each with the client's answer and the audit
+/// record it gets; a call the upstream never ran (its session gone) is sent again by rmcp's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_upstream_failure_gets_its_answer_and_record() {
+    let up = upstream(true).await;
+    let gw = gateway(&up.url, true).await;
+    let echo = || call(json!(5), "echo", json!({"text": "a"}));
+    let cases = [
+        // A 5xx without a JSON-RPC error: the upstream is down, 503 + Retry-After.
+        (
+            (502, "text/plain", "bad gateway"),
+            503,
+            Value::Null,
+            "upstream_unavailable",
+        ),
+        // Another refusal without a JSON-RPC error: a JSON-RPC error to the client.
+        (
+            (400, "text/plain", "no"),
+            200,
+            json!("upstream request failed"),
+            "upstream_failed",
+        ),
+        // JSON that answers another request, or is no answer at all.
+        (
+            (
+                200,
+                "application/json",
+                r#"{"jsonrpc":"2.0","id":"other","result":{}}"#,
+            ),
+            200,
+            json!("upstream answered unexpectedly"),
+            "upstream_invalid",
+        ),
+        (
+            (200, "application/json", "not json"),
+            200,
+            json!("upstream answered unexpectedly"),
+            "upstream_invalid",
+        ),
+        // A stream that ends before the answer.
+        (
+            (200, "text/event-stream", ""),
+            200,
+            Value::Null,
+            "interrupted",
+        ),
+    ];
+    for (fault, status, message, reason) in cases {
+        *up.fault.lock().unwrap() = Some(fault);
+        gw.audit.0.lock().unwrap().clear();
+        let resp = gw
+            .app
+            .clone()
+            .oneshot(common::mcp_post("alice", echo(), &[]))
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{fault:?}");
+        if status == 503 {
+            assert!(resp.headers().contains_key("retry-after"), "{fault:?}");
+        }
+        let answer = common::last_message(resp).await;
+        if message != Value::Null {
+            assert_eq!(answer["id"], json!(5), "{fault:?}");
+            assert_eq!(answer["error"]["message"], message, "{fault:?}");
+        }
+        assert_eq!(
+            gw.audit.0.lock().unwrap().clone(),
+            vec![("echo".to_owned(), "error".to_owned(), reason.to_owned())],
+            "{fault:?}"
+        );
+    }
+    *up.fault.lock().unwrap() = None;
+    assert_eq!(gw.gatehouse.direct_answers(), 5);
+
+    // The upstream ends the session: the forwarded call is answered 404 and not run; rmcp's
+    // path starts a new session and the call is answered from it.
+    let first = |seen: &Seen| {
+        seen.lock().unwrap().last().unwrap().0["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (status, _) = post(&gw.app, "alice", &echo()).await;
+    assert_eq!(status, 200);
+    let old = first(&up.seen);
+    let manager = up.sessions.as_ref().unwrap();
+    rmcp::transport::streamable_http_server::session::SessionManager::close_session(
+        manager.as_ref(),
+        &old.clone().into(),
+    )
+    .await
+    .unwrap();
+    let (status, answer) = post(&gw.app, "alice", &echo()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["content"][0]["text"], json!("a"));
+    assert_ne!(first(&up.seen), old, "a new session");
+    // The retried call was answered by rmcp's path, not forwarded.
+    assert_eq!(gw.gatehouse.direct_answers(), 6);
 }
