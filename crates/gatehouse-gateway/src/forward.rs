@@ -1,18 +1,22 @@
-//! The forwarding fast path to a Streamable HTTP upstream (issue 13): a `tools/call` the
-//! library parsed strictly and the policy allowed ([`gatehouse::mcp::forward`]) goes to the
-//! upstream as the bytes the client sent, with one change — its `id` is the gateway's own
-//! (`"gatehouse-<n>"`), because one upstream session serves all of a principal's clients and
-//! their ids may collide there — and the answer comes back with the client's id put back.
+//! The forwarding fast path (issue 13): a `tools/call` the library parsed strictly and the
+//! policy allowed ([`gatehouse::mcp::forward`]) goes to the upstream as the bytes the client
+//! sent, with one change — its `id` is the gateway's own (`"gatehouse-<n>"`), because one
+//! upstream connection serves all of a principal's clients and their ids may collide there —
+//! and the answer comes back with the client's id put back.
 //!
 //! On this path the gateway runs neither rmcp's server (for the client) nor rmcp's client (for
-//! the upstream): the library's edge, a strict parse, a pooled hyper connection. Everything the
-//! request needs from the upstream session — its URL, its `Mcp-Session-Id`, the revision
-//! negotiated with it, the gateway's credential for it — is what rmcp's own client sent with
-//! `notifications/initialized` when the session started ([`crate::recorder`]); a session whose
-//! revision is 2026-07-28 or later (per-request headers) or whose URL is https, and every stdio
-//! upstream, stays on rmcp's path.
+//! the upstream): the library's edge, a strict parse, then
+//! - **stdio**: one line to the child's stdin, its answer taken off its stdout beside rmcp's
+//!   client ([`crate::child`]). A body with a line break in it (pretty-printed JSON) is
+//!   declined: a line is one message;
+//! - **Streamable HTTP**: a pooled hyper connection. Everything the request needs from the
+//!   upstream session — its URL, its `Mcp-Session-Id`, the revision negotiated with it, the
+//!   gateway's credential for it — is what rmcp's own client sent with
+//!   `notifications/initialized` when the session started ([`crate::recorder`]); a session
+//!   whose revision is 2026-07-28 or later (per-request headers) or whose URL is https stays
+//!   on rmcp's path.
 //!
-//! The answer:
+//! The HTTP answer:
 //! - JSON: read (at most 16 MiB, rmcp's own client limit), its id checked and replaced,
 //!   returned as JSON;
 //! - SSE: relayed event by event as it comes — notifications as they are, the answer with the
@@ -24,15 +28,20 @@
 //!   upstream did not run) takes rmcp's path, which starts a new one;
 //! - unreachable, or a `5xx` without a JSON-RPC error: `503` + `Retry-After`.
 //!
-//! A client that goes away before the answer: the upstream request is dropped (its connection
-//! closed) and, on a session, `notifications/cancelled` names the gateway's id (B12).
+//! The stdio answer is one line (JSON); a child whose output ends before it (it crashed) is
+//! `503` + `Retry-After` at once, the connection forgotten. A request or notification from
+//! the child meanwhile goes to rmcp's client, as on rmcp's path without sessions.
+//!
+//! A client that goes away before the answer: the upstream is told with
+//! `notifications/cancelled` naming the gateway's id (B12) — on stdio always, on HTTP when there
+//! is a session (otherwise the closed connection is the signal).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -51,6 +60,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sse_stream::{Sse, SseStream};
 
+use crate::child::{ID_PREFIX, StdioLink};
 use crate::pool::Pool;
 use crate::recorder::SessionHeaders;
 use crate::relay::Unbridgeable;
@@ -58,44 +68,46 @@ use crate::relay::Unbridgeable;
 /// Largest JSON answer read from the upstream: rmcp's client's own limit.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// The fast path to one Streamable HTTP upstream (see the module docs).
+/// The fast path to one upstream (see the module docs).
 #[derive(Clone)]
-pub(crate) struct HttpForward(Arc<Inner>);
+pub(crate) struct Forwarder(Arc<Inner>);
 
 struct Inner {
     pool: Arc<Pool>,
-    client: Client<HttpConnector, Full<Bytes>>,
-    uri: Uri,
+    /// For a plain-http Streamable HTTP upstream; `None` for stdio.
+    http: Option<(Client<HttpConnector, Full<Bytes>>, Uri)>,
     next_id: AtomicU64,
 }
 
-impl HttpForward {
-    /// The fast path to `pool`'s upstream, when it is a plain-http Streamable HTTP server (https
-    /// upstreams keep rmcp's client and its TLS).
+impl Forwarder {
+    /// The fast path to `pool`'s upstream, when it is a stdio server or a plain-http
+    /// Streamable HTTP server (https upstreams keep rmcp's client and its TLS).
     pub(crate) fn new(pool: Arc<Pool>) -> Option<Self> {
-        let crate::config::Transport::Http(t) = &pool.upstream().transport else {
-            return None;
+        let http = match &pool.upstream().transport {
+            crate::config::Transport::Stdio(_) => None,
+            crate::config::Transport::Http(t) => {
+                let uri: Uri = t.url.parse().ok()?;
+                if uri.scheme_str() != Some("http") {
+                    return None;
+                }
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(pool.upstream().start_timeout));
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(connector);
+                Some((client, uri))
+            }
         };
-        let uri: Uri = t.url.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(pool.upstream().start_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
         Some(Self(Arc::new(Inner {
             pool,
-            client,
-            uri,
+            http,
             next_id: AtomicU64::new(1),
         })))
     }
 }
 
-impl Forward for HttpForward {
+impl Forward for Forwarder {
     fn forward(&self, call: ForwardCall) -> BoxFuture<'static, Forwarded> {
         let inner = self.0.clone();
         Box::pin(async move { inner.forward(call).await })
@@ -113,18 +125,20 @@ impl Inner {
                 return failed(call, e.failure());
             }
         };
-        let Some(session) = up.session_headers() else {
-            // Not started by rmcp's HTTP client (stdio), not yet initialized, or at a revision
-            // whose headers depend on the message (`crate::recorder`).
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{ID_PREFIX}{n}\"");
+        if let Some(child) = &up.stdio {
+            return self.forward_stdio(call, &caller, &up, child, n, id).await;
+        }
+        let (Some((client, uri)), Some(session)) = (&self.http, up.session_headers()) else {
+            // Not yet initialized, or at a revision whose headers depend on the message
+            // (`crate::recorder`).
             return Forwarded::Declined(Box::new(call));
         };
-        let id = format!(
-            "\"gatehouse-{}\"",
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
+        let client = client.clone();
         let link = Link {
-            client: self.client.clone(),
-            uri: self.uri.clone(),
+            client: client.clone(),
+            uri: uri.clone(),
             session: session.clone(),
         };
         let request = link.post(call.body_with_id(id.as_bytes()));
@@ -133,7 +147,7 @@ impl Inner {
             link: session.has_id.then(|| link.clone()),
             id: Some(id.clone()),
         };
-        let response = match self.client.request(request).await {
+        let response = match client.request(request).await {
             Ok(r) => r,
             Err(e) => {
                 cancel.disarm();
@@ -235,6 +249,54 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// A call to a stdio child: one line in, one line out (see the module docs).
+    async fn forward_stdio(
+        &self,
+        mut call: ForwardCall,
+        caller: &gatehouse::Caller,
+        up: &Arc<crate::pool::Connection>,
+        child: &Arc<StdioLink>,
+        n: u64,
+        id: String,
+    ) -> Forwarded {
+        if memchr::memchr2(b'\n', b'\r', call.body()).is_some() {
+            // Whitespace only (the strict parse took it), but a line is one message.
+            return Forwarded::Declined(Box::new(call));
+        }
+        let mut line = BytesMut::from(&call.body_with_id(id.as_bytes())[..]);
+        line.extend_from_slice(b"\n");
+        let Some(answer) = child.call(n, line.freeze()) else {
+            tracing::warn!("the upstream process has ended");
+            self.pool.discard(caller, None, up).await;
+            return failed(call, gone());
+        };
+        let abandoned = Abandoned {
+            child: child.clone(),
+            n,
+            id: Some(id),
+        };
+        let Ok(line) = answer.await else {
+            abandoned.disarm();
+            tracing::warn!("the upstream process ended before answering");
+            self.pool.discard(caller, None, up).await;
+            return failed(call, gone());
+        };
+        let id = abandoned.disarm();
+        let record = call.take_record();
+        let client_id = Bytes::copy_from_slice(call.client_id());
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        match parse_answer(body) {
+            Some(a) if a.id_text == id => {
+                record.finish_with(&a);
+                Forwarded::Answered(json(splice(body, a.id, &client_id)))
+            }
+            _ => answered(record, unexpected(&client_id)),
+        }
+    }
+}
+
 /// The call could not reach the upstream: the edge answers `503`/`502` (the JSON-RPC error is
 /// replaced there), the audit says why.
 fn failed(mut call: ForwardCall, failure: DependencyFailure) -> Forwarded {
@@ -246,6 +308,46 @@ fn failed(mut call: ForwardCall, failure: DependencyFailure) -> Forwarded {
     call.take_record().finish(Outcome::Error, reason);
     let client_id = Bytes::copy_from_slice(call.client_id());
     Forwarded::Answered(json(rpc_error(&client_id, "upstream unavailable")))
+}
+
+/// A child that is gone: `503` + `Retry-After`, as for an unreachable HTTP upstream.
+fn gone() -> DependencyFailure {
+    DependencyFailure::Unavailable {
+        retry_after: Duration::from_secs(1),
+    }
+}
+
+/// `notifications/cancelled` for the gateway's request `id` (its JSON text).
+fn cancelled(id: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client went away"}}}}"#
+    )
+}
+
+/// A forwarded stdio call whose client went away, when dropped armed: the child is told and
+/// its answer, if one comes, is dropped.
+struct Abandoned {
+    child: Arc<StdioLink>,
+    n: u64,
+    id: Option<String>,
+}
+
+impl Abandoned {
+    /// The call is over: nothing to tell. Returns its id.
+    fn disarm(mut self) -> String {
+        self.id.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.child.forget(self.n);
+            let mut line = cancelled(&id).into_bytes();
+            line.push(b'\n');
+            self.child.notify(Bytes::from(line));
+        }
+    }
 }
 
 /// The upstream answered something that is no answer to the call.
@@ -329,12 +431,7 @@ impl CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let (Some(id), Some(link)) = (self.id.take(), &self.link) {
-            link.send_detached(
-                format!(
-                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{id},"reason":"the client went away"}}}}"#
-                ),
-                "cancellation",
-            );
+            link.send_detached(cancelled(&id), "cancellation");
         }
     }
 }

@@ -166,7 +166,7 @@ impl GatewayHandler {
         let h = self.clone();
         let factory = move || h.for_session();
         let fast = (forward && !gatehouse.is_stateful())
-            .then(|| crate::forward::HttpForward::new(self.pool.clone()))
+            .then(|| crate::forward::Forwarder::new(self.pool.clone()))
             .flatten();
         match fast {
             Some(fast) => gatehouse.mount_forwarding(factory, Arc::new(fast)),

@@ -35,6 +35,7 @@
 
 pub mod assertion;
 pub mod audit;
+pub(crate) mod child;
 pub mod config;
 pub(crate) mod forward;
 pub mod handler;

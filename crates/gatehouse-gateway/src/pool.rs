@@ -28,7 +28,6 @@ use rmcp::model::{
     ResourceUpdatedNotificationParam, ServerPeerInfo,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RunningService};
-use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, ServiceExt};
 use tokio::io::AsyncBufReadExt;
 
@@ -202,6 +201,8 @@ pub struct Connection {
     /// HTTP: what the session's requests carry, for the forwarding path
     /// ([`crate::forward`]).
     pub(crate) recorded: Option<Arc<std::sync::OnceLock<crate::recorder::SessionHeaders>>>,
+    /// stdio: the forwarding path's way to the child ([`crate::child`]).
+    pub(crate) stdio: Option<Arc<crate::child::StdioLink>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -429,15 +430,15 @@ impl Pool {
         let client = GatewayClient {
             relay: relay.clone(),
         };
-        let (service, pid, good_until, recorded) = match &self.upstream.transport {
+        let (service, pid, good_until, recorded, stdio) = match &self.upstream.transport {
             Transport::Stdio(c) => {
-                let (service, pid) = self.start_stdio(c, client).await?;
-                (service, pid, None, None)
+                let (service, pid, link) = self.start_stdio(c, client).await?;
+                (service, pid, None, None, Some(link))
             }
             Transport::Http(t) => {
                 let (service, good_until, recorded) =
                     self.start_http(t, caller, access, client).await?;
-                (service, None, good_until, Some(recorded))
+                (service, None, good_until, Some(recorded), None)
             }
         };
         // Every answer comes from the upstream, never from a cache of another request's (rmcp's
@@ -453,6 +454,7 @@ impl Pool {
             started: Instant::now(),
             good_until,
             recorded,
+            stdio,
         })
     }
 
@@ -484,7 +486,14 @@ impl Pool {
         &self,
         c: &StdioCommand,
         client: GatewayClient,
-    ) -> Result<(RunningService<RoleClient, GatewayClient>, Option<u32>), PoolError> {
+    ) -> Result<
+        (
+            RunningService<RoleClient, GatewayClient>,
+            Option<u32>,
+            Arc<crate::child::StdioLink>,
+        ),
+        PoolError,
+    > {
         let mut cmd = tokio::process::Command::new(&c.command);
         cmd.args(&c.args)
             .env_clear()
@@ -494,11 +503,13 @@ impl Pool {
         }
         let mut wrap = CommandWrap::from(cmd);
         wrap.wrap(ProcessGroup::leader());
-        let (transport, stderr) = TokioChildProcess::builder(wrap)
-            .stderr(Stdio::piped())
-            .spawn()
+        let crate::child::Spawned {
+            transport,
+            link,
+            stderr,
+            pid,
+        } = crate::child::spawn(wrap, Stdio::piped())
             .map_err(|e| PoolError::Start(format!("{}: {e}", c.command)))?;
-        let pid = transport.id();
         if let Some(stderr) = stderr {
             // The upstream's diagnostics go to the log, line by line, marked with its pid.
             tokio::spawn(async move {
@@ -510,7 +521,7 @@ impl Pool {
         }
         let service = self.handshake(transport, client).await?;
         tracing::info!(pid, command = %c.command, "upstream process started");
-        Ok((service, pid))
+        Ok((service, pid, link))
     }
 
     async fn start_http(

@@ -55,10 +55,15 @@ async fn gateway(upstream: UpstreamServer) -> (Router, GatewayHandler) {
 }
 
 /// Mounted as `gatehouse proxy` mounts it by default: every tool may be answered directly
-/// (no rmcp service per request; `proxy.rs`).
+/// (no rmcp service per request; `proxy.rs`), a `tools/call` forwarded as the client's line.
 async fn gateway_as_the_application(
     upstream: UpstreamServer,
 ) -> (Router, GatewayHandler, Gatehouse) {
+    mounted(upstream, true).await
+}
+
+/// The gateway with (`forward`) or without the forwarding path (`server.direct_dispatch`).
+async fn mounted(upstream: UpstreamServer, forward: bool) -> (Router, GatewayHandler, Gatehouse) {
     let handler = GatewayHandler::start(upstream)
         .await
         .expect("upstream starts");
@@ -70,7 +75,7 @@ async fn gateway_as_the_application(
         .direct_tools(gatehouse::mcp::DirectTools::All)
         .build()
         .unwrap();
-    (handler.mount(&gatehouse, true), handler, gatehouse)
+    (handler.mount(&gatehouse, forward), handler, gatehouse)
 }
 
 async fn post(app: &Router, token: &str, body: Value) -> (u16, Value) {
@@ -108,6 +113,68 @@ async fn the_applications_mounting_answers_stdio_calls_directly() {
         "{hidden}"
     );
     assert_eq!(gatehouse.direct_answers(), 3);
+}
+
+/// A `tools/call` goes to the child as the client's line with only the id replaced (the
+/// fixture reports the id it got: the gateway's own, not rmcp's client's numbers), and every
+/// call is answered as rmcp's path answers it — also those the path declines (a body with a
+/// line break, a hidden tool, a progress token) and those during which the child asks or says
+/// something of its own (sampling refused, a log message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_calls_are_forwarded_as_lines_and_answered_as_rmcps_path_does() {
+    let (fast, _, _) = mounted(UpstreamServer::stdio(fixture()), true).await;
+    let (slow, _, _) = mounted(UpstreamServer::stdio(fixture()), false).await;
+    let request_id = |body: &Value| -> Value {
+        let text = body["result"]["content"][0]["text"].as_str().unwrap();
+        serde_json::from_str::<Value>(text).unwrap()["request_id"].clone()
+    };
+    let (_, forwarded) = post(&fast, "alice", call("whoami", json!({}))).await;
+    let (_, relayed) = post(&slow, "alice", call("whoami", json!({}))).await;
+    assert_eq!(forwarded["id"], json!(3));
+    let id = request_id(&forwarded);
+    assert!(
+        id.as_str().is_some_and(|s| s.starts_with("gatehouse-")),
+        "{forwarded}"
+    );
+    assert!(request_id(&relayed).is_number(), "{relayed}");
+    // The line's break makes it two lines: declined, rmcp's path answers (its own id).
+    let (_, pretty) = post_line(
+        &fast,
+        "alice",
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\n\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\"}}",
+    )
+    .await;
+    assert!(request_id(&pretty).is_number(), "{pretty}");
+
+    let corpus = [
+        call("echo", json!({"text": "ünïcode \u{1F600}"})).to_string(),
+        r#"{"jsonrpc":"2.0","id":"s-1","method":"tools/call","params":{"name":"ec\u0068o","arguments":{"text":"esc"}}}"#.into(),
+        r#"{ "params" : { "arguments" : { "text" : "order" } , "name" : "echo" } , "method" : "tools/call" , "id" : -9 , "jsonrpc" : "2.0" }"#.into(),
+        "{\"jsonrpc\":\"2.0\",\"id\":4,\r\n\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"crlf\"}}}".into(),
+        call("echo", json!({})).to_string(),
+        call("echo", json!({"text": 5})).to_string(),
+        call("log", json!({})).to_string(),
+        call("sample", json!({})).to_string(),
+        call("admin_reset", json!({})).to_string(),
+        call("nope", json!({})).to_string(),
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"progress","arguments":{"steps":2},"_meta":{"progressToken":"p"}}}"#.into(),
+    ];
+    for body in corpus {
+        let (fs, fj) = post_line(&fast, "alice", &body).await;
+        let (ss, sj) = post_line(&slow, "alice", &body).await;
+        assert_eq!((fs, &fj), (ss, &sj), "{body}");
+        assert_ne!(fj, Value::Null, "an answer to {body}");
+    }
+}
+
+async fn post_line(app: &Router, token: &str, body: &str) -> (u16, Value) {
+    let resp = app
+        .clone()
+        .oneshot(common::mcp_post(token, body.to_owned(), &[]))
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, common::last_message(resp).await)
 }
 
 fn call(tool: &str, args: Value) -> Value {

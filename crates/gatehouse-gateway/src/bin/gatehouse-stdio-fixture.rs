@@ -2,7 +2,7 @@
 //! was started with — its process id and its environment — so tests can prove which principal a
 //! child serves and that the gateway's own environment never reaches it.
 //!
-//! Tools: `whoami` (pid and environment), `echo`, `admin_reset` (a tool a policy should hide),
+//! Tools: `whoami` (pid and environment, and the id the call came with), `echo`, `admin_reset` (a tool a policy should hide),
 //! `exit` (the process dies, as a crashing server would), `wait` (writes `started` to the file
 //! named by `FIXTURE_MARKER`, then waits until the call is cancelled and writes `cancelled`),
 //! `progress` (reports `steps` progress notifications on the call's token, then answers),
@@ -36,10 +36,11 @@ struct ProgressParams {
 
 #[tool_router]
 impl Fixture {
-    #[tool(description = "This process's id and environment, as JSON")]
-    fn whoami(&self) -> String {
+    #[tool(description = "This process's id and environment, and the call's request id, as JSON")]
+    fn whoami(&self, context: rmcp::service::RequestContext<rmcp::RoleServer>) -> String {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        serde_json::json!({ "pid": std::process::id(), "env": env }).to_string()
+        serde_json::json!({ "pid": std::process::id(), "env": env, "request_id": context.id })
+            .to_string()
     }
 
     #[tool(description = "Says the text back")]
