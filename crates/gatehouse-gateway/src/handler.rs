@@ -29,7 +29,7 @@ use rmcp::{ErrorData, ServerHandler};
 use std::time::Duration;
 
 use crate::config::UpstreamServer;
-use crate::pool::{Connection, Pool, PoolError};
+use crate::pool::{Lease, Pool, PoolError};
 use crate::relay::{Downstream, Relay};
 
 /// Forwards MCP requests to the upstream. Cheap to clone; mount it with
@@ -177,7 +177,7 @@ impl GatewayHandler {
     async fn upstream(
         &self,
         context: &RequestContext<RoleServer>,
-    ) -> Result<(Caller, Arc<Connection>), ErrorData> {
+    ) -> Result<(Caller, Lease), ErrorData> {
         // Without a Caller the handler was mounted without the edge: refuse.
         let caller = caller_from_extensions(&context.extensions)
             .ok_or_else(|| ErrorData::internal_error("request is not authenticated", None))?;

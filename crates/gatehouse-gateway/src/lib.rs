@@ -48,6 +48,6 @@ pub use assertion::{Asserter, AssertionSettings};
 pub use audit::AuditTrace;
 pub use config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
 pub use handler::GatewayHandler;
-pub use pool::{Connection, Pool, PoolError};
+pub use pool::{Connection, Lease, Pool, PoolError};
 pub use proxy::{Gateway, ProxiedServer, build};
 pub use relay::Unbridgeable;

@@ -13,6 +13,7 @@
 )]
 use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -203,6 +204,50 @@ pub struct Connection {
     pub(crate) recorded: Option<Arc<std::sync::OnceLock<crate::recorder::SessionHeaders>>>,
     /// stdio: the forwarding path's way to the child ([`crate::child`]).
     pub(crate) stdio: Option<Arc<crate::child::StdioLink>>,
+    /// Requests using the connection now ([`Lease`]s).
+    users: AtomicUsize,
+    /// Set when the pool let the connection go; the last lease then stops it.
+    retired: AtomicBool,
+}
+
+/// A connection in use by one request. A connection the pool lets go (evicted over the bound,
+/// idle, forgotten after a failure, its session ended) keeps running while a request holds a
+/// lease on it, and is stopped when the last lease is dropped — not whenever the cache frees
+/// its entry (moka frees removed entries lazily, at some later cache operation: an idle
+/// gateway would keep an evicted process, over `max_connections`, until the next request).
+pub struct Lease(Arc<Connection>);
+
+impl Lease {
+    fn new(up: Arc<Connection>) -> Self {
+        up.users.fetch_add(1, Ordering::SeqCst);
+        Self(up)
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Arc<Connection>;
+
+    fn deref(&self) -> &Arc<Connection> {
+        &self.0
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // SeqCst with `Connection::retire`: of the last lease and the retirement, whichever
+        // comes second sees the other and stops the connection (both may; stopping twice is
+        // harmless).
+        if self.0.users.fetch_sub(1, Ordering::SeqCst) == 1 && self.0.retired.load(Ordering::SeqCst)
+        {
+            self.0.stop();
+        }
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -229,6 +274,21 @@ impl Connection {
         self.service.is_closed()
             || self.service.peer().is_transport_closed()
             || self.good_until.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// The pool let the connection go: it stops now, or when the last request using it ends.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        if self.users.load(Ordering::SeqCst) == 0 {
+            self.stop();
+        }
+    }
+
+    /// Ends the rmcp client, which closes its transport: for stdio the MCP shutdown sequence
+    /// (stdin closed, then `SIGTERM`, then kill, for the whole process group).
+    fn stop(&self) {
+        tracing::info!(pid = ?self.pid, "upstream connection stopped");
+        self.service.cancellation_token().cancel();
     }
 
     /// Routes what the upstream sends on its own back to the requests it belongs to.
@@ -272,10 +332,10 @@ impl Pool {
             // per request for them.)
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_idle(upstream.idle_timeout)
-            // An evicted process is stopped when the last request using it lets go: dropping
-            // the rmcp service closes the transport, and the transport kills the process group.
+            // An evicted process is stopped when the last request using it lets go (`Lease`).
             .eviction_listener(|_key, up: Arc<Connection>, cause| {
                 tracing::info!(pid = ?up.pid, ?cause, "upstream process released");
+                up.retire();
             })
             .build();
         Self {
@@ -314,7 +374,7 @@ impl Pool {
     /// unless recent attempts for this key failed and the backoff has not passed (the first
     /// restart is immediate; then 1 s, doubling, up to 30 s), so a crashing upstream is not
     /// restarted on every request.
-    pub async fn get(&self, caller: &Caller) -> Result<Arc<Connection>, PoolError> {
+    pub async fn get(&self, caller: &Caller) -> Result<Lease, PoolError> {
         self.get_with(caller, None, None).await
     }
 
@@ -326,15 +386,18 @@ impl Pool {
         caller: &Caller,
         session: Option<u64>,
         access: Option<&UpstreamAccess>,
-    ) -> Result<Arc<Connection>, PoolError> {
+    ) -> Result<Lease, PoolError> {
         let key = Key::of(self.upstream.isolation, caller, session);
-        if let Some(up) = self.processes.get(&key).await {
-            if !up.is_closed() {
+        if let Some(up) = self.processes.get(&key).await.map(Lease::new) {
+            if up.retired.load(Ordering::SeqCst) {
+                // Let go by the pool in the meantime (a concurrent eviction): a new one.
+            } else if !up.is_closed() {
                 return Ok(up);
+            } else {
+                tracing::warn!(pid = ?up.pid, "upstream connection is gone; starting a new one");
+                self.note_failure(&key, &up);
+                self.processes.invalidate(&key).await;
             }
-            tracing::warn!(pid = ?up.pid, "upstream connection is gone; starting a new one");
-            self.note_failure(&key, &up);
-            self.processes.invalidate(&key).await;
         }
         if let Some(f) = self.failures_of(&key) {
             let now = Instant::now();
@@ -364,7 +427,7 @@ impl Pool {
                 }
             }
         }
-        started
+        started.map(Lease::new)
     }
 
     /// Forgets the connection serving `caller` when it is `up` (it failed): the next request
@@ -455,6 +518,8 @@ impl Pool {
             good_until,
             recorded,
             stdio,
+            users: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
         })
     }
 
