@@ -28,6 +28,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use gatehouse::mcp::forward::{Answer, UpstreamMessage, parse_message};
 use process_wrap::tokio::{ChildWrapper, CommandWrap};
 use rmcp::RoleClient;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
@@ -104,6 +105,13 @@ pub(crate) fn spawn(mut cmd: CommandWrap, stderr: Stdio) -> io::Result<Spawned> 
     })
 }
 
+/// A forwarded call's answer: the line the child wrote (without its line break) and what the
+/// reader read of it (read once, here).
+pub(crate) struct Answered {
+    pub(crate) line: Bytes,
+    pub(crate) answer: Answer,
+}
+
 /// The forwarding path's way to the child (see the module docs).
 pub(crate) struct StdioLink {
     lines: mpsc::UnboundedSender<Bytes>,
@@ -114,13 +122,13 @@ struct Waiting {
     /// False once the child's output has ended: nothing more will be answered.
     open: bool,
     /// The calls waiting, by the number in their id.
-    calls: HashMap<u64, oneshot::Sender<Bytes>>,
+    calls: HashMap<u64, oneshot::Sender<Answered>>,
 }
 
 impl StdioLink {
     /// Registers the call numbered `n` and writes `line` (its message, ending in `\n`) to the
     /// child. `None` when the child's output has ended (the call was not sent).
-    pub(crate) fn call(&self, n: u64, line: Bytes) -> Option<oneshot::Receiver<Bytes>> {
+    pub(crate) fn call(&self, n: u64, line: Bytes) -> Option<oneshot::Receiver<Answered>> {
         let (tx, rx) = oneshot::channel();
         {
             let mut w = lock(&self.waiting);
@@ -211,15 +219,23 @@ async fn read_stdout(stdout: ChildStdout, waiting: Arc<Mutex<Waiting>>, mut to_r
             );
             continue;
         }
-        if let Some(n) = forwarded_answer(&line) {
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if let Some((n, answer)) = forwarded_answer(text) {
+            let len = text.len();
             if let Some(call) = lock(&waiting).calls.remove(&n) {
-                let _ = call.send(Bytes::from(std::mem::take(&mut line)));
+                let line = Bytes::from(std::mem::take(&mut line)).slice(..len);
+                let _ = call.send(Answered { line, answer });
             }
             continue;
         }
         if to_rmcp.write_all(&line).await.is_err() {
             // rmcp's client is gone: the connection is over.
             break;
+        }
+        if line.capacity() > 16 * BATCH {
+            // Not kept for the child's lifetime after one large message.
+            line = Vec::new();
         }
     }
     let mut w = lock(&waiting);
@@ -256,13 +272,12 @@ async fn read_line(reader: &mut BufReader<ChildStdout>, line: &mut Vec<u8>) -> i
     }
 }
 
-/// The number of the forwarded call `line` answers, if it is such an answer (a result or an
-/// error whose id is `"gatehouse-<n>"`; a request from the child with such an id is no answer).
-fn forwarded_answer(line: &[u8]) -> Option<u64> {
+/// The number of the forwarded call `line` answers, and the answer, if it is such an answer (a
+/// result or an error whose id is `"gatehouse-<n>"`; a request from the child with such an id
+/// is no answer).
+fn forwarded_answer(line: &[u8]) -> Option<(u64, Answer)> {
     memchr::memmem::find(line, ID_PREFIX.as_bytes())?;
-    let gatehouse::mcp::forward::UpstreamMessage::Answer(a) =
-        gatehouse::mcp::forward::parse_message(line)?
-    else {
+    let UpstreamMessage::Answer(a) = parse_message(line)? else {
         return None;
     };
     let n = a.id_text.strip_prefix(ID_PREFIX)?.strip_suffix('"')?;
@@ -270,10 +285,12 @@ fn forwarded_answer(line: &[u8]) -> Option<u64> {
     if n.is_empty() || (n.len() > 1 && n.starts_with('0')) {
         return None;
     }
-    n.bytes()
+    let n = n
+        .bytes()
         .all(|b| b.is_ascii_digit())
         .then(|| n.parse().ok())
-        .flatten()
+        .flatten()?;
+    Some((n, a))
 }
 
 /// What rmcp's transport writes: cut into whole lines for the stdin task.
@@ -423,7 +440,11 @@ mod tests {
             (r#"not json "gatehouse-3""#, None),
         ];
         for (line, want) in cases {
-            assert_eq!(forwarded_answer(line.as_bytes()), *want, "{line}");
+            assert_eq!(
+                forwarded_answer(line.as_bytes()).map(|(n, _)| n),
+                *want,
+                "{line}"
+            );
         }
     }
 
@@ -450,8 +471,10 @@ mod tests {
         let two = r#"{"id":"gatehouse-2","jsonrpc":"2.0","error":{"code":-32602,"message":"no"}}"#;
         let second = link.call(2, line(two)).expect("open");
         let first = link.call(1, line(one)).expect("open");
-        assert_eq!(first.await.unwrap(), line(one));
-        assert_eq!(second.await.unwrap(), line(two));
+        let first = first.await.unwrap();
+        assert_eq!(first.line, one);
+        assert_eq!(&one[first.answer.id], r#""gatehouse-1""#);
+        assert_eq!(second.await.unwrap().line, two);
         // An answer no call waits for is dropped; a message for rmcp reaches it unchanged.
         link.notify(line(r#"{"jsonrpc":"2.0","id":"gatehouse-9","result":{}}"#));
         link.notify(line(
@@ -489,7 +512,7 @@ mod tests {
         let one = r#"{"jsonrpc":"2.0","id":"gatehouse-1","result":{}}"#;
         let answer = link.call(1, line(&big)).expect("open");
         link.notify(line(one));
-        assert_eq!(answer.await.unwrap(), line(one));
+        assert_eq!(answer.await.unwrap().line, one);
     }
 
     #[tokio::test]

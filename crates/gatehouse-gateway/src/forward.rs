@@ -60,7 +60,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sse_stream::{Sse, SseStream};
 
-use crate::child::{ID_PREFIX, StdioLink};
+use crate::child::{Answered, ID_PREFIX, StdioLink};
 use crate::pool::Pool;
 use crate::recorder::SessionHeaders;
 use crate::relay::Unbridgeable;
@@ -276,24 +276,16 @@ impl Inner {
             n,
             id: Some(id),
         };
-        let Ok(line) = answer.await else {
+        let Ok(Answered { line, answer }) = answer.await else {
             abandoned.disarm();
             tracing::warn!("the upstream process ended before answering");
             self.pool.discard(caller, None, up).await;
             return failed(call, gone());
         };
-        let id = abandoned.disarm();
-        let record = call.take_record();
-        let client_id = Bytes::copy_from_slice(call.client_id());
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        match parse_answer(body) {
-            Some(a) if a.id_text == id => {
-                record.finish_with(&a);
-                Forwarded::Answered(json(splice(body, a.id, &client_id)))
-            }
-            _ => answered(record, unexpected(&client_id)),
-        }
+        abandoned.disarm();
+        // The reader routed it by this call's id and parsed it once.
+        call.take_record().finish_with(&answer);
+        Forwarded::Answered(json(splice(&line, answer.id, call.client_id())))
     }
 }
 
@@ -333,9 +325,9 @@ struct Abandoned {
 }
 
 impl Abandoned {
-    /// The call is over: nothing to tell. Returns its id.
-    fn disarm(mut self) -> String {
-        self.id.take().unwrap_or_default()
+    /// The call is over: nothing to tell.
+    fn disarm(mut self) {
+        self.id = None;
     }
 }
 
