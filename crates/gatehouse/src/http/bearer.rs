@@ -159,17 +159,36 @@ fn trim_leading_spaces(mut s: &[u8]) -> &[u8] {
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &[u8]) -> bool {
     let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
-    body_len > 0
-        && token[..body_len].iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    body_len > 0 && token[..body_len].iter().all(|&b| B64TOKEN[usize::from(b)])
 }
+
+/// The b64token characters (RFC 6750 §2.1) by byte: every request's token is checked byte by
+/// byte, with one lookup per byte instead of a chain of comparisons.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] =
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn the_b64token_table_holds_exactly_the_rfc_6750_characters() {
+        let allowed = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
+        for b in 0..=255u8 {
+            assert_eq!(B64TOKEN[usize::from(b)], allowed.contains(&b), "byte {b}");
+        }
+    }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

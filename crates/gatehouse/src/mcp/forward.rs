@@ -473,12 +473,14 @@ impl<'de> Visitor<'de> for Key {
 
 /// The MCP endpoint with the forwarding fast path in front of rmcp's service `S`.
 pub(crate) struct Forwarding<S> {
-    rmcp: S,
+    /// Cloned only for a request that goes through rmcp: a clone of rmcp's service costs a
+    /// cancellation-token node and several `Arc`s, for nothing on the forwarded path.
+    rmcp: Arc<S>,
     forward: Arc<dyn Forward>,
     shared: Arc<Shared>,
 }
 
-impl<S: Clone> Clone for Forwarding<S> {
+impl<S> Clone for Forwarding<S> {
     fn clone(&self) -> Self {
         Self {
             rmcp: self.rmcp.clone(),
@@ -497,13 +499,13 @@ where
 {
     pub(crate) fn new(rmcp: S, forward: Arc<dyn Forward>, shared: Arc<Shared>) -> Self {
         Self {
-            rmcp,
+            rmcp: Arc::new(rmcp),
             forward,
             shared,
         }
     }
 
-    async fn answer(mut self, req: Request<Body>) -> Response<Body> {
+    async fn answer(self, req: Request<Body>) -> Response<Body> {
         let Some(revision) = super::direct::plain_shape(&req) else {
             return self.through_rmcp(req).await;
         };
@@ -565,8 +567,8 @@ where
         }
     }
 
-    async fn through_rmcp(&mut self, req: Request<Body>) -> Response<Body> {
-        let Ok(response) = self.rmcp.call(req).await;
+    async fn through_rmcp(&self, req: Request<Body>) -> Response<Body> {
+        let Ok(response) = S::clone(&self.rmcp).call(req).await;
         response.map(Body::new)
     }
 }
