@@ -19,7 +19,10 @@
 //! JWT the gateway signs per user: [`assertion`]), at the URL the configuration names, with no
 //! redirects followed. The client's token — and any header the
 //! client sent — never reaches an upstream: requests to it are built by the rmcp client, not
-//! relayed.
+//! relayed. The common call takes the forwarding path (`forward`): without sessions, a
+//! `tools/call` that one strict parse reads unambiguously is sent to the upstream as the client's
+//! JSON-RPC message with only its id replaced — in a request the gateway builds (HTTP), or as one
+//! line on the child's stdin (`child`) — and its answer comes back the same way.
 //!
 //! What is forwarded: `tools/list` (filtered by the policy, `nextCursor` intact), `tools/call`
 //! (cancelled upstream when the client cancels or disconnects), prompts, resources and resource
