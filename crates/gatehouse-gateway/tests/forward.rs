@@ -240,9 +240,10 @@ async fn upstream(sessions: bool) -> Served {
     }
 }
 
-/// Counts the audit records per (tool, outcome, reason).
+/// The audit records' (tool, outcome, reason), and whether each call's tool was known (what
+/// metrics label by).
 #[derive(Default)]
-struct Audit(Mutex<Vec<(String, String, String)>>);
+struct Audit(Mutex<Vec<(String, String, String)>>, Mutex<Vec<bool>>);
 
 impl Observer for Audit {
     fn tool_call(&self, call: &ToolCall<'_>) {
@@ -251,6 +252,7 @@ impl Observer for Audit {
             call.outcome.as_str().to_owned(),
             call.reason.to_owned(),
         ));
+        self.1.lock().unwrap().push(call.known_tool);
     }
 }
 
@@ -479,14 +481,17 @@ async fn a_client_that_goes_away_cancels_the_forwarded_call() {
 async fn each_forwarded_call_is_audited_once() {
     let up = upstream(true).await;
     let gw = gateway(&up.url, true).await;
-    post(
-        &gw.app,
-        "alice",
-        &call(json!(1), "echo", json!({"text":"a"})),
-    )
-    .await;
-    post(&gw.app, "alice", &call(json!(2), "fail", json!({}))).await;
-    post(&gw.app, "alice", &call(json!(3), "admin_reset", json!({}))).await;
+    let slow = gateway(&up.url, false).await;
+    for g in [&gw, &slow] {
+        post(
+            &g.app,
+            "alice",
+            &call(json!(1), "echo", json!({"text":"a"})),
+        )
+        .await;
+        post(&g.app, "alice", &call(json!(2), "fail", json!({}))).await;
+        post(&g.app, "alice", &call(json!(3), "admin_reset", json!({}))).await;
+    }
     assert_eq!(gw.gatehouse.direct_answers(), 2);
     let audit = gw.audit.0.lock().unwrap().clone();
     let s = |t: &str, o: &str, r: &str| (t.to_owned(), o.to_owned(), r.to_owned());
@@ -498,6 +503,12 @@ async fn each_forwarded_call_is_audited_once() {
             s("admin_reset", "denied", "hidden_tool"),
         ]
     );
+    // Observed as rmcp's path observes them, down to whether the tool is known (metrics keep
+    // the names of tools that answered).
+    assert_eq!(audit, slow.audit.0.lock().unwrap().clone());
+    let known = gw.audit.1.lock().unwrap().clone();
+    assert_eq!(known, vec![true, false, false]);
+    assert_eq!(known, slow.audit.1.lock().unwrap().clone());
 }
 
 /// Every way an upstream can fail a forwarded call, each with the client's answer and the audit

@@ -167,6 +167,31 @@ async fn stdio_calls_are_forwarded_as_lines_and_answered_as_rmcps_path_does() {
     }
 }
 
+/// Calls in flight together on one child, all with the client's id 1: each gets its own answer
+/// (the gateway's ids keep them apart on the pipe; several lines may go out in one write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_stdio_calls_with_one_id_get_their_own_answers() {
+    let (app, _, gatehouse) = mounted(UpstreamServer::stdio(fixture()), true).await;
+    let calls: Vec<_> = (0..48)
+        .map(|n| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let text = format!("call {n}");
+                let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+                    "params":{"name":"echo","arguments":{"text": text}}});
+                (text, post(&app, "alice", body).await)
+            })
+        })
+        .collect();
+    for c in calls {
+        let (text, (status, answer)) = c.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["id"], json!(1));
+        assert_eq!(answer["result"]["content"][0]["text"], json!(text));
+    }
+    assert_eq!(gatehouse.direct_answers(), 48);
+}
+
 async fn post_line(app: &Router, token: &str, body: &str) -> (u16, Value) {
     let resp = app
         .clone()

@@ -176,28 +176,30 @@ impl fmt::Debug for CallRecord {
 impl CallRecord {
     /// Records how the call ended, with a short stable code (`ok`, `tool_error`, …).
     pub fn finish(mut self, outcome: Outcome, reason: &'static str) {
-        self.write(outcome, reason);
+        self.write(outcome, reason, false);
     }
 
     /// Records the answer `answer` (the upstream's, parsed with [`parse_answer`]) as rmcp's
     /// path would: `ok`, `tool_error` for a result with `isError: true`, `unknown_tool` for a
-    /// JSON-RPC error (the forwarding server knows no tools of its own).
-    pub fn finish_with(self, answer: &Answer) {
+    /// JSON-RPC error (the forwarding server knows no tools of its own). A tool that answered
+    /// is one the upstream knows (`ToolCall::known_tool`: metrics keep its name), as on rmcp's
+    /// path.
+    pub fn finish_with(mut self, answer: &Answer) {
         match answer.kind {
-            AnswerKind::Result { is_error: false } => self.finish(Outcome::Allowed, "ok"),
+            AnswerKind::Result { is_error: false } => self.write(Outcome::Allowed, "ok", true),
             AnswerKind::Result { is_error: true } => self.finish(Outcome::Error, "tool_error"),
             AnswerKind::Error => self.finish(Outcome::Error, "unknown_tool"),
         }
     }
 
-    fn write(&mut self, outcome: Outcome, reason: &str) {
+    fn write(&mut self, outcome: Outcome, reason: &str, known_tool: bool) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
         self.observer.tool_call(&ToolCall {
             caller: Some(&self.caller),
             tool: Some(&self.tool),
-            known_tool: false,
+            known_tool,
             required: None,
             outcome,
             reason,
@@ -210,7 +212,7 @@ impl CallRecord {
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
-        self.write(Outcome::Error, "interrupted");
+        self.write(Outcome::Error, "interrupted", false);
     }
 }
 
