@@ -170,7 +170,8 @@ async fn write_stdin(
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     closing: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    // Grown on use: a child per principal should cost little while idle.
+    let mut batch = Vec::new();
     loop {
         let first = tokio::select! {
             biased;
@@ -193,13 +194,19 @@ async fn write_stdin(
             tracing::debug!(error = %e, "the upstream's input is closed");
             break;
         }
+        if batch.capacity() > 2 * BATCH {
+            // Not kept after one large message.
+            batch = Vec::new();
+        }
     }
 }
 
 /// Reads the child's stdout line by line: answers to forwarded calls to those calls, the rest
 /// to rmcp's transport. At the end, every call still waiting fails.
 async fn read_stdout(stdout: ChildStdout, waiting: Arc<Mutex<Waiting>>, mut to_rmcp: DuplexStream) {
-    let mut reader = BufReader::with_capacity(BATCH, stdout);
+    // tokio's default size (as rmcp's line transport reads): a child per principal, so the
+    // per-child buffers are kept small; a larger line is read in several reads.
+    let mut reader = BufReader::new(stdout);
     let mut line = Vec::new();
     loop {
         line.clear();
