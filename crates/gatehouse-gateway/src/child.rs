@@ -504,6 +504,77 @@ mod tests {
         );
     }
 
+    // 400 lines of four kinds, some far longer than the read buffer, through `cat`: every
+    // forwarded answer reaches its own call, and everything else reaches rmcp, in order —
+    // answers with rmcp's numeric ids, requests from the child with an id spelled like the
+    // gateway's, notifications mentioning it.
+    #[tokio::test]
+    async fn mixed_traffic_is_routed_line_by_line() {
+        let Spawned {
+            mut transport,
+            link,
+            ..
+        } = child("cat", &[]);
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |m: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % m
+        };
+        let mut calls = Vec::new();
+        let mut to_rmcp = Vec::new();
+        for i in 0..400u64 {
+            let pad = "p".repeat(match next(10) {
+                0 => 20_000 + next(60_000) as usize,
+                _ => next(200) as usize,
+            });
+            match next(4) {
+                0 | 1 => {
+                    let text = format!(
+                        r#"{{"jsonrpc":"2.0","id":"gatehouse-{i}","result":{{"i":{i},"pad":"{pad}"}}}}"#
+                    );
+                    calls.push((link.call(i, line(&text)).expect("open"), text));
+                }
+                kind => {
+                    let text = if kind == 2 {
+                        format!(r#"{{"jsonrpc":"2.0","id":{i},"result":{{"pad":"{pad}"}}}}"#)
+                    } else if next(2) == 0 {
+                        format!(r#"{{"jsonrpc":"2.0","id":"gatehouse-{i}","method":"ping"}}"#)
+                    } else {
+                        format!(
+                            r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"gatehouse-{i} {pad}"}}}}"#
+                        )
+                    };
+                    link.notify(line(&text));
+                    to_rmcp.push(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+                }
+            }
+        }
+        // rmcp's side is read meanwhile, as rmcp's client always reads it: what waits for it
+        // holds back what comes after it on the pipe.
+        let rmcp = tokio::spawn(async move {
+            for want in to_rmcp {
+                let got =
+                    serde_json::to_value(transport.receive().await.expect("a message")).unwrap();
+                assert_eq!(got["id"], want["id"]);
+                assert_eq!(got["method"], want["method"]);
+                assert_eq!(got["params"]["data"], want["params"]["data"]);
+                assert_eq!(got["result"]["pad"], want["result"]["pad"]);
+            }
+            transport
+        });
+        // A line routed wrongly would leave a call waiting: bounded, it fails instead.
+        let all = async {
+            for (call, text) in calls {
+                assert_eq!(call.await.expect("answered").line, text.as_str());
+            }
+            rmcp.await.expect("rmcp's side read everything, in order")
+        };
+        let transport = tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect("every line reached its reader");
+        drop(transport);
+    }
+
     #[tokio::test]
     async fn a_line_over_the_limit_is_dropped_and_the_next_one_read() {
         // (The transport owns the child: kept until the end.)
