@@ -243,10 +243,30 @@ struct CallEnvelope<'a> {
     id: &'a RawValue,
     #[serde(borrow)]
     method: Cow<'a, str>,
-    /// Read as a [`CallParams`] once known to be an object (serde's derive would also take a
-    /// sequence, `["echo"]`, which no other reader takes for a `tools/call`'s parameters).
     #[serde(borrow)]
-    params: &'a RawValue,
+    params: Object<CallParams<'a>>,
+}
+
+/// `T` read from a JSON object only. serde's derive also reads a struct from a sequence
+/// (`"params":["echo"]`), which no other reader takes for a `tools/call` or its parameters.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(Fields(std::marker::PhantomData))
+            .map(Object)
+    }
 }
 
 #[derive(Deserialize)]
@@ -263,18 +283,12 @@ pub fn parse_call(body: &[u8]) -> Option<ParsedCall> {
     // serde's derive refuses a duplicate of the envelope's and `params`' own members (and, with
     // `deny_unknown_fields`, any other member); inside `arguments` every member name must be
     // unique too, at every depth.
-    // Objects only, at both levels: the derive would read a sequence as a struct too.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return None;
-    }
-    let call: CallEnvelope<'_> = serde_json::from_slice(body).ok()?;
+    // Objects only, at both levels ([`Object`]).
+    let Object(call) = serde_json::from_slice::<Object<CallEnvelope<'_>>>(body).ok()?;
     if call.jsonrpc != "2.0" || call.method != crate::policy::tool_name::TOOLS_CALL {
         return None;
     }
-    if !call.params.get().starts_with('{') {
-        return None;
-    }
-    let params: CallParams<'_> = serde_json::from_str(call.params.get()).ok()?;
+    let Object(params) = call.params;
     if let Some(arguments) = params.arguments.map(RawValue::get)
         && !(arguments.starts_with('{') && unique_keys(arguments.as_bytes()))
     {
