@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use gatehouse::mcp::forward::{Answer, UpstreamMessage, parse_message};
 use process_wrap::tokio::{ChildWrapper, CommandWrap};
 use rmcp::RoleClient;
@@ -126,9 +126,9 @@ struct Waiting {
 }
 
 impl StdioLink {
-    /// Registers the call numbered `n` and writes `line` (its message, ending in `\n`) to the
-    /// child. `None` when the child's output has ended (the call was not sent).
-    pub(crate) fn call(&self, n: u64, line: Bytes) -> Option<oneshot::Receiver<Answered>> {
+    /// Registers the call numbered `n` and writes `message` (one line's JSON, without the line
+    /// break) to the child. `None` when the child's output has ended (the call was not sent).
+    pub(crate) fn call(&self, n: u64, message: Bytes) -> Option<oneshot::Receiver<Answered>> {
         let (tx, rx) = oneshot::channel();
         {
             let mut w = lock(&self.waiting);
@@ -137,7 +137,7 @@ impl StdioLink {
             }
             w.calls.insert(n, tx);
         }
-        if self.lines.send(line).is_err() {
+        if self.lines.send(message).is_err() {
             self.forget(n);
             return None;
         }
@@ -149,9 +149,10 @@ impl StdioLink {
         lock(&self.waiting).calls.remove(&n);
     }
 
-    /// Writes `line` (a notification, ending in `\n`) to the child, not waiting for it.
-    pub(crate) fn notify(&self, line: Bytes) {
-        if self.lines.send(line).is_err() {
+    /// Writes `message` (a notification, without the line break) to the child, not waiting
+    /// for it.
+    pub(crate) fn notify(&self, message: Bytes) {
+        if self.lines.send(message).is_err() {
             tracing::debug!("notification not delivered: the upstream's input is closed");
         }
     }
@@ -162,7 +163,7 @@ fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
     waiting.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Writes whole lines to the child's stdin until every sender is gone or the transport closes
+/// Writes the queued messages to the child's stdin, each ending its line here, until every sender is gone or the transport closes
 /// (then what is queued is still written, and stdin is closed: the MCP stdio shutdown's first
 /// step).
 async fn write_stdin(
@@ -183,12 +184,15 @@ async fn write_stdin(
         };
         let Some(first) = first else { break };
         batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < BATCH {
-            match queue.try_recv() {
-                Ok(line) => batch.extend_from_slice(&line),
-                Err(_) => break,
-            }
+        let mut next = Some(first);
+        while let Some(message) = next {
+            batch.extend_from_slice(&message);
+            batch.push(b'\n');
+            next = if batch.len() < BATCH {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
         }
         if let Err(e) = stdin.write_all(&batch).await {
             tracing::debug!(error = %e, "the upstream's input is closed");
@@ -292,15 +296,14 @@ fn forwarded_answer(line: &[u8]) -> Option<(u64, Answer)> {
     if n.is_empty() || (n.len() > 1 && n.starts_with('0')) {
         return None;
     }
-    let n = n
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| n.parse().ok())
-        .flatten()?;
-    Some((n, a))
+    if !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((n.parse().ok()?, a))
 }
 
-/// What rmcp's transport writes: cut into whole lines for the stdin task.
+/// What rmcp's transport writes: cut into messages (its lines, without the line break) for the
+/// stdin task.
 struct LineWriter {
     pending: BytesMut,
     lines: mpsc::UnboundedSender<Bytes>,
@@ -314,8 +317,9 @@ impl AsyncWrite for LineWriter {
     ) -> Poll<io::Result<usize>> {
         self.pending.extend_from_slice(data);
         while let Some(i) = memchr::memchr(b'\n', &self.pending) {
-            let line = self.pending.split_to(i + 1).freeze();
-            if self.lines.send(line).is_err() {
+            let message = self.pending.split_to(i).freeze();
+            self.pending.advance(1);
+            if self.lines.send(message).is_err() {
                 return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
             }
         }
@@ -455,8 +459,8 @@ mod tests {
         }
     }
 
-    fn line(text: &str) -> Bytes {
-        Bytes::from(format!("{text}\n"))
+    fn message(text: &str) -> Bytes {
+        Bytes::copy_from_slice(text.as_bytes())
     }
 
     fn child(program: &str, args: &[&str]) -> Spawned {
@@ -476,15 +480,17 @@ mod tests {
         } = child("cat", &[]);
         let one = r#"{"jsonrpc":"2.0","id":"gatehouse-1","result":{"x":"  spaced \u00e9 "}}"#;
         let two = r#"{"id":"gatehouse-2","jsonrpc":"2.0","error":{"code":-32602,"message":"no"}}"#;
-        let second = link.call(2, line(two)).expect("open");
-        let first = link.call(1, line(one)).expect("open");
+        let second = link.call(2, message(two)).expect("open");
+        let first = link.call(1, message(one)).expect("open");
         let first = first.await.unwrap();
         assert_eq!(first.line, one);
         assert_eq!(&one[first.answer.id], r#""gatehouse-1""#);
         assert_eq!(second.await.unwrap().line, two);
         // An answer no call waits for is dropped; a message for rmcp reaches it unchanged.
-        link.notify(line(r#"{"jsonrpc":"2.0","id":"gatehouse-9","result":{}}"#));
-        link.notify(line(
+        link.notify(message(
+            r#"{"jsonrpc":"2.0","id":"gatehouse-9","result":{}}"#,
+        ));
+        link.notify(message(
             r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"d"}}"#,
         ));
         let got = serde_json::to_value(transport.receive().await.expect("a message")).unwrap();
@@ -494,12 +500,15 @@ mod tests {
         // A call the child never answers fails when its output ends (here: `close` ends stdin
         // and `cat` exits); after that nothing is sent.
         let unanswered = link
-            .call(5, line(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#))
+            .call(
+                5,
+                message(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
+            )
             .expect("open");
         transport.close().await.unwrap();
         assert!(unanswered.await.is_err(), "fails once the output ends");
         assert!(
-            link.call(6, line(one)).is_none(),
+            link.call(6, message(one)).is_none(),
             "nothing sent to a child that is gone"
         );
     }
@@ -532,7 +541,7 @@ mod tests {
                     let text = format!(
                         r#"{{"jsonrpc":"2.0","id":"gatehouse-{i}","result":{{"i":{i},"pad":"{pad}"}}}}"#
                     );
-                    calls.push((link.call(i, line(&text)).expect("open"), text));
+                    calls.push((link.call(i, message(&text)).expect("open"), text));
                 }
                 kind => {
                     let text = if kind == 2 {
@@ -544,7 +553,7 @@ mod tests {
                             r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"gatehouse-{i} {pad}"}}}}"#
                         )
                     };
-                    link.notify(line(&text));
+                    link.notify(message(&text));
                     to_rmcp.push(serde_json::from_str::<serde_json::Value>(&text).unwrap());
                 }
             }
@@ -588,8 +597,8 @@ mod tests {
             "a".repeat(MAX_LINE)
         );
         let one = r#"{"jsonrpc":"2.0","id":"gatehouse-1","result":{}}"#;
-        let answer = link.call(1, line(&big)).expect("open");
-        link.notify(line(one));
+        let answer = link.call(1, message(&big)).expect("open");
+        link.notify(message(one));
         assert_eq!(answer.await.unwrap().line, one);
     }
 
@@ -603,14 +612,17 @@ mod tests {
         } = child("sleep", &["60"]);
         assert!(pid.is_some());
         let waiting = link
-            .call(1, line(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#))
+            .call(
+                1,
+                message(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
+            )
             .expect("open");
         drop(transport);
         assert!(waiting.await.is_err(), "the killed child's output ended");
     }
 
     #[tokio::test]
-    async fn rmcp_writes_reach_the_queue_as_whole_lines() {
+    async fn rmcp_writes_reach_the_queue_as_whole_messages() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut w = LineWriter {
             pending: BytesMut::new(),
@@ -618,8 +630,8 @@ mod tests {
         };
         w.write_all(b"{\"a\":1}\n{\"b\"").await.unwrap();
         w.write_all(b":2}\n").await.unwrap();
-        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"{\"a\":1}\n"));
-        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"{\"b\":2}\n"));
-        assert!(rx.try_recv().is_err(), "nothing but whole lines");
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"{\"a\":1}"));
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"{\"b\":2}"));
+        assert!(rx.try_recv().is_err(), "nothing but whole messages");
     }
 }

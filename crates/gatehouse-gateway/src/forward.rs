@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -61,7 +61,7 @@ use hyper_util::rt::TokioExecutor;
 use sse_stream::{Sse, SseStream};
 
 use crate::child::{Answered, ID_PREFIX, StdioLink};
-use crate::pool::Pool;
+use crate::pool::{Pool, RETRY_SOON};
 use crate::recorder::SessionHeaders;
 use crate::relay::Unbridgeable;
 
@@ -135,7 +135,6 @@ impl Inner {
             // (`crate::recorder`).
             return Forwarded::Declined(Box::new(call));
         };
-        let client = client.clone();
         let link = Link {
             client: client.clone(),
             uri: uri.clone(),
@@ -147,18 +146,13 @@ impl Inner {
             link: session.has_id.then(|| link.clone()),
             id: Some(id.clone()),
         };
-        let response = match client.request(request).await {
+        let response = match link.client.request(request).await {
             Ok(r) => r,
             Err(e) => {
                 cancel.disarm();
                 tracing::warn!(error = %e, "upstream unreachable");
                 self.pool.discard(&caller, None, &up).await;
-                return failed(
-                    call,
-                    DependencyFailure::Unavailable {
-                        retry_after: Duration::from_secs(1),
-                    },
-                );
+                return failed(call, RETRY_SOON);
             }
         };
         let status = response.status();
@@ -238,9 +232,7 @@ impl Inner {
         cancel.disarm();
         tracing::warn!(%status, %media, "upstream request failed");
         if status.is_server_error() {
-            call.report(DependencyFailure::Unavailable {
-                retry_after: Duration::from_secs(1),
-            });
+            call.report(RETRY_SOON);
             record.finish(Outcome::Error, "upstream_unavailable");
         } else {
             record.finish(Outcome::Error, "upstream_failed");
@@ -264,12 +256,10 @@ impl Inner {
             // Whitespace only (the strict parse took it), but a line is one message.
             return Forwarded::Declined(Box::new(call));
         }
-        let mut line = BytesMut::from(&call.body_with_id(id.as_bytes())[..]);
-        line.extend_from_slice(b"\n");
-        let Some(answer) = child.call(n, line.freeze()) else {
+        let Some(answer) = child.call(n, call.body_with_id(id.as_bytes())) else {
             tracing::warn!("the upstream process has ended");
             self.pool.discard(caller, None, up).await;
-            return failed(call, gone());
+            return failed(call, RETRY_SOON);
         };
         let abandoned = Abandoned {
             child: child.clone(),
@@ -280,7 +270,7 @@ impl Inner {
             abandoned.disarm();
             tracing::warn!("the upstream process ended before answering");
             self.pool.discard(caller, None, up).await;
-            return failed(call, gone());
+            return failed(call, RETRY_SOON);
         };
         abandoned.disarm();
         // The reader routed it by this call's id and parsed it once.
@@ -300,13 +290,6 @@ fn failed(mut call: ForwardCall, failure: DependencyFailure) -> Forwarded {
     call.take_record().finish(Outcome::Error, reason);
     let client_id = Bytes::copy_from_slice(call.client_id());
     Forwarded::Answered(json(rpc_error(&client_id, "upstream unavailable")))
-}
-
-/// A child that is gone: `503` + `Retry-After`, as for an unreachable HTTP upstream.
-fn gone() -> DependencyFailure {
-    DependencyFailure::Unavailable {
-        retry_after: Duration::from_secs(1),
-    }
 }
 
 /// `notifications/cancelled` for the gateway's request `id` (its JSON text).
@@ -335,9 +318,7 @@ impl Drop for Abandoned {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.child.forget(self.n);
-            let mut line = cancelled(&id).into_bytes();
-            line.push(b'\n');
-            self.child.notify(Bytes::from(line));
+            self.child.notify(Bytes::from(cancelled(&id)));
         }
     }
 }

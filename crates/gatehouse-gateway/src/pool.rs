@@ -87,6 +87,12 @@ pub enum PoolError {
     },
 }
 
+/// An upstream that is down for now (it would not start, is unreachable or has ended): `503`,
+/// try again in a second.
+pub(crate) const RETRY_SOON: DependencyFailure = DependencyFailure::Unavailable {
+    retry_after: Duration::from_secs(1),
+};
+
 impl PoolError {
     /// The dependency failure this means to the edge: `502` for a refusal, else `503` with
     /// its retry time. The same on rmcp's path (`handler.rs`) and the forwarding path.
@@ -101,9 +107,7 @@ impl PoolError {
             {
                 DependencyFailure::Refused
             }
-            PoolError::Credential(_) | PoolError::Start(_) => DependencyFailure::Unavailable {
-                retry_after: Duration::from_secs(1),
-            },
+            PoolError::Credential(_) | PoolError::Start(_) => RETRY_SOON,
         }
     }
 }

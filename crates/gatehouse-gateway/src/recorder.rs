@@ -112,6 +112,9 @@ impl Recorder {
     }
 }
 
+// Every method is passed on explicitly, not left to the trait's defaults: those fall back to
+// `post_message` / `get_stream` and would drop the SSE and response limits rmcp's transport
+// asks reqwest's client to enforce.
 impl StreamableHttpClient for Recorder {
     type Error = reqwest::Error;
 
