@@ -2,8 +2,12 @@
 //! credential it takes), and how its connections are shared.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use serde::{Deserialize, Serialize};
 
@@ -118,9 +122,88 @@ pub struct HttpTarget {
     pub via_upstream: Option<String>,
     /// Or: a short-lived JWT the gateway signs per user ([`crate::assertion`]).
     pub assertion: Option<crate::assertion::Asserter>,
+    /// Which certificates an https `url` may present.
+    pub trust: Trust,
+}
+
+/// The certificate authorities an https upstream is checked against, by both of the gateway's
+/// clients (rmcp's, and the forwarding path's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Trust {
+    /// The platform's verifier and trust store, as reqwest uses them (default).
+    #[default]
+    System,
+    /// Only these roots (a private CA): the system's are not consulted.
+    Only(Arc<[CertificateDer<'static>]>),
+}
+
+impl Trust {
+    /// The certificates of a PEM file (`ca_file`); an error names what is wrong with it.
+    pub fn from_pem_file(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no PEM certificate in it", path.display()));
+        }
+        Ok(Self::Only(certs.into()))
+    }
+
+    /// The TLS configuration of the forwarding path's client (no ALPN: it speaks HTTP/1.1).
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        // The provider the rest of Gatehouse uses (TLS termination, reqwest), named rather than
+        // taken from the process default, which is unset when two providers are linked.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        Ok(match self {
+            Self::System => {
+                use rustls_platform_verifier::BuilderVerifierExt;
+                builder
+                    .with_platform_verifier()
+                    .map_err(|e| e.to_string())?
+                    .with_no_client_auth()
+            }
+            Self::Only(certs) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let (_, ignored) = roots.add_parsable_certificates(certs.iter().cloned());
+                if roots.is_empty() {
+                    return Err(format!(
+                        "none of the {ignored} certificates is a usable root"
+                    ));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        })
+    }
+
+    /// `builder` (rmcp's client) checking certificates this way.
+    pub(crate) fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        match self {
+            Self::System => builder,
+            Self::Only(certs) => builder.tls_certs_only(
+                certs
+                    .iter()
+                    .filter_map(|c| reqwest::Certificate::from_der(c).ok()),
+            ),
+        }
+    }
 }
 
 impl HttpTarget {
+    /// `url` with no credential, trusting the system's certificate authorities.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            credential: None,
+            via_upstream: None,
+            assertion: None,
+            trust: Trust::System,
+        }
+    }
+
     /// Whether the upstream is reached with a per-user identity (then there is no connection
     /// without a user: nothing to probe at start-up, nothing to share).
     pub fn per_user(&self) -> bool {
@@ -184,6 +267,89 @@ impl UpstreamServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    fn ca() -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// Whether a TLS client configured by `trust` completes a handshake with a server on
+    /// 127.0.0.1 presenting a certificate for `name` from `issuer`.
+    async fn handshake(
+        trust: &Trust,
+        issuer: &CertifiedIssuer<'static, KeyPair>,
+        name: &str,
+    ) -> bool {
+        use rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+            )
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        tokio::spawn(async move {
+            if let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(trust.client_config().unwrap()));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let host = ServerName::try_from("127.0.0.1").unwrap();
+        connector.connect(host, tcp).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_forwarding_paths_tls_trusts_what_the_configuration_names_and_nothing_else() {
+        let ours = ca();
+        let theirs = ca();
+        let only_ours = Trust::Only(vec![ours.der().clone()].into());
+        assert!(handshake(&only_ours, &ours, "127.0.0.1").await);
+        assert!(
+            !handshake(&only_ours, &theirs, "127.0.0.1").await,
+            "another CA"
+        );
+        assert!(
+            !handshake(&only_ours, &ours, "mcp.example.com").await,
+            "another name"
+        );
+        assert!(
+            !handshake(&Trust::System, &ours, "127.0.0.1").await,
+            "a private CA is not in the system's store"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("gatehouse-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("ca.pem");
+        std::fs::write(&good, ca().pem()).unwrap();
+        let Ok(Trust::Only(certs)) = Trust::from_pem_file(&good) else {
+            panic!("a PEM certificate is read");
+        };
+        assert_eq!(certs.len(), 1);
+        let key_only = dir.join("key.pem");
+        std::fs::write(&key_only, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        let e = Trust::from_pem_file(&key_only).unwrap_err();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = Trust::from_pem_file(&dir.join("missing.pem")).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_child_sees_only_allowed_and_set_variables() {

@@ -9,12 +9,12 @@
 //! - **stdio**: one line to the child's stdin, its answer taken off its stdout beside rmcp's
 //!   client ([`crate::child`]). A body with a line break in it (pretty-printed JSON) is
 //!   declined: a line is one message;
-//! - **Streamable HTTP**: a pooled hyper connection. Everything the request needs from the
-//!   upstream session — its URL, its `Mcp-Session-Id`, the revision negotiated with it, the
-//!   gateway's credential for it — is what rmcp's own client sent with
+//! - **Streamable HTTP**: a pooled hyper connection — over rustls for an https upstream, its
+//!   certificate checked as rmcp's client checks it ([`crate::config::Trust`]). Everything the
+//!   request needs from the upstream session — its URL, its `Mcp-Session-Id`, the revision
+//!   negotiated with it, the gateway's credential for it — is what rmcp's own client sent with
 //!   `notifications/initialized` when the session started ([`crate::recorder`]); a session
-//!   whose revision is 2026-07-28 or later (per-request headers) or whose URL is https stays
-//!   on rmcp's path.
+//!   whose revision is 2026-07-28 or later (per-request headers) stays on rmcp's path.
 //!
 //! The HTTP answer:
 //! - JSON: read (at most 16 MiB, rmcp's own client limit), its id checked and replaced,
@@ -55,6 +55,7 @@ use gatehouse::upstream::UpstreamAccess;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -72,27 +73,43 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub(crate) struct Forwarder(Arc<Inner>);
 
+/// The forwarding path's HTTP client: plain http (loopback, or allowed by configuration) or
+/// TLS, by the upstream URL's scheme.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 struct Inner {
     pool: Arc<Pool>,
-    /// For a plain-http Streamable HTTP upstream; `None` for stdio.
-    http: Option<(Client<HttpConnector, Full<Bytes>>, Uri)>,
+    /// For a Streamable HTTP upstream; `None` for stdio.
+    http: Option<(HttpClient, Uri)>,
     next_id: AtomicU64,
 }
 
 impl Forwarder {
-    /// The fast path to `pool`'s upstream, when it is a stdio server or a plain-http
-    /// Streamable HTTP server (https upstreams keep rmcp's client and its TLS).
+    /// The fast path to `pool`'s upstream: a stdio server, or a Streamable HTTP server over
+    /// http or https. `None` when no TLS configuration can be built (the platform's verifier
+    /// failed to load): rmcp's client then carries every request, and says why if it fails.
     pub(crate) fn new(pool: Arc<Pool>) -> Option<Self> {
         let http = match &pool.upstream().transport {
             crate::config::Transport::Stdio(_) => None,
             crate::config::Transport::Http(t) => {
                 let uri: Uri = t.url.parse().ok()?;
-                if uri.scheme_str() != Some("http") {
-                    return None;
-                }
+                let tls = match t.trust.client_config() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no TLS configuration for the forwarding path");
+                        return None;
+                    }
+                };
                 let mut connector = HttpConnector::new();
                 connector.set_nodelay(true);
                 connector.set_connect_timeout(Some(pool.upstream().start_timeout));
+                // The scheme decides; https goes through TLS below.
+                connector.enforce_http(false);
+                let connector = HttpsConnectorBuilder::new()
+                    .with_tls_config(tls)
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(connector);
                 let client = Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(Duration::from_secs(90))
                     .build(connector);
@@ -358,7 +375,7 @@ fn json(body: Bytes) -> Response<Body> {
 /// The upstream session a forwarded call is sent in.
 #[derive(Clone)]
 struct Link {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     uri: Uri,
     session: SessionHeaders,
 }

@@ -49,7 +49,7 @@ pub mod relay;
 
 pub use assertion::{Asserter, AssertionSettings};
 pub use audit::AuditTrace;
-pub use config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
+pub use config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, Trust, UpstreamServer};
 pub use handler::GatewayHandler;
 pub use pool::{Connection, Lease, Pool, PoolError};
 pub use proxy::{Gateway, ProxiedServer, build};

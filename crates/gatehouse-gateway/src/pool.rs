@@ -660,7 +660,9 @@ impl Pool {
             }
         }
         // No redirects: the destination is fixed by configuration.
-        let http = reqwest::Client::builder()
+        let http = t
+            .trust
+            .apply(reqwest::Client::builder())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.upstream.start_timeout)
             .build()
@@ -668,12 +670,21 @@ impl Pool {
         // rmcp's client, recording the session's headers for the forwarding path.
         let http = crate::recorder::Recorder::new(http);
         let recorded = http.seen();
+        let cause = http.cause();
         let service = self
             .handshake(
                 StreamableHttpClientTransport::with_client(http, config),
                 client,
             )
-            .await?;
+            .await
+            .map_err(|e| {
+                // rmcp's error ends at "error sending request"; what the operator can act on
+                // (an untrusted certificate, a refused connection) is under it.
+                match (e, cause.lock().expect("not poisoned").take()) {
+                    (PoolError::Start(m), Some(c)) => PoolError::Start(format!("{m} ({c})")),
+                    (e, _) => e,
+                }
+            })?;
         tracing::info!(url = %t.url, "upstream session started");
         Ok((service, good_until, recorded))
     }

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::assertion::{Asserter, AssertionSettings};
-use crate::config::{HttpTarget, Isolation, Secret, StdioCommand, Transport, UpstreamServer};
+use crate::config::{
+    HttpTarget, Isolation, Secret, StdioCommand, Transport, Trust, UpstreamServer,
+};
 use crate::handler::GatewayHandler;
 
 /// One `[[proxy]]` entry: an upstream MCP server and how it is exposed. Either `command`
@@ -45,9 +47,20 @@ pub struct ProxiedServer {
     /// stdio: variables set for it.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Streamable HTTP: its MCP endpoint (https; http only on loopback).
+    /// Streamable HTTP: its MCP endpoint (https; http only on loopback, unless
+    /// `dangerous_allow_insecure_http`).
     #[serde(default)]
     pub url: Option<String>,
+    /// Streamable HTTP: allow a plain-http `url` on another host (a container network, a
+    /// service mesh that encrypts for you). Off by default: the requests — and the
+    /// gateway's credential for the upstream, if any — cross the network unencrypted. Warned
+    /// at start-up.
+    #[serde(default)]
+    pub dangerous_allow_insecure_http: bool,
+    /// Streamable HTTP: a PEM file of the certificate authorities an https `url` is checked
+    /// against instead of the system's (a private CA). Default: the system's trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Streamable HTTP: the header carrying the upstream's own credential. Default
     /// `authorization` (sent as `Bearer <credential>`).
     #[serde(default)]
@@ -87,6 +100,17 @@ pub struct ProxiedServer {
     pub policy: PolicySettings,
 }
 
+/// A host that cannot be another machine: `localhost` or a loopback address (all of
+/// 127.0.0.0/8, `::1`).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn default_max_processes() -> u64 {
     100
 }
@@ -105,6 +129,8 @@ impl ProxiedServer {
             env_allow: crate::config::default_env_allow(),
             env: BTreeMap::new(),
             url: None,
+            dangerous_allow_insecure_http: false,
+            ca_file: None,
             credential_header: None,
             credential_env: None,
             credential_file: None,
@@ -146,6 +172,18 @@ impl ProxiedServer {
                 "only for a Streamable HTTP upstream (url)",
             ));
         }
+        if self.command.is_some() && self.dangerous_allow_insecure_http {
+            return Err(SettingsError::new(
+                key("dangerous_allow_insecure_http"),
+                "only for a Streamable HTTP upstream (url)",
+            ));
+        }
+        if self.command.is_some() && self.ca_file.is_some() {
+            return Err(SettingsError::new(
+                key("ca_file"),
+                "only for a Streamable HTTP upstream (url)",
+            ));
+        }
         let transport = match (&self.command, &self.url) {
             (Some(command), None) => Transport::Stdio(StdioCommand {
                 command: command.clone(),
@@ -156,14 +194,31 @@ impl ProxiedServer {
             }),
             (None, Some(url)) => {
                 let parsed = url::Url::parse(url).map_err(|e| SettingsError::new(key("url"), e))?;
-                let loopback =
-                    matches!(parsed.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-                if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback)) {
-                    return Err(SettingsError::new(
-                        key("url"),
-                        "must be https (http only on loopback)",
-                    ));
+                match parsed.scheme() {
+                    "https" => {}
+                    "http" if is_loopback(&parsed) => {}
+                    "http" if self.dangerous_allow_insecure_http => tracing::warn!(
+                        name = %self.name,
+                        url = %url,
+                        "dangerous_allow_insecure_http: requests to this upstream, and the \
+                         gateway's credential for it, cross the network unencrypted"
+                    ),
+                    _ => {
+                        return Err(SettingsError::new(
+                            key("url"),
+                            "must be https (http only on loopback, unless \
+                             dangerous_allow_insecure_http)",
+                        ));
+                    }
                 }
+                let trust = match &self.ca_file {
+                    None => Trust::System,
+                    Some(_) if parsed.scheme() != "https" => {
+                        return Err(SettingsError::new(key("ca_file"), "only for an https url"));
+                    }
+                    Some(file) => Trust::from_pem_file(file)
+                        .map_err(|e| SettingsError::new(key("ca_file"), e))?,
+                };
                 let identities = [
                     self.credential_upstream.is_some(),
                     self.credential_env.is_some() || self.credential_file.is_some(),
@@ -229,6 +284,7 @@ impl ProxiedServer {
                     via_upstream: self.credential_upstream.clone(),
                     // Signed with a key and issuer that `build` knows.
                     assertion: None,
+                    trust,
                 })
             }
             _ => {
@@ -452,6 +508,115 @@ mod tests {
         let e =
             toml::from_str::<ProxiedServer>("name='x'\npath='/x'\ncommand='y'\nisolaton='shared'");
         assert!(e.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_refused_unless_dangerously_allowed_and_then_warned() {
+        let key = |p: ProxiedServer| p.upstream(1).unwrap_err().key;
+        for url in [
+            "http://up.example.com/mcp",
+            "http://10.0.0.7:8080/mcp",
+            "http://[fd00::1]/mcp",
+            "http://localhost.example.com/mcp",
+            "ftp://127.0.0.1/mcp",
+        ] {
+            assert_eq!(
+                key(ProxiedServer::http("h", "/h", url)),
+                "proxy[1].url",
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:9/mcp",
+            "http://127.0.0.53/mcp",
+            "http://[::1]:9/mcp",
+            "http://LOCALHOST:9/mcp",
+            "https://up.example.com/mcp",
+        ] {
+            assert!(
+                ProxiedServer::http("h", "/h", url).upstream(0).is_ok(),
+                "{url}"
+            );
+        }
+        let allowed: ProxiedServer = toml::from_str(
+            "name='crm'\npath='/crm'\nurl='http://crm:8080/mcp'\ndangerous_allow_insecure_http=true",
+        )
+        .unwrap();
+        let out = Captured::default();
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .finish();
+        let built = tracing::subscriber::with_default(subscriber, || allowed.upstream(0));
+        assert!(built.is_ok());
+        let logged = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("WARN")
+                && logged.contains("dangerous_allow_insecure_http")
+                && logged.contains("crm:8080"),
+            "{logged}"
+        );
+        let silent = Captured::default();
+        let sink = silent.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            ProxiedServer::http("h", "/h", "http://127.0.0.1:9/mcp").upstream(0)
+        })
+        .unwrap();
+        assert!(
+            silent.0.lock().unwrap().is_empty(),
+            "loopback is not warned"
+        );
+        let stdio = ProxiedServer {
+            dangerous_allow_insecure_http: true,
+            ..ProxiedServer::stdio("s", "/s", StdioCommand::new("srv", ["x"]))
+        };
+        assert_eq!(key(stdio), "proxy[1].dangerous_allow_insecure_http");
+    }
+
+    #[test]
+    fn a_ca_file_is_for_an_https_url_and_must_be_readable() {
+        let key = |p: ProxiedServer| p.upstream(4).unwrap_err().key;
+        let with = |url: &str, file: &str| ProxiedServer {
+            ca_file: Some(file.into()),
+            ..ProxiedServer::http("h", "/h", url)
+        };
+        assert_eq!(
+            key(with("https://up.example.com/mcp", "/nonexistent/ca.pem")),
+            "proxy[4].ca_file"
+        );
+        assert_eq!(
+            key(with("http://127.0.0.1:9/mcp", "/nonexistent/ca.pem")),
+            "proxy[4].ca_file",
+            "plain http has no certificate to check"
+        );
+        let stdio = ProxiedServer {
+            ca_file: Some("/etc/ssl/ca.pem".into()),
+            ..ProxiedServer::stdio("s", "/s", StdioCommand::new("srv", ["x"]))
+        };
+        assert_eq!(key(stdio), "proxy[4].ca_file");
+        let parsed: ProxiedServer =
+            toml::from_str("name='h'\npath='/h'\nurl='https://up.example.com/mcp'").unwrap();
+        let Transport::Http(t) = parsed.upstream(0).unwrap().transport else {
+            panic!("an http upstream");
+        };
+        assert_eq!(t.trust, Trust::System, "the system's store by default");
+    }
+
+    /// Log output of a test subscriber.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! ([`crate::forward`]) to send the same.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::stream::BoxStream;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -44,6 +44,8 @@ impl std::fmt::Debug for SessionHeaders {
 pub(crate) struct Recorder {
     inner: reqwest::Client,
     seen: Arc<OnceLock<SessionHeaders>>,
+    /// The causes of the last request that failed in reqwest (see [`Recorder::cause`]).
+    cause: Arc<Mutex<Option<String>>>,
 }
 
 impl Recorder {
@@ -51,7 +53,25 @@ impl Recorder {
         Self {
             inner,
             seen: Arc::default(),
+            cause: Arc::default(),
         }
+    }
+
+    /// Why the last request reqwest could not complete failed, down to the bottom cause (rmcp's
+    /// error keeps only reqwest's top line, "error sending request").
+    pub(crate) fn cause(&self) -> Arc<Mutex<Option<String>>> {
+        self.cause.clone()
+    }
+
+    /// `result`, its client error's causes kept for [`Recorder::cause`].
+    fn noted<T>(
+        &self,
+        result: Result<T, StreamableHttpError<reqwest::Error>>,
+    ) -> Result<T, StreamableHttpError<reqwest::Error>> {
+        if let Err(StreamableHttpError::Client(e)) = &result {
+            *self.cause.lock().expect("not poisoned") = Some(causes(e));
+        }
+        result
     }
 
     /// Where the session's headers will be, once it has started.
@@ -112,6 +132,21 @@ impl Recorder {
     }
 }
 
+/// `e` and the errors under it, each once.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 // Every method is passed on explicitly, not left to the trait's defaults: those fall back to
 // `post_message` / `get_stream` and would drop the SSE and response limits rmcp's transport
 // asks reqwest's client to enforce.
@@ -127,9 +162,11 @@ impl StreamableHttpClient for Recorder {
         custom: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
         self.record(&message, &session_id, &auth, &custom);
-        self.inner
+        let result = self
+            .inner
             .post_message(uri, message, session_id, auth, custom)
-            .await
+            .await;
+        self.noted(result)
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -142,7 +179,8 @@ impl StreamableHttpClient for Recorder {
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
         self.record(&message, &session_id, &auth, &custom);
-        self.inner
+        let result = self
+            .inner
             .post_message_with_max_sse_event_size(
                 uri,
                 message,
@@ -151,7 +189,8 @@ impl StreamableHttpClient for Recorder {
                 custom,
                 max_sse_event_size,
             )
-            .await
+            .await;
+        self.noted(result)
     }
 
     async fn post_message_with_response_limits(
@@ -164,9 +203,11 @@ impl StreamableHttpClient for Recorder {
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
         self.record(&message, &session_id, &auth, &custom);
-        self.inner
+        let result = self
+            .inner
             .post_message_with_response_limits(uri, message, session_id, auth, custom, limits)
-            .await
+            .await;
+        self.noted(result)
     }
 
     async fn delete_session(
@@ -176,9 +217,11 @@ impl StreamableHttpClient for Recorder {
         auth: Option<String>,
         custom: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        self.inner
+        let result = self
+            .inner
             .delete_session(uri, session_id, auth, custom)
-            .await
+            .await;
+        self.noted(result)
     }
 
     async fn get_stream(
@@ -189,9 +232,11 @@ impl StreamableHttpClient for Recorder {
         auth: Option<String>,
         custom: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.inner
+        let result = self
+            .inner
             .get_stream(uri, session_id, last_event_id, auth, custom)
-            .await
+            .await;
+        self.noted(result)
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -203,7 +248,8 @@ impl StreamableHttpClient for Recorder {
         custom: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.inner
+        let result = self
+            .inner
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -212,7 +258,8 @@ impl StreamableHttpClient for Recorder {
                 custom,
                 max_sse_event_size,
             )
-            .await
+            .await;
+        self.noted(result)
     }
 }
 

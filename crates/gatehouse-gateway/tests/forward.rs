@@ -265,10 +265,8 @@ struct Gateway {
 /// The gateway in front of `url`, with or without the forwarding path.
 async fn gateway(url: &str, forward: bool) -> Gateway {
     let handler = GatewayHandler::start(UpstreamServer::http(HttpTarget {
-        url: url.into(),
         credential: Some(("authorization".into(), Secret::new(KEY))),
-        via_upstream: None,
-        assertion: None,
+        ..HttpTarget::new(url)
     }))
     .await
     .expect("upstream reachable");

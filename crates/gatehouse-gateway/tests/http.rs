@@ -128,10 +128,8 @@ fn serve_revocable(
 
 fn target(url: &str, key: &str) -> UpstreamServer {
     UpstreamServer::http(HttpTarget {
-        url: url.into(),
         credential: Some(("authorization".into(), Secret::new(key))),
-        via_upstream: None,
-        assertion: None,
+        ..HttpTarget::new(url)
     })
 }
 
