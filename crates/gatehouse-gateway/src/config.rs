@@ -147,6 +147,17 @@ impl Trust {
         if certs.is_empty() {
             return Err(format!("{}: no PEM certificate in it", path.display()));
         }
+        // Each must serve as a root for both clients: refused here rather than skipped by one.
+        let mut roots = rustls::RootCertStore::empty();
+        for (i, cert) in certs.iter().enumerate() {
+            roots.add(cert.clone()).map_err(|e| {
+                format!(
+                    "{}: certificate {} is not usable as a root: {e}",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+        }
         Ok(Self::Only(certs.into()))
     }
 
@@ -168,11 +179,8 @@ impl Trust {
             }
             Self::Only(certs) => {
                 let mut roots = rustls::RootCertStore::empty();
-                let (_, ignored) = roots.add_parsable_certificates(certs.iter().cloned());
-                if roots.is_empty() {
-                    return Err(format!(
-                        "none of the {ignored} certificates is a usable root"
-                    ));
+                for cert in certs.iter() {
+                    roots.add(cert.clone()).map_err(|e| e.to_string())?;
                 }
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
@@ -346,6 +354,14 @@ mod tests {
         std::fs::write(&key_only, KeyPair::generate().unwrap().serialize_pem()).unwrap();
         let e = Trust::from_pem_file(&key_only).unwrap_err();
         assert!(e.contains("no PEM certificate"), "{e}");
+        let garbled = dir.join("garbled.pem");
+        std::fs::write(
+            &garbled,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQ=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = Trust::from_pem_file(&garbled).unwrap_err();
+        assert!(e.contains("certificate 1 is not usable as a root"), "{e}");
         let e = Trust::from_pem_file(&dir.join("missing.pem")).unwrap_err();
         assert!(e.contains("missing.pem"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
