@@ -3,8 +3,9 @@
 //! rmcp's (the handshake, lists) and the forwarding path's (`tools/call` as bytes). An upstream
 //! whose certificate the configured trust does not vouch for is never spoken to.
 //!
-//! Real pieces: a private CA and certificates made here (rcgen); an rmcp Streamable HTTP server
-//! behind rustls on 127.0.0.1, recording every POST it receives.
+//! Real pieces: a private CA and certificates made here (rcgen); rmcp Streamable HTTP servers
+//! behind rustls on 127.0.0.1 — stateless answering in JSON, and with sessions answering in SSE —
+//! recording every POST they receive.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
@@ -130,41 +132,55 @@ impl Drop for Served {
     }
 }
 
-/// A stateless rmcp upstream (JSON answers) behind TLS with `cert` on 127.0.0.1.
-async fn upstream(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> Served {
+/// An rmcp upstream behind TLS with `cert` on 127.0.0.1: with sessions (SSE answers) or
+/// stateless (JSON answers).
+async fn upstream(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    sessions: bool,
+) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}/mcp", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    let service = StreamableHttpService::new(
-        || {
-            Ok(Echo {
-                tool_router: Echo::tool_router(),
-            })
-        },
-        Arc::new(NeverSessionManager::default()),
-        StreamableHttpServerConfig::default()
-            .with_cancellation_token(stop.child_token())
-            .with_legacy_session_mode(false)
-            .with_json_response(true),
-    );
+    let make = || {
+        Ok(Echo {
+            tool_router: Echo::tool_router(),
+        })
+    };
+    let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
+    let routes = if sessions {
+        Router::new().route_service(
+            "/mcp",
+            StreamableHttpService::new(make, Arc::new(LocalSessionManager::default()), config),
+        )
+    } else {
+        Router::new().route_service(
+            "/mcp",
+            StreamableHttpService::new(
+                make,
+                Arc::new(NeverSessionManager::default()),
+                config
+                    .with_legacy_session_mode(false)
+                    .with_json_response(true),
+            ),
+        )
+    };
     let seen = Seen::default();
     let record = seen.clone();
-    let app = Router::new()
-        .route_service("/mcp", service)
-        .layer(axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let record = record.clone();
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let bytes = body.collect().await.unwrap().to_bytes();
-                    if let Ok(v) = serde_json::from_slice(&bytes) {
-                        record.lock().unwrap().push(v);
-                    }
-                    next.run(axum::extract::Request::from_parts(parts, bytes.into()))
-                        .await
+    let app = routes.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let record = record.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = body.collect().await.unwrap().to_bytes();
+                if let Ok(v) = serde_json::from_slice(&bytes) {
+                    record.lock().unwrap().push(v);
                 }
-            },
-        ));
+                next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                    .await
+            }
+        },
+    ));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -224,45 +240,65 @@ async fn gateway(url: &str, trust: Trust) -> Result<(Router, Gatehouse), String>
     Ok((handler.mount(&gatehouse, true), gatehouse))
 }
 
-async fn post(app: &Router, body: Value) -> (u16, Value) {
+/// The answer's status, media type and last JSON-RPC message.
+async fn post(app: &Router, body: Value) -> (u16, String, Value) {
     let req = common::mcp_post("alice", body.to_string(), &[]);
     let resp = tokio::time::timeout(Duration::from_secs(20), app.clone().oneshot(req))
         .await
         .expect("an answer")
         .unwrap();
     let status = resp.status().as_u16();
-    (status, common::last_message(resp).await)
+    let media = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, media, common::last_message(resp).await)
 }
 
 #[tokio::test]
 async fn an_https_upstream_under_a_private_ca_is_reached_on_both_paths() {
+    for sessions in [false, true] {
+        reached_on_both_paths(sessions).await;
+    }
+}
+
+async fn reached_on_both_paths(sessions: bool) {
     let dir = TempDir::new();
     let ca = Ca::new("Gatehouse test CA");
     let (cert, key) = ca.leaf(&["127.0.0.1"]);
-    let up = upstream(cert, key).await;
+    let up = upstream(cert, key, sessions).await;
     let trust = Trust::from_pem_file(&ca.pem_file(&dir)).unwrap();
     let (app, gatehouse) = gateway(&up.url, trust)
         .await
         .expect("the upstream is trusted");
 
     // rmcp's client over TLS: the list.
-    let (status, list) = post(
+    let (status, _, list) = post(
         &app,
         json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}),
     )
     .await;
-    assert_eq!(status, 200, "{list}");
+    assert_eq!(status, 200, "sessions: {sessions}: {list}");
     assert_eq!(list["result"]["tools"][0]["name"], "echo", "{list}");
 
     // The forwarding path over TLS: the client's bytes with the gateway's id.
     let before = gatehouse.direct_answers();
-    let (status, answer) = post(
+    let (status, media, answer) = post(
         &app,
         json!({"jsonrpc":"2.0","id":"c-7","method":"tools/call",
                "params":{"name":"echo","arguments":{"text":"over tls"}}}),
     )
     .await;
-    assert_eq!(status, 200, "{answer}");
+    assert_eq!(status, 200, "sessions: {sessions}: {answer}");
+    // An upstream with sessions answers in SSE, relayed event by event over the TLS connection.
+    let expected = if sessions {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    assert_eq!(media, expected);
     assert_eq!(answer["id"], "c-7");
     assert_eq!(
         answer["result"]["content"][0]["text"], "over tls",
@@ -313,7 +349,7 @@ async fn an_https_upstream_the_configured_trust_does_not_vouch_for_is_never_spok
         ),
     ];
     for (case, (cert, key), trust, why) in cases {
-        let up = upstream(cert, key).await;
+        let up = upstream(cert, key, false).await;
         let Err(e) = gateway(&up.url, trust).await else {
             panic!("{case}: the gateway started against an untrusted upstream");
         };
