@@ -30,9 +30,8 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -161,24 +160,7 @@ async fn upstream(sessions: bool) -> Served {
         })
     };
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    let manager = sessions.then(|| Arc::new(LocalSessionManager::default()));
-    let routes = if let Some(manager) = &manager {
-        Router::new().route_service(
-            "/mcp",
-            StreamableHttpService::new(make, manager.clone(), config),
-        )
-    } else {
-        Router::new().route_service(
-            "/mcp",
-            StreamableHttpService::new(
-                make,
-                Arc::new(NeverSessionManager::default()),
-                config
-                    .with_legacy_session_mode(false)
-                    .with_json_response(true),
-            ),
-        )
-    };
+    let (routes, manager) = common::mcp_routes(make, sessions, config);
     let seen = Seen::default();
     let record = seen.clone();
     let fault = Fault::default();

@@ -20,9 +20,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
@@ -148,23 +146,7 @@ async fn upstream(
         })
     };
     let config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    let routes = if sessions {
-        Router::new().route_service(
-            "/mcp",
-            StreamableHttpService::new(make, Arc::new(LocalSessionManager::default()), config),
-        )
-    } else {
-        Router::new().route_service(
-            "/mcp",
-            StreamableHttpService::new(
-                make,
-                Arc::new(NeverSessionManager::default()),
-                config
-                    .with_legacy_session_mode(false)
-                    .with_json_response(true),
-            ),
-        )
-    };
+    let (routes, _) = common::mcp_routes(make, sessions, config);
     let seen = Seen::default();
     let record = seen.clone();
     let app = routes.layer(axum::middleware::from_fn(

@@ -94,6 +94,39 @@ impl ServerHandler for WhoAmI {
     }
 }
 
+/// `/mcp` served by rmcp for the handlers `make` makes: with sessions (SSE answers; the session
+/// store is returned, to end a session under the gateway) or stateless (JSON answers).
+pub(crate) fn mcp_routes<H, F>(
+    make: F,
+    sessions: bool,
+    config: rmcp::transport::streamable_http_server::StreamableHttpServerConfig,
+) -> (
+    Router,
+    Option<Arc<rmcp::transport::streamable_http_server::session::local::LocalSessionManager>>,
+)
+where
+    H: ServerHandler,
+    F: Fn() -> Result<H, std::io::Error> + Send + Sync + 'static,
+{
+    use rmcp::transport::streamable_http_server::StreamableHttpService;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+    if sessions {
+        let manager = Arc::new(LocalSessionManager::default());
+        let service = StreamableHttpService::new(make, manager.clone(), config);
+        (Router::new().route_service("/mcp", service), Some(manager))
+    } else {
+        let service = StreamableHttpService::new(
+            make,
+            Arc::new(NeverSessionManager::default()),
+            config
+                .with_legacy_session_mode(false)
+                .with_json_response(true),
+        );
+        (Router::new().route_service("/mcp", service), None)
+    }
+}
+
 /// `router`, recording in `seen` the `Authorization` value of every request it receives.
 pub(crate) fn recording(router: Router, seen: Arc<Mutex<Vec<String>>>) -> Router {
     router.layer(axum::middleware::from_fn(
