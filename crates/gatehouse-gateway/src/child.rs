@@ -163,9 +163,9 @@ fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
     waiting.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Writes the queued messages to the child's stdin, each ending its line here, until every sender is gone or the transport closes
-/// (then what is queued is still written, and stdin is closed: the MCP stdio shutdown's first
-/// step).
+/// Writes the queued messages to the child's stdin, each ending its line here, until every
+/// sender is gone or the transport closes (then what is queued is still written, and stdin is
+/// closed: the MCP stdio shutdown's first step).
 async fn write_stdin(
     mut stdin: ChildStdin,
     mut queue: mpsc::UnboundedReceiver<Bytes>,

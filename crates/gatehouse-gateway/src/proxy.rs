@@ -100,17 +100,6 @@ pub struct ProxiedServer {
     pub policy: PolicySettings,
 }
 
-/// A host that cannot be another machine: `localhost` or a loopback address (all of
-/// 127.0.0.0/8, `::1`).
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 fn default_max_processes() -> u64 {
     100
 }
@@ -196,7 +185,8 @@ impl ProxiedServer {
                 let parsed = url::Url::parse(url).map_err(|e| SettingsError::new(key("url"), e))?;
                 match parsed.scheme() {
                     "https" => {}
-                    "http" if is_loopback(&parsed) => {}
+                    // The library's rule for its own outbound URLs: `localhost`, 127.0.0.0/8, `::1`.
+                    "http" if gatehouse::verify::fetch::is_loopback(&parsed) => {}
                     "http" if self.dangerous_allow_insecure_http => tracing::warn!(
                         name = %self.name,
                         url = %url,
